@@ -1,0 +1,37 @@
+//! Who is on the other end of a web socket: the authenticated user and their role.
+
+use serde::{Deserialize, Serialize};
+
+/// An operator's role, carried in the JWT `role` claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// May do everything, on every machine.
+    Admin,
+    /// May act on machines granted to them.
+    Operator,
+    /// May only look.
+    Viewer,
+}
+
+impl Role {
+    /// The wire spelling (`admin`, `operator`, `viewer`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
+/// A user authenticated by a verified JWT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticatedUser {
+    /// The JWT `sub`.
+    pub user_id: String,
+    /// The JWT `role`.
+    pub role: Role,
+    /// The JWT `exp`, seconds since the Unix epoch.
+    pub expires_at: i64,
+}

@@ -1,0 +1,11 @@
+//! fleetgate's connection layer: one actor per socket, the shared socket plumbing,
+//! and the wire protocol types they speak.
+
+pub mod agent_session;
+pub mod identity;
+pub mod protocol;
+pub mod sealing;
+pub mod shutdown;
+pub mod socket;
+pub mod violations;
+pub mod web_session;

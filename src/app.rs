@@ -1,0 +1,242 @@
+//! Building and running the server: `Application::build(settings)` binds (port 0 allowed)
+//! and returns the bound address, so tests start the real thing.
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer, web};
+use fleetgate_actors::agent_session::AgentSessionConfig;
+use fleetgate_actors::shutdown::{ShutdownSignal, ShutdownTrigger, shutdown_channel};
+use fleetgate_actors::socket::SocketConfig;
+use sea_orm::DatabaseConnection;
+use tracing_actix_web::TracingLogger;
+
+use crate::auth::JwtAuth;
+use crate::db;
+use crate::http;
+use crate::http::request_log::RequestSpan;
+use crate::secrets::{SecretStore, Secrets, SecretsError, SecretsNotice};
+use crate::settings::Settings;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The data directory could not be created.
+    #[error("data directory {path}: {error}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The underlying error.
+        error: std::io::Error,
+    },
+    /// Secrets could not be loaded.
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {error}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The underlying error.
+        error: std::io::Error,
+    },
+}
+
+/// Everything request handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// Database pool.
+    pub db: DatabaseConnection,
+    /// JWT issuing and verification.
+    pub jwt: JwtAuth,
+    /// Agent socket settings.
+    pub agent_session: AgentSessionConfig,
+    /// Web socket settings.
+    pub web_socket: SocketConfig,
+    /// Shutdown signal, cloned into every new socket.
+    pub shutdown: ShutdownSignal,
+}
+
+/// A bound, not yet running server.
+pub struct Application {
+    address: SocketAddr,
+    server: Server,
+    shutdown: ShutdownTrigger,
+    db: DatabaseConnection,
+    jwt: JwtAuth,
+    shutdown_timeout: Duration,
+}
+
+impl Application {
+    /// Prepares the data directory, secrets and database, then binds the listener.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let data_dir = &settings.storage.data_dir;
+        std::fs::create_dir_all(data_dir).map_err(|error| StartupError::DataDir {
+            path: data_dir.display().to_string(),
+            error,
+        })?;
+        let secrets = load_secrets(&settings)?;
+
+        let db = db::connect(&settings.database_url(), &settings.database).await?;
+        db::migrate_up(&db).await?;
+
+        let jwt = JwtAuth::new(&secrets.jwt_secret, &settings.auth);
+        let (trigger, signal) = shutdown_channel();
+        let state = AppState {
+            db: db.clone(),
+            jwt: jwt.clone(),
+            agent_session: AgentSessionConfig {
+                socket: socket_config(&settings, settings.limits.agent_frame_bytes),
+                register_timeout: Duration::from_secs(settings.agents.register_timeout_secs),
+            },
+            web_socket: socket_config(&settings, settings.limits.web_frame_bytes),
+            shutdown: signal,
+        };
+
+        let bind = settings.server.bind;
+        let listener =
+            TcpListener::bind(bind).map_err(|error| StartupError::Bind { addr: bind, error })?;
+        let address = listener
+            .local_addr()
+            .map_err(|error| StartupError::Bind { addr: bind, error })?;
+        let shutdown_timeout = Duration::from_secs(settings.server.shutdown_timeout_secs);
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::<RequestSpan>::new())
+                .app_data(web::Data::new(state.clone()))
+                .configure(http::routes)
+        })
+        .listen(listener)
+        .map_err(|error| StartupError::Bind { addr: bind, error })?
+        .disable_signals()
+        .shutdown_timeout(shutdown_timeout.as_secs())
+        .run();
+
+        tracing::info!(%address, "fleetgate listening");
+        Ok(Self {
+            address,
+            server,
+            shutdown: trigger,
+            db,
+            jwt,
+            shutdown_timeout,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The JWT issuer/verifier this server uses (tests sign tokens with it).
+    pub fn jwt(&self) -> &JwtAuth {
+        &self.jwt
+    }
+
+    /// The database pool.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Runs until SIGINT or SIGTERM, then shuts down gracefully.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let running = self.start();
+        wait_for_signal().await;
+        tracing::info!("shutdown requested");
+        running.stop().await;
+        Ok(())
+    }
+
+    /// Starts serving in the background and returns a handle to stop it.
+    pub fn start(self) -> RunningServer {
+        let handle = self.server.handle();
+        actix_web::rt::spawn(self.server);
+        RunningServer {
+            handle,
+            shutdown: self.shutdown,
+            db: self.db,
+            shutdown_timeout: self.shutdown_timeout,
+        }
+    }
+}
+
+/// A server serving in the background.
+pub struct RunningServer {
+    handle: ServerHandle,
+    shutdown: ShutdownTrigger,
+    db: DatabaseConnection,
+    shutdown_timeout: Duration,
+}
+
+impl RunningServer {
+    /// Closes every WebSocket with 1001, drains requests, then closes the database pool.
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        // Give socket actors a moment to flush their close frames.
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+        let stopped = tokio::time::timeout(self.shutdown_timeout, self.handle.stop(true)).await;
+        if stopped.is_err() {
+            tracing::warn!("graceful shutdown timed out");
+        }
+        if let Err(err) = self.db.close_by_ref().await {
+            tracing::warn!(error = %err, "closing the database pool failed");
+        }
+        tracing::info!("fleetgate stopped");
+    }
+}
+
+fn socket_config(settings: &Settings, max_frame_bytes: usize) -> SocketConfig {
+    SocketConfig {
+        ping_interval: Duration::from_secs(settings.server.ping_interval_secs),
+        client_timeout: Duration::from_secs(settings.server.client_timeout_secs),
+        max_frame_bytes,
+        violations_per_minute: settings.limits.violations_per_minute,
+    }
+}
+
+/// Loads secrets from the environment or the data directory and logs what was done (names only).
+fn load_secrets(settings: &Settings) -> Result<Secrets, SecretsError> {
+    let store = SecretStore::new(&settings.storage.data_dir);
+    let (secrets, notices) = store.load(|name| std::env::var(name).ok())?;
+    for notice in notices {
+        match notice {
+            SecretsNotice::Generated(name) => {
+                tracing::info!(secret = name, file = %store.path().display(), "generated secret")
+            }
+            SecretsNotice::WeakJwtSecretReplaced { source_name } => tracing::warn!(
+                source = %source_name,
+                file = %store.path().display(),
+                "weak JWT secret ignored; a strong one is used instead"
+            ),
+            SecretsNotice::PermissionsTightened => tracing::warn!(
+                file = %store.path().display(),
+                "secrets file was readable by others; permissions set to 0600"
+            ),
+        }
+    }
+    Ok(secrets)
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    let mut terminate = match tokio::signal::unix::signal(
+        tokio::signal::unix::SignalKind::terminate(),
+    ) {
+        Ok(signal) => signal,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot listen for SIGTERM; only SIGINT stops the server");
+            if let Err(err) = tokio::signal::ctrl_c().await {
+                tracing::error!(error = %err, "cannot listen for SIGINT either");
+            }
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

@@ -1,0 +1,19 @@
+//! HTTP routes, one file per route group.
+
+pub mod health;
+pub mod problem;
+pub mod request_log;
+pub mod token;
+pub mod ws;
+
+use actix_web::web;
+
+/// Registers every route of the server.
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/ws/agent", web::get().to(ws::agent_socket))
+        .route("/ws/web", web::get().to(ws::web_socket))
+        .default_service(web::to(problem::not_found));
+}

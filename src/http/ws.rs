@@ -1,0 +1,63 @@
+//! The WebSocket upgrade gate: `/ws/agent` upgrades for anyone (agents authenticate with
+//! `register`); `/ws/web` upgrades only with a valid JWT, checked before the upgrade.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web_actors::ws::WsResponseBuilder;
+use fleetgate_actors::agent_session::AgentSession;
+use fleetgate_actors::web_session::WebSession;
+
+use super::problem::Problem;
+use super::token::presented_token;
+use crate::app::AppState;
+
+/// Upgrades an agent connection.
+pub async fn agent_socket(
+    request: HttpRequest,
+    stream: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let session = AgentSession::new(state.agent_session.clone(), state.shutdown.clone());
+    WsResponseBuilder::new(session, &request, stream)
+        .frame_size(state.agent_session.socket.max_frame_bytes)
+        .start()
+}
+
+/// Upgrades an operator connection after verifying its JWT.
+pub async fn web_socket(
+    request: HttpRequest,
+    stream: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let Some(presented) = presented_token(&request) else {
+        return Ok(unauthorized("no token presented"));
+    };
+    let user = match state.jwt.authenticate(&presented.token) {
+        Ok(user) => user,
+        Err(err) => {
+            tracing::warn!(security = true, reason = %err, "web socket upgrade refused");
+            return Ok(unauthorized(&err.to_string()));
+        }
+    };
+    let session = WebSession::new(user, state.web_socket.clone(), state.shutdown.clone());
+    let protocols: Vec<&str> = presented.subprotocol.as_deref().into_iter().collect();
+    WsResponseBuilder::new(session, &request, stream)
+        .frame_size(state.web_socket.max_frame_bytes)
+        .protocols(&protocols)
+        .start()
+}
+
+fn unauthorized(detail: &str) -> HttpResponse {
+    let mut response = Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+        "Unauthorized",
+        detail,
+    )
+    .response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    response
+}

@@ -1,0 +1,11 @@
+//! fleetgate: a self-hosted gateway between operators and a fleet of Linux machines.
+//! The binary (`main.rs`) is a thin command-line front over this library.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod db;
+pub mod http;
+pub mod secrets;
+pub mod settings;
+pub mod telemetry;

@@ -1,0 +1,272 @@
+//! Server secrets: from the environment, else from `<data_dir>/secrets.env` (mode 0600),
+//! generated from the OS RNG when absent. Values never reach a log line.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use fleetgate_actors::sealing::DataKey;
+
+/// Name of the secrets file inside the data directory.
+pub const SECRETS_FILE: &str = "secrets.env";
+/// Variable holding the JWT signing secret.
+pub const JWT_SECRET_VAR: &str = "FLEETGATE_JWT_SECRET";
+/// Variable holding the session-token secret (64 hex chars).
+pub const SESSION_TOKEN_SECRET_VAR: &str = "FLEETGATE_SESSION_TOKEN_SECRET";
+/// Variable holding the data key that seals machine secrets (64 hex chars).
+pub const DATA_KEY_VAR: &str = "FLEETGATE_DATA_KEY";
+
+/// Shortest JWT secret accepted, in bytes.
+const MIN_JWT_SECRET_BYTES: usize = 32;
+/// Fragments that mark a JWT secret as a placeholder someone forgot to change.
+const PLACEHOLDER_FRAGMENTS: [&str; 8] = [
+    "secret",
+    "changeme",
+    "change-me",
+    "change_me",
+    "password",
+    "placeholder",
+    "example",
+    "default",
+];
+
+/// Why the secrets could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    /// A 32-byte secret was not exactly 64 hex chars.
+    #[error("{name} (from {source_name}) must be exactly 64 hex characters (32 bytes)")]
+    BadHexSecret {
+        /// Variable name.
+        name: &'static str,
+        /// Where it came from: the environment or the secrets file.
+        source_name: String,
+    },
+    /// The secrets file could not be read or written.
+    #[error("secrets file {path}: {error}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        error: std::io::Error,
+    },
+    /// The OS random number generator failed.
+    #[error("OS random number generator failed")]
+    Rng,
+}
+
+/// Something worth a warning in the log (names only, never values).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretsNotice {
+    /// A secret was generated and written to the secrets file.
+    Generated(&'static str),
+    /// A weak JWT secret was found at `source` and not used.
+    WeakJwtSecretReplaced {
+        /// Where it was found.
+        source_name: String,
+    },
+    /// The secrets file had permissions wider than 0600; they were tightened.
+    PermissionsTightened,
+}
+
+/// The server's secrets, loaded once at start-up.
+#[derive(Clone)]
+pub struct Secrets {
+    /// HS256 key for JWTs.
+    pub jwt_secret: Vec<u8>,
+    /// Key for `sessionToken`s of terminal reattach.
+    pub session_token_secret: [u8; 32],
+    /// Key sealing machine secrets at rest.
+    pub data_key: DataKey,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secrets(<redacted>)")
+    }
+}
+
+/// Reads and writes `<data_dir>/secrets.env`.
+#[derive(Debug, Clone)]
+pub struct SecretStore {
+    path: PathBuf,
+}
+
+impl SecretStore {
+    /// The store of `data_dir`.
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            path: data_dir.join(SECRETS_FILE),
+        }
+    }
+
+    /// Path of the secrets file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Loads the secrets, preferring `env`, generating and persisting what is missing or weak.
+    pub fn load(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(Secrets, Vec<SecretsNotice>), SecretsError> {
+        let mut notices = Vec::new();
+        let mut file = self.read_file(&mut notices)?;
+        let mut dirty = false;
+
+        let jwt_secret = match pick(&env, &file, JWT_SECRET_VAR) {
+            Some((value, _)) if !is_weak_jwt_secret(&value) => value,
+            found => {
+                if let Some((_, source_name)) = found {
+                    notices.push(SecretsNotice::WeakJwtSecretReplaced { source_name });
+                }
+                // Keep a strong file value when only the environment's was weak.
+                match file.get(JWT_SECRET_VAR).filter(|v| !is_weak_jwt_secret(v)) {
+                    Some(value) => value.clone(),
+                    None => {
+                        let value = random_hex()?;
+                        file.insert(JWT_SECRET_VAR.to_owned(), value.clone());
+                        notices.push(SecretsNotice::Generated(JWT_SECRET_VAR));
+                        dirty = true;
+                        value
+                    }
+                }
+            }
+        };
+
+        let mut hex_secret = |name: &'static str| -> Result<[u8; 32], SecretsError> {
+            if let Some((value, source_name)) = pick(&env, &file, name) {
+                return decode_hex32(&value)
+                    .ok_or(SecretsError::BadHexSecret { name, source_name });
+            }
+            let value = random_hex()?;
+            let bytes = decode_hex32(&value).ok_or(SecretsError::Rng)?;
+            file.insert(name.to_owned(), value);
+            notices.push(SecretsNotice::Generated(name));
+            dirty = true;
+            Ok(bytes)
+        };
+        let session_token_secret = hex_secret(SESSION_TOKEN_SECRET_VAR)?;
+        let data_key = DataKey::from_bytes(hex_secret(DATA_KEY_VAR)?);
+
+        if dirty {
+            self.write_file(&file)?;
+        }
+        Ok((
+            Secrets {
+                jwt_secret: jwt_secret.into_bytes(),
+                session_token_secret,
+                data_key,
+            },
+            notices,
+        ))
+    }
+
+    /// Replaces the JWT secret in the secrets file (every issued token becomes invalid).
+    pub fn rotate_jwt(&self) -> Result<(), SecretsError> {
+        let mut file = self.read_file(&mut Vec::new())?;
+        file.insert(JWT_SECRET_VAR.to_owned(), random_hex()?);
+        self.write_file(&file)
+    }
+
+    fn read_file(
+        &self,
+        notices: &mut Vec<SecretsNotice>,
+    ) -> Result<BTreeMap<String, String>, SecretsError> {
+        let text = match fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+            Err(error) => return Err(self.io_error(error)),
+        };
+        let mode = fs::metadata(&self.path)
+            .map_err(|e| self.io_error(e))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            fs::set_permissions(&self.path, fs::Permissions::from_mode(0o600))
+                .map_err(|e| self.io_error(e))?;
+            notices.push(SecretsNotice::PermissionsTightened);
+        }
+        Ok(parse_env_file(&text))
+    }
+
+    /// Writes atomically: a 0600 temporary file renamed over the old one.
+    fn write_file(&self, values: &BTreeMap<String, String>) -> Result<(), SecretsError> {
+        if let Some(dir) = self.path.parent() {
+            fs::create_dir_all(dir).map_err(|e| self.io_error(e))?;
+        }
+        let mut text = String::from("# fleetgate secrets: keep this file private (mode 0600).\n");
+        for (key, value) in values {
+            text.push_str(&format!("{key}={value}\n"));
+        }
+        let tmp = self.path.with_extension("env.tmp");
+        let mut out = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| self.io_error(e))?;
+        out.write_all(text.as_bytes())
+            .and_then(|_| out.sync_all())
+            .map_err(|e| self.io_error(e))?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
+            .map_err(|e| self.io_error(e))?;
+        fs::rename(&tmp, &self.path).map_err(|e| self.io_error(e))
+    }
+
+    fn io_error(&self, error: std::io::Error) -> SecretsError {
+        SecretsError::Io {
+            path: self.path.clone(),
+            error,
+        }
+    }
+}
+
+/// The value of `name` from the environment, else from the file, with where it came from.
+fn pick(
+    env: &impl Fn(&str) -> Option<String>,
+    file: &BTreeMap<String, String>,
+    name: &str,
+) -> Option<(String, String)> {
+    if let Some(value) = env(name)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+    {
+        return Some((value, "the environment".to_owned()));
+    }
+    file.get(name)
+        .filter(|v| !v.is_empty())
+        .map(|v| (v.clone(), SECRETS_FILE.to_owned()))
+}
+
+/// Whether a JWT secret is too short or a well-known placeholder.
+pub fn is_weak_jwt_secret(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    value.len() < MIN_JWT_SECRET_BYTES
+        || PLACEHOLDER_FRAGMENTS.iter().any(|p| lower.contains(p))
+        || value.chars().all(|c| Some(c) == value.chars().next())
+}
+
+/// `KEY=VALUE` lines; blank lines and `#` comments ignored.
+fn parse_env_file(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+fn decode_hex32(value: &str) -> Option<[u8; 32]> {
+    let bytes = hex::decode(value.trim()).ok()?;
+    bytes.try_into().ok()
+}
+
+/// 32 bytes from the OS RNG as 64 lowercase hex chars.
+pub fn random_hex() -> Result<String, SecretsError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|_| SecretsError::Rng)?;
+    Ok(hex::encode(bytes))
+}
