@@ -15,14 +15,17 @@ pub async fn connect(url: &str, settings: &DatabaseSettings) -> Result<DatabaseC
     options
         .max_connections(settings.max_connections)
         .acquire_timeout(Duration::from_secs(10))
-        .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(move |sqlite| {
-            sqlite
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(busy_timeout)
-                .foreign_keys(true)
-        });
+        .sqlx_logging(false);
+    if !settings.schema.trim().is_empty() {
+        options.set_schema_search_path(settings.schema.trim().to_owned());
+    }
+    options.map_sqlx_sqlite_opts(move |sqlite| {
+        sqlite
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(busy_timeout)
+            .foreign_keys(true)
+    });
     Database::connect(options).await
 }
 

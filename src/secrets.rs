@@ -246,7 +246,7 @@ pub fn is_weak_jwt_secret(value: &str) -> bool {
     let lower = value.to_ascii_lowercase();
     value.len() < MIN_JWT_SECRET_BYTES
         || PLACEHOLDER_FRAGMENTS.iter().any(|p| lower.contains(p))
-        || value.chars().all(|c| Some(c) == value.chars().next())
+        || value.chars().all(|c| value.starts_with(c))
 }
 
 /// `KEY=VALUE` lines; blank lines and `#` comments ignored.
@@ -269,4 +269,146 @@ pub fn random_hex() -> Result<String, SecretsError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|_| SecretsError::Rng)?;
     Ok(hex::encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STRONG: &str = "9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a0";
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+    }
+
+    fn file_values(store: &SecretStore) -> BTreeMap<String, String> {
+        parse_env_file(&fs::read_to_string(store.path()).expect("read"))
+    }
+
+    #[test]
+    fn missing_secrets_are_generated_and_persisted_with_mode_0600() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SecretStore::new(dir.path());
+        let (secrets, notices) = store.load(no_env).expect("load");
+        assert_eq!(mode(store.path()), 0o600);
+        let values = file_values(&store);
+        assert_eq!(
+            values[JWT_SECRET_VAR].as_bytes(),
+            secrets.jwt_secret.as_slice()
+        );
+        assert_eq!(
+            values[SESSION_TOKEN_SECRET_VAR],
+            hex::encode(secrets.session_token_secret)
+        );
+        assert_eq!(values[DATA_KEY_VAR].len(), 64);
+        assert_eq!(notices.len(), 3);
+        assert_ne!(values[DATA_KEY_VAR], values[JWT_SECRET_VAR]);
+
+        // A second load reuses the persisted values and writes nothing.
+        let (again, notices) = store.load(no_env).expect("reload");
+        assert!(notices.is_empty());
+        assert_eq!(again.jwt_secret, secrets.jwt_secret);
+        assert_eq!(again.session_token_secret, secrets.session_token_secret);
+    }
+
+    #[test]
+    fn weak_jwt_secret_in_file_is_replaced_and_persisted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SecretStore::new(dir.path());
+        fs::write(store.path(), "FLEETGATE_JWT_SECRET=changeme\n").expect("write");
+        let (secrets, notices) = store.load(no_env).expect("load");
+        assert_ne!(secrets.jwt_secret, b"changeme");
+        assert!(secrets.jwt_secret.len() >= 32);
+        assert!(
+            notices
+                .iter()
+                .any(|n| matches!(n, SecretsNotice::WeakJwtSecretReplaced { .. }))
+        );
+        assert!(notices.contains(&SecretsNotice::PermissionsTightened));
+        assert_eq!(
+            file_values(&store)[JWT_SECRET_VAR].as_bytes(),
+            secrets.jwt_secret.as_slice()
+        );
+    }
+
+    #[test]
+    fn weak_jwt_secret_in_environment_is_not_used() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SecretStore::new(dir.path());
+        let env = |name: &str| (name == JWT_SECRET_VAR).then(|| "secret".to_owned());
+        let (secrets, notices) = store.load(env).expect("load");
+        assert_ne!(secrets.jwt_secret, b"secret");
+        assert!(notices.iter().any(|n| matches!(
+            n,
+            SecretsNotice::WeakJwtSecretReplaced { source_name } if source_name == "the environment"
+        )));
+    }
+
+    #[test]
+    fn strong_jwt_secret_is_kept_and_environment_wins() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SecretStore::new(dir.path());
+        let env = |name: &str| (name == JWT_SECRET_VAR).then(|| STRONG.to_owned());
+        let (secrets, _) = store.load(env).expect("load");
+        assert_eq!(secrets.jwt_secret, STRONG.as_bytes());
+        // The environment's value is not copied into the file.
+        assert_ne!(
+            file_values(&store).get(JWT_SECRET_VAR).map(String::as_str),
+            Some(STRONG)
+        );
+    }
+
+    #[test]
+    fn bad_session_token_secret_stops_loading() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SecretStore::new(dir.path());
+        let env = |name: &str| (name == SESSION_TOKEN_SECRET_VAR).then(|| "not-hex".to_owned());
+        let err = store.load(env).expect_err("must refuse");
+        assert!(
+            matches!(err, SecretsError::BadHexSecret { name, .. } if name == SESSION_TOKEN_SECRET_VAR)
+        );
+        assert!(
+            !err.to_string().contains("not-hex"),
+            "the value must not be echoed"
+        );
+
+        let short = |name: &str| (name == SESSION_TOKEN_SECRET_VAR).then(|| "abcd".to_owned());
+        assert!(store.load(short).is_err());
+    }
+
+    #[test]
+    fn rotation_replaces_only_the_jwt_secret() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SecretStore::new(dir.path());
+        let (before, _) = store.load(no_env).expect("load");
+        store.rotate_jwt().expect("rotate");
+        assert_eq!(mode(store.path()), 0o600);
+        let (after, _) = store.load(no_env).expect("reload");
+        assert_ne!(after.jwt_secret, before.jwt_secret);
+        assert_eq!(after.session_token_secret, before.session_token_secret);
+        assert!(!is_weak_jwt_secret(
+            std::str::from_utf8(&after.jwt_secret).expect("utf8")
+        ));
+    }
+
+    #[test]
+    fn weakness_rules() {
+        assert!(is_weak_jwt_secret("secret"));
+        assert!(is_weak_jwt_secret("short"));
+        assert!(is_weak_jwt_secret(&"a".repeat(64)));
+        assert!(is_weak_jwt_secret("please-changeme-please-changeme-please"));
+        assert!(!is_weak_jwt_secret(STRONG));
+    }
+
+    #[test]
+    fn debug_output_redacts_values() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (secrets, _) = SecretStore::new(dir.path()).load(no_env).expect("load");
+        let shown = format!("{secrets:?}");
+        assert!(!shown.contains(std::str::from_utf8(&secrets.jwt_secret).expect("utf8")));
+    }
 }

@@ -78,6 +78,8 @@ pub struct StorageSettings {
 pub struct DatabaseSettings {
     /// SeaORM URL; empty means the SQLite file in the data directory.
     pub url: String,
+    /// PostgreSQL schema (search_path); empty for the default.
+    pub schema: String,
     /// Pool size.
     pub max_connections: u32,
     /// SQLite busy timeout, milliseconds.
@@ -182,6 +184,14 @@ impl Settings {
         Ok(settings)
     }
 
+    /// The built-in defaults alone, ignoring files and the environment.
+    pub fn defaults() -> Result<Self, SettingsError> {
+        Self::load_from(
+            None,
+            Environment::default().source(Some(Default::default())),
+        )
+    }
+
     /// The database URL to use: the configured one, or the SQLite file in the data directory.
     pub fn database_url(&self) -> String {
         if self.database.url.trim().is_empty() {
@@ -280,5 +290,115 @@ fn invalid(key: &'static str, reason: &str) -> SettingsError {
     SettingsError::Invalid {
         key,
         reason: reason.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Environment {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Environment::with_prefix(ENV_PREFIX)
+            .separator("__")
+            .source(Some(map))
+    }
+
+    fn file_with(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::Builder::new()
+            .suffix(".toml")
+            .tempfile()
+            .expect("tempfile");
+        std::io::Write::write_all(&mut file, text.as_bytes()).expect("write");
+        file
+    }
+
+    #[test]
+    fn defaults_match_the_documented_contract() {
+        let settings = Settings::defaults().expect("defaults");
+        assert_eq!(settings.server.bind.to_string(), "127.0.0.1:7070");
+        assert_eq!(settings.storage.data_dir, PathBuf::from("./data"));
+        assert_eq!(
+            settings.database_url(),
+            "sqlite://./data/fleetgate.db?mode=rwc"
+        );
+        assert_eq!(settings.auth.jwt_issuer, "fleetgate");
+        assert_eq!(settings.auth.jwt_audience, "fleetgate-clients");
+        assert_eq!(settings.auth.jwt_ttl_secs, 3600);
+        assert_eq!(settings.agents.enrollment, Enrollment::Token);
+        assert_eq!(settings.agents.offline_after_secs, 15);
+        assert_eq!(settings.limits.agent_frame_bytes, 1 << 20);
+        assert_eq!(settings.limits.web_frame_bytes, 64 << 10);
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_environment_overrides_file() {
+        let file = file_with(
+            "[server]\nbind = \"0.0.0.0:8080\"\n[log]\nformat = \"json\"\nlevel = \"debug\"\n",
+        );
+        let from_file = Settings::load_from(Some(file.path()), env(&[])).expect("file");
+        assert_eq!(from_file.server.bind.to_string(), "0.0.0.0:8080");
+        assert_eq!(from_file.log.format, LogFormat::Json);
+
+        let both = Settings::load_from(
+            Some(file.path()),
+            env(&[
+                ("FLEETGATE__SERVER__BIND", "127.0.0.1:9090"),
+                ("FLEETGATE__AGENTS__ENROLLMENT", "open"),
+            ]),
+        )
+        .expect("env");
+        assert_eq!(both.server.bind.to_string(), "127.0.0.1:9090");
+        assert_eq!(both.agents.enrollment, Enrollment::Open);
+        assert_eq!(
+            both.log.level, "debug",
+            "keys the environment leaves alone come from the file"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            ("FLEETGATE__SERVER__BIND", "not-an-address", "server.bind"),
+            ("FLEETGATE__LOG__FORMAT", "xml", "log.format"),
+            (
+                "FLEETGATE__AGENTS__HEARTBEAT_SECS",
+                "-5",
+                "agents.heartbeat_secs",
+            ),
+            (
+                "FLEETGATE__AGENTS__OFFLINE_AFTER_SECS",
+                "0",
+                "agents.offline_after_secs",
+            ),
+            (
+                "FLEETGATE__AGENTS__ENROLLMENT",
+                "maybe",
+                "agents.enrollment",
+            ),
+            ("FLEETGATE__LOG__LEVEL", "info,=[", "log.level"),
+        ];
+        for (var, value, key) in cases {
+            let err = Settings::load_from(None, env(&[(var, value)])).expect_err(var);
+            assert!(err.to_string().contains(key), "{var}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_in_a_file_are_refused() {
+        let file = file_with("[server]\nbindd = \"0.0.0.0:8080\"\n");
+        let err = Settings::load_from(Some(file.path()), env(&[])).expect_err("typo");
+        assert!(err.to_string().contains("bindd"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_config_file_is_an_error() {
+        let missing = Path::new("/nonexistent/fleetgate.toml");
+        assert!(Settings::load_from(Some(missing), env(&[])).is_err());
     }
 }

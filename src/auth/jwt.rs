@@ -175,3 +175,144 @@ fn check_header_algorithm(token: &str) -> Result<(), JwtError> {
         None => Err(JwtError::Malformed),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> AuthSettings {
+        AuthSettings {
+            jwt_issuer: "fleetgate".into(),
+            jwt_audience: "fleetgate-clients".into(),
+            jwt_ttl_secs: 3600,
+            jwt_leeway_secs: 5,
+        }
+    }
+
+    fn auth() -> JwtAuth {
+        JwtAuth::new(b"0123456789abcdef0123456789abcdef", &settings())
+    }
+
+    fn claims() -> Claims {
+        let now = chrono::Utc::now().timestamp();
+        Claims {
+            iss: "fleetgate".into(),
+            aud: "fleetgate-clients".into(),
+            exp: now + 600,
+            iat: now,
+            nbf: None,
+            sub: "user-1".into(),
+            role: Role::Operator,
+            name: None,
+        }
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// A token with a chosen header and the signature of a valid token.
+    fn with_header(header: &str) -> String {
+        let good = auth().sign(&claims()).expect("sign");
+        let mut parts = good.split('.');
+        let (_, body, sig) = (parts.next(), parts.next(), parts.next());
+        format!(
+            "{}.{}.{}",
+            b64(header.as_bytes()),
+            body.unwrap_or(""),
+            sig.unwrap_or("")
+        )
+    }
+
+    #[test]
+    fn issued_token_round_trips() {
+        let auth = auth();
+        let (token, exp) = auth
+            .issue("user-7", Role::Admin, Some("Ada"))
+            .expect("issue");
+        let claims = auth.verify(&token).expect("verify");
+        assert_eq!(claims.sub, "user-7");
+        assert_eq!(claims.role, Role::Admin);
+        assert_eq!(claims.exp, exp);
+        assert_eq!(claims.iss, "fleetgate");
+        assert_eq!(claims.aud, "fleetgate-clients");
+        assert!(claims.iat <= chrono::Utc::now().timestamp());
+    }
+
+    #[test]
+    fn alg_none_is_refused() {
+        let header = r#"{"alg":"none","typ":"JWT"}"#;
+        let body = b64(serde_json::to_string(&claims()).expect("json").as_bytes());
+        let token = format!("{}.{}.", b64(header.as_bytes()), body);
+        assert_eq!(auth().verify(&token), Err(JwtError::AlgNone));
+    }
+
+    #[test]
+    fn other_algorithms_are_refused() {
+        let token = with_header(r#"{"alg":"RS256","typ":"JWT"}"#);
+        assert_eq!(auth().verify(&token), Err(JwtError::WrongAlgorithm));
+        let token = with_header(r#"{"alg":"HS512","typ":"JWT"}"#);
+        assert_eq!(auth().verify(&token), Err(JwtError::WrongAlgorithm));
+    }
+
+    #[test]
+    fn wrong_issuer_and_audience_are_refused() {
+        let mut wrong_iss = claims();
+        wrong_iss.iss = "someone-else".into();
+        let token = auth().sign(&wrong_iss).expect("sign");
+        assert_eq!(auth().verify(&token), Err(JwtError::WrongIssuer));
+
+        let mut wrong_aud = claims();
+        wrong_aud.aud = "other-clients".into();
+        let token = auth().sign(&wrong_aud).expect("sign");
+        assert_eq!(auth().verify(&token), Err(JwtError::WrongAudience));
+    }
+
+    #[test]
+    fn expired_and_not_yet_valid_are_refused() {
+        let now = chrono::Utc::now().timestamp();
+        let mut expired = claims();
+        expired.exp = now - 60;
+        let token = auth().sign(&expired).expect("sign");
+        assert_eq!(auth().verify(&token), Err(JwtError::Expired));
+
+        let mut early = claims();
+        early.nbf = Some(now + 600);
+        let token = auth().sign(&early).expect("sign");
+        assert_eq!(auth().verify(&token), Err(JwtError::NotYetValid));
+    }
+
+    #[test]
+    fn expiry_within_leeway_is_accepted() {
+        let mut just_expired = claims();
+        just_expired.exp = chrono::Utc::now().timestamp() - 2;
+        let token = auth().sign(&just_expired).expect("sign");
+        assert!(auth().verify(&token).is_ok());
+    }
+
+    #[test]
+    fn tampered_and_foreign_signatures_are_refused() {
+        let token = auth().sign(&claims()).expect("sign");
+        let mut admin = claims();
+        admin.role = Role::Admin;
+        let forged_body = b64(serde_json::to_string(&admin).expect("json").as_bytes());
+        let parts: Vec<&str> = token.split('.').collect();
+        let tampered = format!("{}.{}.{}", parts[0], forged_body, parts[2]);
+        assert_eq!(auth().verify(&tampered), Err(JwtError::BadSignature));
+
+        let other = JwtAuth::new(b"another-secret-another-secret-xx", &settings());
+        let foreign = other.sign(&claims()).expect("sign");
+        assert_eq!(auth().verify(&foreign), Err(JwtError::BadSignature));
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        for garbage in ["", "abc", "a.b.c", "....", "bm90IGpzb24.e30.sig"] {
+            assert_eq!(
+                auth().verify(garbage),
+                Err(JwtError::Malformed),
+                "{garbage:?}"
+            );
+        }
+    }
+}

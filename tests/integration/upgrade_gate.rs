@@ -1,0 +1,233 @@
+//! The WebSocket upgrade gate and HTTP basics, over real sockets.
+
+use fleetgate::auth::{Claims, JwtAuth};
+use fleetgate::settings::AuthSettings;
+use fleetgate_actors::identity::Role;
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use crate::support::{TestServer, spawn_app};
+
+/// Outcome of an upgrade attempt: the HTTP status and the selected subprotocol.
+async fn try_upgrade(
+    server: &TestServer,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Option<String>) {
+    let mut request = server.ws_url(path).into_client_request().expect("request");
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                .expect("header name"),
+            HeaderValue::from_str(value).expect("header value"),
+        );
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((_socket, response)) => (
+            response.status(),
+            response
+                .headers()
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        ),
+        Err(WsError::Http(response)) => (response.status(), None),
+        Err(other) => panic!("unexpected upgrade error: {other}"),
+    }
+}
+
+fn claims(server_jwt: &JwtAuth) -> Claims {
+    let (token, _) = server_jwt
+        .issue("user-1", Role::Operator, None)
+        .expect("issue");
+    server_jwt.verify(&token).expect("verify")
+}
+
+#[actix_web::test]
+async fn agent_endpoint_upgrades_without_a_token() {
+    let server = spawn_app().await;
+    let (status, _) = try_upgrade(&server, "/ws/agent", &[]).await;
+    assert_eq!(status, StatusCode::SWITCHING_PROTOCOLS);
+    server.stop().await;
+}
+
+#[actix_web::test]
+async fn web_endpoint_refuses_missing_and_bad_tokens() {
+    let server = spawn_app().await;
+    let (status, _) = try_upgrade(&server, "/ws/web", &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let mut expired = claims(&server.jwt);
+    expired.exp = chrono::Utc::now().timestamp() - 3600;
+    let expired = server.jwt.sign(&expired).expect("sign");
+
+    let mut wrong_audience = claims(&server.jwt);
+    wrong_audience.aud = "somebody-else".into();
+    let wrong_audience = server.jwt.sign(&wrong_audience).expect("sign");
+
+    let other_settings = AuthSettings {
+        jwt_issuer: "fleetgate".into(),
+        jwt_audience: "fleetgate-clients".into(),
+        jwt_ttl_secs: 3600,
+        jwt_leeway_secs: 0,
+    };
+    let foreign = JwtAuth::new(b"not-the-server-secret-not-the-xx", &other_settings)
+        .issue("user-1", Role::Admin, None)
+        .expect("issue")
+        .0;
+
+    for token in [expired, wrong_audience, foreign, "garbage".to_owned()] {
+        let bearer = format!("Bearer {token}");
+        let (status, _) = try_upgrade(&server, "/ws/web", &[("authorization", &bearer)]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "token {token}");
+    }
+    server.stop().await;
+}
+
+#[actix_web::test]
+async fn web_endpoint_accepts_each_presentation_of_a_good_token() {
+    let server = spawn_app().await;
+    let (token, _) = server
+        .jwt
+        .issue("user-1", Role::Operator, None)
+        .expect("issue");
+
+    let bearer = format!("Bearer {token}");
+    let (status, _) = try_upgrade(&server, "/ws/web", &[("authorization", &bearer)]).await;
+    assert_eq!(status, StatusCode::SWITCHING_PROTOCOLS, "bearer");
+
+    let entry = format!("jwt.{token}");
+    let offered = format!("fleetgate.v1, {entry}");
+    let (status, selected) =
+        try_upgrade(&server, "/ws/web", &[("sec-websocket-protocol", &offered)]).await;
+    assert_eq!(status, StatusCode::SWITCHING_PROTOCOLS, "subprotocol");
+    assert_eq!(
+        selected.as_deref(),
+        Some(entry.as_str()),
+        "subprotocol echoed"
+    );
+
+    let cookie = format!("session={token}");
+    let (status, _) = try_upgrade(&server, "/ws/web", &[("cookie", &cookie)]).await;
+    assert_eq!(status, StatusCode::SWITCHING_PROTOCOLS, "cookie");
+
+    let query = format!("/ws/web?token={token}");
+    let (status, _) = try_upgrade(&server, &query, &[]).await;
+    assert_eq!(status, StatusCode::SWITCHING_PROTOCOLS, "query");
+    server.stop().await;
+}
+
+#[actix_web::test]
+async fn web_socket_greets_with_hello() {
+    let server = spawn_app().await;
+    let (token, _) = server
+        .jwt
+        .issue("user-42", Role::Viewer, None)
+        .expect("issue");
+    let mut request = server
+        .ws_url("/ws/web")
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("upgrade");
+    let first = socket.next().await.expect("a frame").expect("ok frame");
+    let hello: serde_json::Value =
+        serde_json::from_str(first.to_text().expect("text")).expect("json");
+    assert_eq!(hello["type"], "hello");
+    assert_eq!(hello["userId"], "user-42");
+    assert_eq!(hello["role"], "viewer");
+    socket.close(None).await.expect("close");
+    server.stop().await;
+}
+
+#[actix_web::test]
+async fn other_websocket_paths_are_not_found() {
+    let server = spawn_app().await;
+    let (status, _) = try_upgrade(&server, "/ws/other", &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    server.stop().await;
+}
+
+#[actix_web::test]
+async fn oversized_agent_frame_is_refused_with_1009() {
+    let server = spawn_app().await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(server.ws_url("/ws/agent"))
+        .await
+        .expect("upgrade");
+    let huge = "x".repeat(2 << 20);
+    socket.send(Message::text(huge)).await.expect("send");
+    let mut saw_too_large = false;
+    let mut close_code = None;
+    while let Some(Ok(frame)) = socket.next().await {
+        match frame {
+            Message::Text(text) => saw_too_large |= text.contains("\"too_large\""),
+            Message::Close(Some(close)) => {
+                close_code = Some(u16::from(close.code));
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(saw_too_large, "an error frame with code too_large");
+    assert_eq!(close_code, Some(1009));
+    server.stop().await;
+}
+
+#[actix_web::test]
+async fn shutdown_closes_sockets_with_1001() {
+    let server = spawn_app().await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(server.ws_url("/ws/agent"))
+        .await
+        .expect("upgrade");
+    let stopping = actix_web::rt::spawn(server.stop());
+    let mut close_code = None;
+    while let Some(Ok(frame)) = socket.next().await {
+        if let Message::Close(Some(close)) = frame {
+            close_code = Some(u16::from(close.code));
+            break;
+        }
+    }
+    assert_eq!(close_code, Some(1001));
+    stopping.await.expect("stopped");
+}
+
+#[actix_web::test]
+async fn health_and_readiness_answer() {
+    let server = spawn_app().await;
+    for path in ["/healthz", "/readyz"] {
+        let status = http_get_status(&server.http_url(path)).await;
+        assert_eq!(status, 200, "{path}");
+    }
+    server
+        .db
+        .ping()
+        .await
+        .expect("the server's database answers");
+    server.stop().await;
+}
+
+/// A minimal HTTP/1.1 GET over a raw TCP socket; returns the status code.
+pub async fn http_get_status(url: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("status line")
+}
