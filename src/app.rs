@@ -7,6 +7,7 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use fleetgate_actors::agent_session::AgentSessionConfig;
+use fleetgate_actors::repo::machine::mark_all_offline;
 use fleetgate_actors::shutdown::{ShutdownSignal, ShutdownTrigger, shutdown_channel};
 use fleetgate_actors::socket::SocketConfig;
 use sea_orm::DatabaseConnection;
@@ -17,6 +18,7 @@ use crate::db;
 use crate::http;
 use crate::http::request_log::RequestSpan;
 use crate::secrets::{SecretStore, Secrets, SecretsError, SecretsNotice};
+use crate::services::Services;
 use crate::settings::Settings;
 
 /// Why the server could not start.
@@ -55,6 +57,10 @@ pub struct AppState {
     pub jwt: JwtAuth,
     /// Agent socket settings.
     pub agent_session: AgentSessionConfig,
+    /// Long-lived actors.
+    pub services: Services,
+    /// Largest agent HTTP report body, bytes.
+    pub agent_http_body_bytes: usize,
     /// Web socket settings.
     pub web_socket: SocketConfig,
     /// Shutdown signal, cloned into every new socket.
@@ -68,6 +74,7 @@ pub struct Application {
     shutdown: ShutdownTrigger,
     db: DatabaseConnection,
     jwt: JwtAuth,
+    services: Services,
     shutdown_timeout: Duration,
 }
 
@@ -83,6 +90,14 @@ impl Application {
 
         let db = db::connect(&settings.database_url(), &settings.database).await?;
         db::migrate_up(&db).await?;
+        let reset = mark_all_offline(&db).await?;
+        if reset > 0 {
+            tracing::info!(
+                machines = reset,
+                "machines marked offline until they register again"
+            );
+        }
+        let services = Services::start(&db, secrets.data_key.clone(), &settings);
 
         let jwt = JwtAuth::new(&secrets.jwt_secret, &settings.auth);
         let (trigger, signal) = shutdown_channel();
@@ -92,7 +107,10 @@ impl Application {
             agent_session: AgentSessionConfig {
                 socket: socket_config(&settings, settings.limits.agent_frame_bytes),
                 register_timeout: Duration::from_secs(settings.agents.register_timeout_secs),
+                enrollment: settings.agents.enrollment,
             },
+            services: services.clone(),
+            agent_http_body_bytes: settings.limits.agent_http_body_bytes,
             web_socket: socket_config(&settings, settings.limits.web_frame_bytes),
             shutdown: signal,
         };
@@ -104,14 +122,16 @@ impl Application {
             .local_addr()
             .map_err(|error| StartupError::Bind { addr: bind, error })?;
         let shutdown_timeout = Duration::from_secs(settings.server.shutdown_timeout_secs);
+        let agent_body_limit = state.agent_http_body_bytes;
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(web::Data::new(state.clone()))
-                .configure(http::routes)
+                .configure(|config| http::routes(config, agent_body_limit))
         })
         .listen(listener)
         .map_err(|error| StartupError::Bind { addr: bind, error })?
+        .tcp_nodelay(true)
         .disable_signals()
         .shutdown_timeout(shutdown_timeout.as_secs())
         .run();
@@ -123,6 +143,7 @@ impl Application {
             shutdown: trigger,
             db,
             jwt,
+            services,
             shutdown_timeout,
         })
     }
@@ -142,6 +163,11 @@ impl Application {
         &self.db
     }
 
+    /// The long-lived actors.
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
     /// Runs until SIGINT or SIGTERM, then shuts down gracefully.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let running = self.start();
@@ -159,6 +185,7 @@ impl Application {
             handle,
             shutdown: self.shutdown,
             db: self.db,
+            services: self.services,
             shutdown_timeout: self.shutdown_timeout,
         }
     }
@@ -169,6 +196,7 @@ pub struct RunningServer {
     handle: ServerHandle,
     shutdown: ShutdownTrigger,
     db: DatabaseConnection,
+    services: Services,
     shutdown_timeout: Duration,
 }
 
@@ -182,6 +210,7 @@ impl RunningServer {
         if stopped.is_err() {
             tracing::warn!("graceful shutdown timed out");
         }
+        self.services.flush().await;
         if let Err(err) = self.db.close_by_ref().await {
             tracing::warn!(error = %err, "closing the database pool failed");
         }

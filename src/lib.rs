@@ -7,5 +7,6 @@ pub mod cli;
 pub mod db;
 pub mod http;
 pub mod secrets;
+pub mod services;
 pub mod settings;
 pub mod telemetry;

@@ -26,6 +26,7 @@ async fn main() -> ExitCode {
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate { action } => cli::run_migrate(&settings, action).await,
+        Command::Machine { action } => cli::run_machine(&settings, action).await,
         Command::Secrets { action } => cli::run_secrets(&settings, action),
     };
     match outcome {

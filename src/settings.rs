@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
+pub use fleetgate_actors::repo::Enrollment;
+
 /// The built-in defaults, the same text as `config/default.toml`.
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -118,16 +120,6 @@ pub struct AuthSettings {
     pub jwt_ttl_secs: u64,
     /// Clock leeway, seconds.
     pub jwt_leeway_secs: u64,
-}
-
-/// Who may enrol a machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Enrollment {
-    /// Only operator-created secrets register.
-    Token,
-    /// Unknown secrets create machines.
-    Open,
 }
 
 /// `[agents]`

@@ -1,11 +1,22 @@
-//! `AgentSession`: the actor behind one `/ws/agent` socket.
+//! `AgentSession`: the actor behind one `/ws/agent` socket (PROTOCOL.md section 2).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorContext, AsyncContext, StreamHandler};
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Handler, Recipient, SpawnHandle,
+    StreamHandler, WrapFuture,
+};
 use actix_web_actors::ws::{self, CloseCode, WebsocketContext};
+use chrono::Utc;
 
-use crate::protocol::{ErrorCode, ErrorFrame};
+use crate::protocol::agent::{AgentMessage, Heartbeat, Register, parse_agent_frame};
+use crate::protocol::server::registered_frame;
+use crate::protocol::{ConnectionId, ErrorCode, ErrorFrame, MachineId};
+use crate::registry::{HeartbeatSeen, RegisterAgent, ToAgent, UnregisterAgent};
+use crate::repo::Enrollment;
+use crate::repo::machine::{AuthenticateMachine, MachineDetails, MachineError, TouchLastSeen};
+use crate::repo::metric::RecordMetric;
+use crate::repo::port::SyncPorts;
 use crate::shutdown::ShutdownSignal;
 use crate::socket::{self, CLOSE_UNAUTHENTICATED, Inbound, SocketConfig};
 use crate::violations::ViolationCounter;
@@ -16,37 +27,221 @@ pub struct AgentSessionConfig {
     /// Keep-alive, frame size and violation limits.
     pub socket: SocketConfig,
     /// `register` must arrive within this long.
-    pub register_timeout: std::time::Duration,
+    pub register_timeout: Duration,
+    /// Enrolment policy.
+    pub enrollment: Enrollment,
 }
 
-/// One connected agent. Until it has registered, every frame is answered with
-/// `not_registered` and otherwise ignored.
+/// The actors an agent session talks to (recipients, so tests can stand in probes).
+#[derive(Clone)]
+pub struct AgentLinks {
+    /// `MachineRepo`: secret check at register.
+    pub authenticate: Recipient<AuthenticateMachine>,
+    /// `MachineRepo`: coalesced last-seen writes.
+    pub touch_last_seen: Recipient<TouchLastSeen>,
+    /// `Registry`: announce this connection.
+    pub register: Recipient<RegisterAgent>,
+    /// `Registry`: withdraw this connection.
+    pub unregister: Recipient<UnregisterAgent>,
+    /// `Registry`: liveness.
+    pub heartbeat_seen: Recipient<HeartbeatSeen>,
+    /// `MetricRepo`: one row per heartbeat.
+    pub record_metric: Recipient<RecordMetric>,
+    /// `PortRepo`: listening ports.
+    pub sync_ports: Recipient<SyncPorts>,
+}
+
+/// Where the session is in the register handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Waiting for `register`.
+    AwaitingRegister,
+    /// `register` received; the secret is being checked.
+    Registering,
+    /// Registered as this machine.
+    Registered(MachineId),
+}
+
+/// One connected agent.
 pub struct AgentSession {
     config: AgentSessionConfig,
+    links: AgentLinks,
     shutdown: ShutdownSignal,
+    connection_id: ConnectionId,
+    stage: Stage,
+    register_deadline: Option<SpawnHandle>,
     last_heard: Instant,
     violations: ViolationCounter,
 }
 
 impl AgentSession {
     /// A session for a freshly upgraded socket.
-    pub fn new(config: AgentSessionConfig, shutdown: ShutdownSignal) -> Self {
+    pub fn new(config: AgentSessionConfig, links: AgentLinks, shutdown: ShutdownSignal) -> Self {
         let violations = ViolationCounter::new(config.socket.violations_per_minute);
         Self {
             config,
+            links,
             shutdown,
+            connection_id: ConnectionId::next(),
+            stage: Stage::AwaitingRegister,
+            register_deadline: None,
             last_heard: Instant::now(),
             violations,
         }
     }
 
-    /// Replies with `error` and closes with 1008 when the peer keeps misbehaving.
+    /// Replies with `error`, logs a security event, and closes with 1008 past the limit.
     fn refuse(&mut self, ctx: &mut WebsocketContext<Self>, frame: ErrorFrame) {
-        tracing::warn!(security = true, code = ?frame.code, "agent frame refused");
+        let machine_id = match self.stage {
+            Stage::Registered(id) => id.to_string(),
+            _ => String::new(),
+        };
+        tracing::warn!(
+            security = true,
+            connection_id = %self.connection_id,
+            machine_id,
+            code = ?frame.code,
+            "agent frame refused"
+        );
         socket::send_error(ctx, &frame);
         if self.violations.record(Instant::now()) {
             socket::close(ctx, CloseCode::Policy, "repeated protocol violations");
         }
+    }
+
+    fn handle_text(&mut self, text: &str, ctx: &mut WebsocketContext<Self>) {
+        let message = match parse_agent_frame(text) {
+            Ok(message) => message,
+            Err(frame) => return self.refuse(ctx, frame),
+        };
+        match (self.stage, message) {
+            (Stage::AwaitingRegister, AgentMessage::Register(register)) => {
+                self.start_register(register, ctx)
+            }
+            (Stage::Registered(id), AgentMessage::Heartbeat(heartbeat)) => {
+                self.handle_heartbeat(id, heartbeat, ctx)
+            }
+            (Stage::Registered(_), AgentMessage::Register(_)) => self.refuse(
+                ctx,
+                ErrorFrame::new(ErrorCode::InvalidField, "already registered"),
+            ),
+            (Stage::Registered(id), other) => {
+                // Terminal and command routing is not wired yet: nothing can be waiting for it.
+                tracing::debug!(machine_id = %id, kind = message_kind(&other), "agent output for no open session dropped");
+            }
+            (_, _) => self.refuse(
+                ctx,
+                ErrorFrame::new(ErrorCode::NotRegistered, "send register first"),
+            ),
+        }
+    }
+
+    fn start_register(&mut self, register: Register, ctx: &mut WebsocketContext<Self>) {
+        self.stage = Stage::Registering;
+        let os = register.os_info.unwrap_or_default();
+        let details = MachineDetails {
+            hostname: register.hostname,
+            ip: register.ip,
+            os_distro: os.distro,
+            os_release: os.release,
+            os_kernel: os.kernel,
+            platform: register.platform,
+        };
+        let hostname = details.hostname.clone();
+        let request = AuthenticateMachine {
+            secret: register.secret_key,
+            enrollment: self.config.enrollment,
+            details,
+        };
+        let check = self.links.authenticate.send(request).into_actor(self).map(
+            move |outcome, session, ctx| match outcome {
+                Ok(Ok(machine_id)) => session.finish_register(machine_id, hostname, ctx),
+                Ok(Err(MachineError::UnknownSecret)) => {
+                    tracing::warn!(security = true, connection_id = %session.connection_id, "register with an unknown secret refused");
+                    socket::send_error(ctx, &ErrorFrame::new(ErrorCode::Unauthenticated, "unknown machine secret"));
+                    socket::close(ctx, CloseCode::Other(CLOSE_UNAUTHENTICATED), "register refused");
+                }
+                Ok(Err(err)) => session.fail_internal(&err.to_string(), ctx),
+                Err(err) => session.fail_internal(&err.to_string(), ctx),
+            },
+        );
+        ctx.wait(check);
+    }
+
+    fn finish_register(
+        &mut self,
+        machine_id: MachineId,
+        hostname: String,
+        ctx: &mut WebsocketContext<Self>,
+    ) {
+        self.stage = Stage::Registered(machine_id);
+        if let Some(deadline) = self.register_deadline.take() {
+            ctx.cancel_future(deadline);
+        }
+        self.links.register.do_send(RegisterAgent {
+            machine_id,
+            connection_id: self.connection_id,
+            hostname,
+            recipient: ctx.address().recipient(),
+        });
+        tracing::info!(%machine_id, connection_id = %self.connection_id, "agent registered");
+        ctx.text(registered_frame(machine_id));
+    }
+
+    fn fail_internal(&mut self, error: &str, ctx: &mut WebsocketContext<Self>) {
+        tracing::error!(error, "register could not be completed");
+        socket::send_error(ctx, &ErrorFrame::new(ErrorCode::Internal, "internal error"));
+        socket::close(ctx, CloseCode::Error, "internal error");
+    }
+
+    fn handle_heartbeat(
+        &mut self,
+        machine_id: MachineId,
+        heartbeat: Heartbeat,
+        ctx: &mut WebsocketContext<Self>,
+    ) {
+        if MachineId::parse(&heartbeat.machine_id) != Some(machine_id) {
+            return self.refuse(
+                ctx,
+                ErrorFrame::new(
+                    ErrorCode::InvalidField,
+                    "machineId is not this connection's machine",
+                ),
+            );
+        }
+        let at = Utc::now();
+        let m = &heartbeat.metrics;
+        self.links.heartbeat_seen.do_send(HeartbeatSeen {
+            machine_id,
+            connection_id: self.connection_id,
+        });
+        self.links.record_metric.do_send(RecordMetric {
+            machine_id,
+            at,
+            cpu: m.cpu_usage,
+            ram_used: m.ram_used,
+            ram_total: m.ram_total,
+            disk_used: m.disk_used,
+            disk_total: m.disk_total,
+            uptime: m.uptime as i64,
+        });
+        self.links.sync_ports.do_send(SyncPorts {
+            machine_id,
+            ports: heartbeat.ports.unwrap_or_default(),
+        });
+        self.links
+            .touch_last_seen
+            .do_send(TouchLastSeen { machine_id, at });
+    }
+}
+
+fn message_kind(message: &AgentMessage) -> &'static str {
+    match message {
+        AgentMessage::Register(_) => "register",
+        AgentMessage::Heartbeat(_) => "heartbeat",
+        AgentMessage::CommandResponse(_) => "command_response",
+        AgentMessage::TerminalOutput(_) => "terminal_output",
+        AgentMessage::TerminalExit(_) => "terminal_exit",
     }
 }
 
@@ -56,24 +251,28 @@ impl Actor for AgentSession {
     fn started(&mut self, ctx: &mut Self::Context) {
         socket::start_keepalive(ctx, &self.config.socket, |session| session.last_heard);
         socket::close_on_shutdown(ctx, self.shutdown.clone());
-        ctx.run_later(self.config.register_timeout, |_session, ctx| {
-            tracing::info!("agent did not register in time; closing");
-            socket::close(
-                ctx,
-                CloseCode::Other(CLOSE_UNAUTHENTICATED),
-                "register timeout",
-            );
-        });
+        self.register_deadline = Some(ctx.run_later(self.config.register_timeout, |session, ctx| {
+            if !matches!(session.stage, Stage::Registered(_)) {
+                tracing::info!(connection_id = %session.connection_id, "agent did not register in time");
+                socket::close(ctx, CloseCode::Other(CLOSE_UNAUTHENTICATED), "register timeout");
+            }
+        }));
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        if let Stage::Registered(machine_id) = self.stage {
+            self.links.unregister.do_send(UnregisterAgent {
+                machine_id,
+                connection_id: self.connection_id,
+            });
+        }
     }
 }
 
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for AgentSession {
     fn handle(&mut self, event: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         match socket::triage(event, ctx, &mut self.last_heard) {
-            Inbound::Text(_) => self.refuse(
-                ctx,
-                ErrorFrame::new(ErrorCode::NotRegistered, "send register first"),
-            ),
+            Inbound::Text(text) => self.handle_text(&text, ctx),
             Inbound::Refused(frame) => self.refuse(ctx, frame),
             Inbound::Handled => {}
         }
@@ -81,5 +280,18 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for AgentSession {
 
     fn finished(&mut self, ctx: &mut Self::Context) {
         ctx.stop();
+    }
+}
+
+impl Handler<ToAgent> for AgentSession {
+    type Result = ();
+
+    fn handle(&mut self, command: ToAgent, ctx: &mut Self::Context) {
+        match command {
+            ToAgent::Frame(text) => ctx.text(text),
+            ToAgent::Disconnect { code, reason } => {
+                socket::close(ctx, CloseCode::from(code), reason)
+            }
+        }
     }
 }

@@ -4,6 +4,8 @@
 pub mod agent_session;
 pub mod identity;
 pub mod protocol;
+pub mod registry;
+pub mod repo;
 pub mod sealing;
 pub mod shutdown;
 pub mod socket;

@@ -2,17 +2,72 @@
 
 use anyhow::Context;
 
-use super::{MigrateAction, SecretsAction};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+
+use fleetgate_actors::repo::machine::enroll_machine;
+use sea_orm::DatabaseConnection;
+
+use super::{MachineAction, MigrateAction, SecretsAction};
 use crate::db;
 use crate::secrets::{JWT_SECRET_VAR, SecretStore};
 use crate::settings::Settings;
 
+/// Opens the configured database (creating the data directory for SQLite).
+async fn open_database(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    std::fs::create_dir_all(&settings.storage.data_dir).context("creating the data directory")?;
+    db::connect(&settings.database_url(), &settings.database)
+        .await
+        .context("connecting to the database")
+}
+
+/// `fleetgate machine add NAME [--count N] [--out FILE]`.
+pub async fn run_machine(settings: &Settings, action: MachineAction) -> anyhow::Result<()> {
+    let MachineAction::Add { name, count, out } = action;
+    let store = SecretStore::new(&settings.storage.data_dir);
+    let (secrets, _) = store.load(|var| std::env::var(var).ok())?;
+    let database = open_database(settings).await?;
+    db::migrate_up(&database).await?;
+    let mut lines = String::new();
+    for index in 1..=count {
+        let machine_name = if count == 1 {
+            name.clone()
+        } else {
+            format!("{name}-{index}")
+        };
+        let enrolled = enroll_machine(&database, &secrets.data_key, &machine_name).await?;
+        lines.push_str(&format!("{} {}\n", enrolled.id, enrolled.secret));
+    }
+    match out {
+        Some(path) => {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            file.write_all(lines.as_bytes())?;
+            println!(
+                "enrolled {count} machine(s); ids and secrets written to {}",
+                path.display()
+            );
+        }
+        None => {
+            println!("machineId secret (shown once; give the secret to the agent as its key):");
+            print!("{lines}");
+            println!(
+                "connect with: fleetgate-agent --server {}/ws/agent --key <secret>",
+                settings.server.public_url.replacen("http", "ws", 1)
+            );
+        }
+    }
+    Ok(())
+}
+
 /// `fleetgate migrate up|down|status`.
 pub async fn run_migrate(settings: &Settings, action: MigrateAction) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&settings.storage.data_dir).context("creating the data directory")?;
-    let database = db::connect(&settings.database_url(), &settings.database)
-        .await
-        .context("connecting to the database")?;
+    let database = open_database(settings).await?;
     match action {
         MigrateAction::Up => {
             db::migrate_up(&database).await?;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-pub use admin::{run_migrate, run_secrets};
+pub use admin::{run_machine, run_migrate, run_secrets};
 
 /// fleetgate: a gateway between operators and a fleet of Linux machines.
 #[derive(Debug, Parser)]
@@ -30,6 +30,12 @@ pub enum Command {
         /// up, down or status.
         #[command(subcommand)]
         action: MigrateAction,
+    },
+    /// Machines of the fleet.
+    Machine {
+        /// What to do.
+        #[command(subcommand)]
+        action: MachineAction,
     },
     /// Server secrets.
     Secrets {
@@ -59,4 +65,20 @@ pub enum MigrateAction {
 pub enum SecretsAction {
     /// Replace the JWT signing secret; every issued token stops working.
     RotateJwt,
+}
+
+/// `fleetgate machine …`
+#[derive(Debug, Clone, Subcommand)]
+pub enum MachineAction {
+    /// Enrol a machine and print its new agent secret (shown once).
+    Add {
+        /// Name of the machine (with --count, a prefix: NAME-1, NAME-2, …).
+        name: String,
+        /// How many machines to enrol.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// Write `machineId secret` lines to this file (mode 0600) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }

@@ -17,7 +17,11 @@ pub async fn agent_socket(
     stream: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let session = AgentSession::new(state.agent_session.clone(), state.shutdown.clone());
+    let session = AgentSession::new(
+        state.agent_session.clone(),
+        state.services.agent_links(),
+        state.shutdown.clone(),
+    );
     WsResponseBuilder::new(session, &request, stream)
         .frame_size(state.agent_session.socket.max_frame_bytes)
         .start()

@@ -1,5 +1,8 @@
 //! Integration tests: the real server on port 0, spoken to through real sockets.
 
+mod agent_client;
+mod agent_connection;
 mod migrations;
+mod repositories;
 mod support;
 mod upgrade_gate;

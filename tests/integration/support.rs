@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use fleetgate::app::{Application, RunningServer};
 use fleetgate::auth::JwtAuth;
+use fleetgate::services::Services;
 use fleetgate::settings::Settings;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use tempfile::TempDir;
@@ -20,6 +21,8 @@ pub struct TestServer {
     pub jwt: JwtAuth,
     /// The server's database.
     pub db: DatabaseConnection,
+    /// The server's actors.
+    pub services: Services,
     /// Data directory (kept alive as long as the server).
     pub _data_dir: TempDir,
     running: RunningServer,
@@ -74,6 +77,36 @@ pub async fn test_settings(data_dir: &TempDir) -> Settings {
     settings
 }
 
+/// Enrols a machine through the server's repository; returns (id, secret).
+pub async fn enroll(server: &TestServer, name: &str) -> (String, String) {
+    let enrolled = server
+        .services
+        .machines
+        .send(fleetgate_actors::repo::machine::EnrollMachine {
+            name: name.to_owned(),
+        })
+        .await
+        .expect("repo reachable")
+        .expect("enrolled");
+    (enrolled.id.to_string(), enrolled.secret)
+}
+
+/// Polls `check` until it holds or `WAIT` passes; returns whether it held.
+pub async fn eventually<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + crate::agent_client::WAIT;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
 /// Starts a server with `adjust` applied to its settings.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestServer {
     let data_dir = tempfile::tempdir().expect("tempdir");
@@ -83,11 +116,13 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestServer {
     let address = app.address();
     let jwt = app.jwt().clone();
     let db = app.db().clone();
+    let services = app.services().clone();
     let running = app.start();
     TestServer {
         address,
         jwt,
         db,
+        services,
         _data_dir: data_dir,
         running,
     }
@@ -96,4 +131,43 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestServer {
 /// Starts a server with the default test settings.
 pub async fn spawn_app() -> TestServer {
     spawn_app_with(|_| {}).await
+}
+
+/// A minimal HTTP/1.1 GET over a raw TCP socket; returns the status code.
+pub async fn http_get_status(url: &str) -> u16 {
+    http_request("GET", url, &[], "").await
+}
+
+/// A JSON POST; returns the status code.
+pub async fn http_post(url: &str, headers: &[(&str, &str)], body: &str) -> u16 {
+    http_request("POST", url, headers, body).await
+}
+
+async fn http_request(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if method == "POST" {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("status line")
 }

@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::support::{TestServer, spawn_app};
+use crate::support::{TestServer, http_get_status, spawn_app};
 
 /// Outcome of an upgrade attempt: the HTTP status and the selected subprotocol.
 async fn try_upgrade(
@@ -211,23 +211,4 @@ async fn health_and_readiness_answer() {
         .await
         .expect("the server's database answers");
     server.stop().await;
-}
-
-/// A minimal HTTP/1.1 GET over a raw TCP socket; returns the status code.
-pub async fn http_get_status(url: &str) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").expect("http url");
-    let (host, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
-    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("read");
-    response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .expect("status line")
 }

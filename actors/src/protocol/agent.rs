@@ -1,0 +1,389 @@
+//! Agent → server messages of protocol v1 (PROTOCOL.md section 2), parsed and validated.
+
+use serde::Deserialize;
+
+use super::error::{ErrorCode, ErrorFrame};
+
+/// Longest accepted hostname or address string.
+pub const MAX_NAME_LEN: usize = 255;
+/// Most ports accepted in one heartbeat.
+pub const MAX_PORTS: usize = 4096;
+/// Most disks accepted in one heartbeat.
+pub const MAX_DISKS: usize = 256;
+
+/// A validated message from an agent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentMessage {
+    /// `register`, the first message.
+    Register(Register),
+    /// `heartbeat`, every 5 s.
+    Heartbeat(Heartbeat),
+    /// `command_response`, a chunk of command output.
+    CommandResponse(CommandResponse),
+    /// `terminal_output`, shell output.
+    TerminalOutput(TerminalOutput),
+    /// `terminal_exit` (fleetgate extension).
+    TerminalExit(TerminalExit),
+}
+
+/// `osInfo` of `register`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct OsInfo {
+    /// Distribution, e.g. `debian`.
+    #[serde(default)]
+    pub distro: Option<String>,
+    /// Release, e.g. `12`.
+    #[serde(default)]
+    pub release: Option<String>,
+    /// Kernel version.
+    #[serde(default)]
+    pub kernel: Option<String>,
+}
+
+/// `register`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+pub struct Register {
+    /// Reported hostname.
+    pub hostname: String,
+    /// Reported address (any string).
+    pub ip: String,
+    /// OS details, may be missing.
+    #[serde(rename = "osInfo", default)]
+    pub os_info: Option<OsInfo>,
+    /// The machine secret (64 lowercase hex chars).
+    #[serde(rename = "secretKey")]
+    pub secret_key: String,
+    /// `linux`, `darwin` or `windows`.
+    #[serde(default)]
+    pub platform: Option<String>,
+    /// fleetgate extension: agent version.
+    #[serde(rename = "agentVersion", default)]
+    pub agent_version: Option<String>,
+    /// fleetgate extension: announced capabilities.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+}
+
+impl std::fmt::Debug for Register {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Register")
+            .field("hostname", &self.hostname)
+            .field("ip", &self.ip)
+            .field("os_info", &self.os_info)
+            .field("platform", &self.platform)
+            .field("secret_key", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// `metrics` of `heartbeat` (percent, GiB, seconds). Missing numbers count as 0.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Metrics {
+    /// CPU percent.
+    pub cpu_usage: f64,
+    /// RAM percent.
+    pub ram_usage: f64,
+    /// RAM total, GiB.
+    pub ram_total: f64,
+    /// RAM used, GiB.
+    pub ram_used: f64,
+    /// Disk percent.
+    pub disk_usage: f64,
+    /// Disk total, GiB.
+    pub disk_total: f64,
+    /// Disk used, GiB.
+    pub disk_used: f64,
+    /// Per-disk figures; may be `null`.
+    pub disks: Option<Vec<DiskMetrics>>,
+    /// Uptime, seconds.
+    pub uptime: f64,
+}
+
+/// One entry of `metrics.disks`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct DiskMetrics {
+    /// Mount point.
+    pub path: String,
+    /// Percent used.
+    pub usage: f64,
+    /// Total, GiB.
+    pub total: f64,
+    /// Used, GiB.
+    pub used: f64,
+}
+
+/// One entry of `ports`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+pub struct PortReport {
+    /// Port number.
+    pub port: u16,
+    /// `tcp` or `udp`.
+    pub proto: String,
+    /// Service or process name.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// Socket state, e.g. `LISTEN`.
+    #[serde(default)]
+    pub state: Option<String>,
+}
+
+/// `heartbeat`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Heartbeat {
+    /// The machine the agent claims to be (trusted only if it equals the connection's).
+    #[serde(rename = "machineId")]
+    pub machine_id: String,
+    /// Metrics sample.
+    #[serde(default)]
+    pub metrics: Metrics,
+    /// Listening ports; may be `null`.
+    #[serde(default)]
+    pub ports: Option<Vec<PortReport>>,
+}
+
+/// `command_response`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CommandResponse {
+    /// The machine the agent claims to be.
+    #[serde(rename = "machineId")]
+    pub machine_id: String,
+    /// The command this output belongs to.
+    #[serde(rename = "commandId")]
+    pub command_id: String,
+    /// A chunk of output.
+    #[serde(default)]
+    pub output: String,
+    /// Exit code (meaningful when `completed`).
+    #[serde(rename = "exitCode", default)]
+    pub exit_code: i32,
+    /// Whether this is the last chunk.
+    #[serde(default)]
+    pub completed: bool,
+}
+
+/// `terminal_output`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TerminalOutput {
+    /// The session this output belongs to.
+    #[serde(rename = "sessionId")]
+    pub session_id: String,
+    /// Shell output.
+    pub output: String,
+}
+
+/// `terminal_exit`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TerminalExit {
+    /// The session whose shell exited.
+    #[serde(rename = "sessionId")]
+    pub session_id: String,
+    /// The shell's exit code.
+    #[serde(rename = "exitCode", default)]
+    pub exit_code: i32,
+}
+
+/// Only the `type` of a frame, read first to pick the message shape.
+#[derive(Deserialize)]
+struct TypeTag<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Parses one agent text frame (trailing whitespace allowed) into a validated message.
+pub fn parse_agent_frame(text: &str) -> Result<AgentMessage, ErrorFrame> {
+    let text = text.trim_end();
+    let tag: TypeTag<'_> = serde_json::from_str(text).map_err(|err| {
+        if err.is_data() {
+            ErrorFrame::new(
+                ErrorCode::MissingType,
+                "a frame must be a JSON object with a type",
+            )
+        } else {
+            ErrorFrame::new(ErrorCode::BadJson, "frame is not valid JSON")
+        }
+    })?;
+    let kind = tag
+        .kind
+        .ok_or_else(|| ErrorFrame::new(ErrorCode::MissingType, "frame has no type"))?;
+    let message = match kind.as_ref() {
+        "register" => AgentMessage::Register(fields(text)?),
+        "heartbeat" => AgentMessage::Heartbeat(fields(text)?),
+        "command_response" => AgentMessage::CommandResponse(fields(text)?),
+        "terminal_output" => AgentMessage::TerminalOutput(fields(text)?),
+        "terminal_exit" => AgentMessage::TerminalExit(fields(text)?),
+        _ => {
+            return Err(ErrorFrame::new(
+                ErrorCode::UnknownType,
+                "unknown message type",
+            ));
+        }
+    };
+    validate(&message)?;
+    Ok(message)
+}
+
+fn fields<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ErrorFrame> {
+    serde_json::from_str(text)
+        .map_err(|err| ErrorFrame::new(ErrorCode::InvalidField, format!("invalid field: {err}")))
+}
+
+fn invalid(message: &str) -> ErrorFrame {
+    ErrorFrame::new(ErrorCode::InvalidField, message)
+}
+
+/// Checks bounds that serde cannot express.
+fn validate(message: &AgentMessage) -> Result<(), ErrorFrame> {
+    match message {
+        AgentMessage::Register(register) => {
+            if register.hostname.is_empty() || register.hostname.len() > MAX_NAME_LEN {
+                return Err(invalid("hostname must be 1 to 255 characters"));
+            }
+            if register.ip.len() > MAX_NAME_LEN {
+                return Err(invalid("ip must be at most 255 characters"));
+            }
+            if !is_secret_shape(&register.secret_key) {
+                return Err(invalid("secretKey must be 64 lowercase hex characters"));
+            }
+            let os = register.os_info.as_ref();
+            let texts = [
+                register.platform.as_deref(),
+                os.and_then(|o| o.distro.as_deref()),
+                os.and_then(|o| o.release.as_deref()),
+                os.and_then(|o| o.kernel.as_deref()),
+                register.agent_version.as_deref(),
+            ];
+            if texts.iter().flatten().any(|t| t.len() > MAX_NAME_LEN)
+                || register.capabilities.len() > 64
+            {
+                return Err(invalid("register field too long"));
+            }
+            Ok(())
+        }
+        AgentMessage::Heartbeat(heartbeat) => validate_heartbeat(heartbeat),
+        AgentMessage::CommandResponse(_)
+        | AgentMessage::TerminalOutput(_)
+        | AgentMessage::TerminalExit(_) => Ok(()),
+    }
+}
+
+fn validate_heartbeat(heartbeat: &Heartbeat) -> Result<(), ErrorFrame> {
+    let m = &heartbeat.metrics;
+    let amounts = [
+        m.cpu_usage,
+        m.ram_usage,
+        m.ram_total,
+        m.ram_used,
+        m.disk_usage,
+        m.disk_total,
+        m.disk_used,
+        m.uptime,
+    ];
+    if amounts.iter().any(|v| !v.is_finite() || *v < 0.0) {
+        return Err(invalid("metrics must be non-negative numbers"));
+    }
+    if m.disks.as_ref().is_some_and(|d| d.len() > MAX_DISKS) {
+        return Err(invalid("too many disks"));
+    }
+    if let Some(ports) = &heartbeat.ports {
+        if ports.len() > MAX_PORTS {
+            return Err(invalid("too many ports"));
+        }
+        let too_long = |s: &Option<String>| s.as_ref().is_some_and(|s| s.len() > MAX_NAME_LEN);
+        if ports.iter().any(|p| {
+            p.proto.is_empty() || p.proto.len() > 16 || too_long(&p.service) || too_long(&p.state)
+        }) {
+            return Err(invalid("bad port entry"));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `secret` has the shape of a machine secret: 64 lowercase hex chars.
+pub fn is_secret_shape(secret: &str) -> bool {
+    secret.len() == 64
+        && secret
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "a97eef2fbf0dbe58d4d7411321e6641d463bdeb5ed1ec1dcc3fffc29b1085de4";
+
+    fn code(text: &str) -> ErrorCode {
+        parse_agent_frame(text).expect_err("must be refused").code
+    }
+
+    #[test]
+    fn protocol_register_example_parses_with_trailing_newline() {
+        let frame = format!(
+            "{{\"type\":\"register\",\"hostname\":\"web-1\",\"ip\":\"10.0.0.5\",\
+             \"osInfo\":{{\"distro\":\"debian\",\"release\":\"12\",\"kernel\":\"6.1.0-18-amd64\"}},\
+             \"secretKey\":\"{SECRET}\",\"platform\":\"linux\"}}\n"
+        );
+        let AgentMessage::Register(register) = parse_agent_frame(&frame).expect("parses") else {
+            panic!("not a register");
+        };
+        assert_eq!(register.hostname, "web-1");
+        assert_eq!(
+            register.os_info.and_then(|o| o.distro).as_deref(),
+            Some("debian")
+        );
+        assert!(!format!("{:?}", parse_agent_frame(&frame)).contains(SECRET));
+    }
+
+    #[test]
+    fn protocol_heartbeat_example_parses() {
+        let frame = r#"{"type":"heartbeat","machineId":"6f1c2b8e-3d4a-4b5c-9e7f-0a1b2c3d4e5f",
+ "metrics":{"cpuUsage":12.5,"ramUsage":41.2,"ramTotal":15.5,"ramUsed":6.4,
+            "diskUsage":63.0,"diskTotal":480.0,"diskUsed":302.4,
+            "disks":[{"path":"/","usage":63.0,"total":480.0,"used":302.4}],
+            "uptime":86400},
+ "ports":[{"port":22,"proto":"tcp","service":"sshd","state":"LISTEN"}]}
+"#;
+        let AgentMessage::Heartbeat(heartbeat) = parse_agent_frame(frame).expect("parses") else {
+            panic!("not a heartbeat");
+        };
+        assert_eq!(heartbeat.metrics.cpu_usage, 12.5);
+        assert_eq!(heartbeat.metrics.uptime, 86400.0);
+        assert_eq!(heartbeat.ports.map(|p| p.len()), Some(1));
+    }
+
+    #[test]
+    fn null_ports_and_disks_are_accepted() {
+        let frame = r#"{"type":"heartbeat","machineId":"x","metrics":{"disks":null},"ports":null}"#;
+        assert!(parse_agent_frame(frame).is_ok());
+    }
+
+    #[test]
+    fn bad_frames_get_the_right_codes() {
+        assert_eq!(code("{not json"), ErrorCode::BadJson);
+        assert_eq!(code("[1,2]"), ErrorCode::MissingType);
+        assert_eq!(code(r#"{"hostname":"x"}"#), ErrorCode::MissingType);
+        assert_eq!(code(r#"{"type":"update_agent"}"#), ErrorCode::UnknownType);
+        assert_eq!(
+            code(r#"{"type":"register","hostname":"x"}"#),
+            ErrorCode::InvalidField
+        );
+        let short_secret = r#"{"type":"register","hostname":"h","ip":"i","secretKey":"abc"}"#;
+        assert_eq!(code(short_secret), ErrorCode::InvalidField);
+        let negative = r#"{"type":"heartbeat","machineId":"x","metrics":{"cpuUsage":-1}}"#;
+        assert_eq!(code(negative), ErrorCode::InvalidField);
+        let bad_port =
+            r#"{"type":"heartbeat","machineId":"x","ports":[{"port":70000,"proto":"tcp"}]}"#;
+        assert_eq!(code(bad_port), ErrorCode::InvalidField);
+    }
+
+    #[test]
+    fn long_hostnames_are_refused() {
+        let frame = format!(
+            r#"{{"type":"register","hostname":"{}","ip":"i","secretKey":"{SECRET}"}}"#,
+            "h".repeat(256)
+        );
+        assert_eq!(code(&frame), ErrorCode::InvalidField);
+    }
+}

@@ -1,0 +1,290 @@
+//! `Registry`: who is connected, routing to agents by machineId, and online status.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient};
+use chrono::{DateTime, Utc};
+
+use crate::protocol::{ConnectionId, MachineId};
+use crate::repo::machine::SetMachineStatus;
+use crate::socket::CLOSE_REPLACED;
+
+/// Something for an agent's socket to do.
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+#[rtype(result = "()")]
+pub enum ToAgent {
+    /// Send this text frame.
+    Frame(String),
+    /// Close the socket with this code.
+    Disconnect {
+        /// WebSocket close code.
+        code: u16,
+        /// Close reason.
+        reason: &'static str,
+    },
+}
+
+/// An agent's socket has registered as `machine_id`; replaces any older connection.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RegisterAgent {
+    /// The machine.
+    pub machine_id: MachineId,
+    /// The registering socket.
+    pub connection_id: ConnectionId,
+    /// Hostname, for status events.
+    pub hostname: String,
+    /// Where to send frames for this machine.
+    pub recipient: Recipient<ToAgent>,
+}
+
+/// An agent's socket closed; a no-op unless `connection_id` is the machine's current one.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct UnregisterAgent {
+    /// The machine.
+    pub machine_id: MachineId,
+    /// The closing socket.
+    pub connection_id: ConnectionId,
+}
+
+/// A heartbeat arrived on `connection_id`.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct HeartbeatSeen {
+    /// The machine.
+    pub machine_id: MachineId,
+    /// The socket it came on.
+    pub connection_id: ConnectionId,
+}
+
+/// Why a frame could not be routed to an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    /// The machine has no connected agent.
+    #[error("machine offline")]
+    MachineOffline,
+}
+
+/// Send a frame to a machine's agent.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), RouteError>")]
+pub struct SendToAgent {
+    /// The machine.
+    pub machine_id: MachineId,
+    /// The text frame.
+    pub frame: String,
+}
+
+/// A machine went online or offline.
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+#[rtype(result = "()")]
+pub struct MachineStatusChanged {
+    /// The machine.
+    pub machine_id: MachineId,
+    /// Its hostname.
+    pub hostname: String,
+    /// Whether it is online now.
+    pub online: bool,
+    /// When it changed.
+    pub at: DateTime<Utc>,
+}
+
+/// Receive every status transition from now on.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SubscribeStatus {
+    /// Where to send them.
+    pub subscriber: Recipient<MachineStatusChanged>,
+}
+
+/// Which machines are online right now.
+#[derive(Message, Debug)]
+#[rtype(result = "Vec<MachineId>")]
+pub struct OnlineMachines;
+
+/// Timings of the registry.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// Offline after this long without a heartbeat.
+    pub offline_after: Duration,
+    /// How often to look for silent machines.
+    pub sweep_every: Duration,
+}
+
+struct AgentEntry {
+    connection_id: ConnectionId,
+    recipient: Recipient<ToAgent>,
+    hostname: String,
+    last_heartbeat: Instant,
+    online: bool,
+}
+
+/// Owns the routing table of connected agents and their online status.
+pub struct Registry {
+    config: RegistryConfig,
+    agents: HashMap<MachineId, AgentEntry>,
+    status_store: Recipient<SetMachineStatus>,
+    subscribers: Vec<Recipient<MachineStatusChanged>>,
+}
+
+impl Registry {
+    /// A registry persisting status transitions through `status_store`.
+    pub fn new(config: RegistryConfig, status_store: Recipient<SetMachineStatus>) -> Self {
+        Self {
+            config,
+            agents: HashMap::new(),
+            status_store,
+            subscribers: Vec::new(),
+        }
+    }
+
+    /// Persists and publishes a transition.
+    fn publish(&mut self, machine_id: MachineId, hostname: &str, online: bool) {
+        let at = Utc::now();
+        tracing::info!(%machine_id, online, "machine status changed");
+        self.status_store.do_send(SetMachineStatus {
+            machine_id,
+            online,
+            at,
+        });
+        let event = MachineStatusChanged {
+            machine_id,
+            hostname: hostname.to_owned(),
+            online,
+            at,
+        };
+        self.subscribers.retain(|s| s.connected());
+        for subscriber in &self.subscribers {
+            subscriber.do_send(event.clone());
+        }
+    }
+
+    /// Marks machines without a recent heartbeat offline.
+    fn sweep(&mut self) {
+        let silent: Vec<(MachineId, String)> = self
+            .agents
+            .iter_mut()
+            .filter(|(_, e)| e.online && e.last_heartbeat.elapsed() > self.config.offline_after)
+            .map(|(id, e)| {
+                e.online = false;
+                (*id, e.hostname.clone())
+            })
+            .collect();
+        for (machine_id, hostname) in silent {
+            tracing::warn!(%machine_id, "no heartbeat in time; machine marked offline");
+            self.publish(machine_id, &hostname, false);
+        }
+    }
+}
+
+impl Actor for Registry {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(self.config.sweep_every, |registry, _| registry.sweep());
+    }
+}
+
+impl Handler<RegisterAgent> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: RegisterAgent, _: &mut Context<Self>) {
+        let entry = AgentEntry {
+            connection_id: msg.connection_id,
+            recipient: msg.recipient,
+            hostname: msg.hostname.clone(),
+            last_heartbeat: Instant::now(),
+            online: true,
+        };
+        let was_online = match self.agents.insert(msg.machine_id, entry) {
+            Some(old) => {
+                tracing::info!(machine_id = %msg.machine_id, "newer connection replaces the old one");
+                old.recipient.do_send(ToAgent::Disconnect {
+                    code: CLOSE_REPLACED,
+                    reason: "replaced by a newer connection",
+                });
+                old.online
+            }
+            None => false,
+        };
+        if !was_online {
+            self.publish(msg.machine_id, &msg.hostname, true);
+        }
+    }
+}
+
+impl Handler<UnregisterAgent> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: UnregisterAgent, _: &mut Context<Self>) {
+        let is_current = self
+            .agents
+            .get(&msg.machine_id)
+            .is_some_and(|e| e.connection_id == msg.connection_id);
+        if !is_current {
+            return;
+        }
+        if let Some(entry) = self.agents.remove(&msg.machine_id) {
+            if entry.online {
+                self.publish(msg.machine_id, &entry.hostname, false);
+            }
+        }
+    }
+}
+
+impl Handler<HeartbeatSeen> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: HeartbeatSeen, _: &mut Context<Self>) {
+        let Some(entry) = self.agents.get_mut(&msg.machine_id) else {
+            return;
+        };
+        if entry.connection_id != msg.connection_id {
+            return;
+        }
+        entry.last_heartbeat = Instant::now();
+        if !entry.online {
+            entry.online = true;
+            let hostname = entry.hostname.clone();
+            self.publish(msg.machine_id, &hostname, true);
+        }
+    }
+}
+
+impl Handler<SendToAgent> for Registry {
+    type Result = Result<(), RouteError>;
+
+    fn handle(&mut self, msg: SendToAgent, _: &mut Context<Self>) -> Self::Result {
+        let entry = self
+            .agents
+            .get(&msg.machine_id)
+            .ok_or(RouteError::MachineOffline)?;
+        entry.recipient.do_send(ToAgent::Frame(msg.frame));
+        Ok(())
+    }
+}
+
+impl Handler<SubscribeStatus> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: SubscribeStatus, _: &mut Context<Self>) {
+        self.subscribers.push(msg.subscriber);
+    }
+}
+
+impl Handler<OnlineMachines> for Registry {
+    type Result = Vec<MachineId>;
+
+    fn handle(&mut self, _: OnlineMachines, _: &mut Context<Self>) -> Self::Result {
+        let mut online: Vec<MachineId> = self
+            .agents
+            .iter()
+            .filter(|(_, e)| e.online)
+            .map(|(id, _)| *id)
+            .collect();
+        online.sort();
+        online
+    }
+}

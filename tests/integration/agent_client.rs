@@ -1,0 +1,99 @@
+//! A scripted agent speaking protocol v1 over a real socket, frames exactly as PROTOCOL.md.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long to wait for any expected frame.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A connected scripted agent.
+pub struct ScriptedAgent {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// The register frame of PROTOCOL.md, newline-terminated like a v1 agent's.
+pub fn register_frame(secret: &str, hostname: &str) -> String {
+    format!(
+        "{{\"type\":\"register\",\"hostname\":\"{hostname}\",\"ip\":\"10.0.0.5\",\
+         \"osInfo\":{{\"distro\":\"debian\",\"release\":\"12\",\"kernel\":\"6.1.0-18-amd64\"}},\
+         \"secretKey\":\"{secret}\",\"platform\":\"linux\"}}\n"
+    )
+}
+
+/// The heartbeat frame of PROTOCOL.md with the given ports.
+pub fn heartbeat_frame(machine_id: &str, cpu: f64, ports: &[(u16, &str, &str)]) -> String {
+    let ports: Vec<String> = ports
+        .iter()
+        .map(|(port, proto, service)| {
+            format!("{{\"port\":{port},\"proto\":\"{proto}\",\"service\":\"{service}\",\"state\":\"LISTEN\"}}")
+        })
+        .collect();
+    format!(
+        "{{\"type\":\"heartbeat\",\"machineId\":\"{machine_id}\",\
+         \"metrics\":{{\"cpuUsage\":{cpu},\"ramUsage\":41.2,\"ramTotal\":15.5,\"ramUsed\":6.4,\
+         \"diskUsage\":63.0,\"diskTotal\":480.0,\"diskUsed\":302.4,\
+         \"disks\":[{{\"path\":\"/\",\"usage\":63.0,\"total\":480.0,\"used\":302.4}}],\"uptime\":86400}},\
+         \"ports\":[{}]}}\n",
+        ports.join(",")
+    )
+}
+
+impl ScriptedAgent {
+    /// Opens `/ws/agent` at `url`.
+    pub async fn connect(url: &str) -> Self {
+        let (socket, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("agent upgrade");
+        Self { socket }
+    }
+
+    /// Sends one text frame.
+    pub async fn send(&mut self, text: &str) {
+        self.socket.send(Message::text(text)).await.expect("send");
+    }
+
+    /// Registers and returns the machine id from `registered`.
+    pub async fn register(&mut self, secret: &str, hostname: &str) -> String {
+        self.send(&register_frame(secret, hostname)).await;
+        let reply = self.next_json().await.expect("a reply to register");
+        assert_eq!(reply["type"], "registered", "{reply}");
+        reply["machineId"].as_str().expect("machineId").to_owned()
+    }
+
+    /// The next text frame as JSON; `None` when the socket closes first.
+    pub async fn next_json(&mut self) -> Option<serde_json::Value> {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("frame in time")?;
+            match frame.ok()? {
+                Message::Text(text) => return Some(serde_json::from_str(&text).expect("json")),
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// Reads until the server closes; returns its close code.
+    pub async fn close_code(&mut self) -> Option<u16> {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("close in time")?;
+            match frame {
+                Ok(Message::Close(close)) => return close.map(|c| u16::from(c.code)),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Drops the TCP connection without a close frame, as v1 agents do.
+    pub fn drop_connection(self) {
+        drop(self.socket);
+    }
+}

@@ -1,0 +1,309 @@
+//! Repository actors against a real database (SQLite, or PostgreSQL when configured).
+
+use std::time::Duration;
+
+use actix::Actor;
+use chrono::Utc;
+use fleetgate::db;
+use fleetgate::settings::Settings;
+use fleetgate_actors::protocol::MachineId;
+use fleetgate_actors::protocol::agent::PortReport;
+use fleetgate_actors::repo::machine::{
+    AuthenticateMachine, LookupSecret, MachineDetails, MachineError, enroll_machine, secret_hash,
+};
+use fleetgate_actors::repo::metric::{FlushMetrics, MetricRepoConfig, PruneMetrics, RecordMetric};
+use fleetgate_actors::repo::port::{PortSync, SyncPorts};
+use fleetgate_actors::repo::{Enrollment, MachineRepo, MetricRepo, PortRepo};
+use fleetgate_actors::sealing::DataKey;
+use fleetgate_entity::{machines, metrics, ports};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
+
+use crate::support::test_database;
+
+const KEY: [u8; 32] = [9; 32];
+
+async fn database() -> (DatabaseConnection, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = Settings::defaults().expect("defaults");
+    settings.storage.data_dir = dir.path().to_path_buf();
+    let (url, schema) = test_database().await;
+    settings.database.url = url;
+    settings.database.schema = schema;
+    let database = db::connect(&settings.database_url(), &settings.database)
+        .await
+        .expect("connect");
+    db::migrate_up(&database).await.expect("migrate");
+    (database, dir)
+}
+
+fn details(hostname: &str) -> MachineDetails {
+    MachineDetails {
+        hostname: hostname.to_owned(),
+        ip: "10.0.0.9".to_owned(),
+        os_distro: Some("debian".to_owned()),
+        ..MachineDetails::default()
+    }
+}
+
+fn port(port: u16, proto: &str, service: &str) -> PortReport {
+    PortReport {
+        port,
+        proto: proto.to_owned(),
+        service: Some(service.to_owned()),
+        state: Some("LISTEN".to_owned()),
+    }
+}
+
+fn sample(machine_id: MachineId, at: chrono::DateTime<Utc>) -> RecordMetric {
+    RecordMetric {
+        machine_id,
+        at,
+        cpu: 1.0,
+        ram_used: 2.0,
+        ram_total: 4.0,
+        disk_used: 10.0,
+        disk_total: 100.0,
+        uptime: 60,
+    }
+}
+
+#[actix_web::test]
+async fn secret_lookup_finds_only_the_right_machine() {
+    let (database, _dir) = database().await;
+    let key = DataKey::from_bytes(KEY);
+    let enrolled = enroll_machine(&database, &key, "m1").await.expect("enroll");
+    let repo = MachineRepo::new(database.clone(), key.clone()).start();
+    let found = repo
+        .send(LookupSecret {
+            secret: enrolled.secret.clone(),
+        })
+        .await
+        .expect("send")
+        .expect("ok");
+    assert_eq!(found, Some(enrolled.id));
+    let missing = repo
+        .send(LookupSecret {
+            secret: "00".repeat(32),
+        })
+        .await
+        .expect("send")
+        .expect("ok");
+    assert_eq!(missing, None);
+
+    let row = machines::Entity::find()
+        .one(&database)
+        .await
+        .expect("q")
+        .expect("row");
+    assert_eq!(row.secret_hash, secret_hash(&enrolled.secret));
+    assert_eq!(
+        key.open(&row.secret_sealed).expect("opens"),
+        enrolled.secret.as_bytes()
+    );
+}
+
+#[actix_web::test]
+async fn token_mode_refuses_unknown_secrets_and_open_mode_enrols_them() {
+    let (database, _dir) = database().await;
+    let repo = MachineRepo::new(database.clone(), DataKey::from_bytes(KEY)).start();
+    let secret = "ef".repeat(32);
+    let refused = repo
+        .send(AuthenticateMachine {
+            secret: secret.clone(),
+            enrollment: Enrollment::Token,
+            details: details("x"),
+        })
+        .await
+        .expect("send");
+    assert!(matches!(refused, Err(MachineError::UnknownSecret)));
+    assert_eq!(
+        machines::Entity::find()
+            .count(&database)
+            .await
+            .expect("count"),
+        0
+    );
+
+    let created = repo
+        .send(AuthenticateMachine {
+            secret: secret.clone(),
+            enrollment: Enrollment::Open,
+            details: details("x"),
+        })
+        .await
+        .expect("send")
+        .expect("enrolled");
+    let again = repo
+        .send(AuthenticateMachine {
+            secret,
+            enrollment: Enrollment::Open,
+            details: details("x"),
+        })
+        .await
+        .expect("send")
+        .expect("known");
+    assert_eq!(created, again);
+    assert_eq!(
+        machines::Entity::find()
+            .count(&database)
+            .await
+            .expect("count"),
+        1
+    );
+}
+
+#[actix_web::test]
+async fn register_updates_details_but_never_the_secret() {
+    let (database, _dir) = database().await;
+    let key = DataKey::from_bytes(KEY);
+    let enrolled = enroll_machine(&database, &key, "m1").await.expect("enroll");
+    let before = machines::Entity::find()
+        .one(&database)
+        .await
+        .expect("q")
+        .expect("row");
+    let repo = MachineRepo::new(database.clone(), key).start();
+    for enrollment in [Enrollment::Token, Enrollment::Open] {
+        let id = repo
+            .send(AuthenticateMachine {
+                secret: enrolled.secret.clone(),
+                enrollment,
+                details: details("renamed"),
+            })
+            .await
+            .expect("send")
+            .expect("known");
+        assert_eq!(id, enrolled.id);
+    }
+    let after = machines::Entity::find()
+        .one(&database)
+        .await
+        .expect("q")
+        .expect("row");
+    assert_eq!(after.hostname, "renamed");
+    assert_eq!(after.os_distro.as_deref(), Some("debian"));
+    assert_eq!(after.secret_hash, before.secret_hash);
+    assert_eq!(after.secret_sealed, before.secret_sealed);
+}
+
+#[actix_web::test]
+async fn port_sync_upserts_prunes_and_skips_unchanged_sets() {
+    let (database, _dir) = database().await;
+    let enrolled = enroll_machine(&database, &DataKey::from_bytes(KEY), "m1")
+        .await
+        .expect("enroll");
+    let repo = PortRepo::new(database.clone()).start();
+    let sync = |ports: Vec<PortReport>| SyncPorts {
+        machine_id: enrolled.id,
+        ports,
+    };
+
+    let first = repo
+        .send(sync(vec![port(22, "tcp", "sshd"), port(53, "udp", "dns")]))
+        .await
+        .expect("send")
+        .expect("ok");
+    assert_eq!(
+        first,
+        PortSync::Written {
+            upserted: 2,
+            deleted: 0
+        }
+    );
+
+    let unchanged = repo
+        .send(sync(vec![port(53, "udp", "dns"), port(22, "tcp", "sshd")]))
+        .await
+        .expect("send")
+        .expect("ok");
+    assert_eq!(
+        unchanged,
+        PortSync::Unchanged,
+        "same set in another order writes nothing"
+    );
+
+    let changed = repo
+        .send(sync(vec![
+            port(22, "tcp", "openssh"),
+            port(80, "tcp", "nginx"),
+        ]))
+        .await
+        .expect("send")
+        .expect("ok");
+    assert_eq!(
+        changed,
+        PortSync::Written {
+            upserted: 2,
+            deleted: 1
+        }
+    );
+
+    let rows = ports::Entity::find()
+        .filter(ports::Column::MachineId.eq(enrolled.id.0))
+        .all(&database)
+        .await
+        .expect("rows");
+    let mut seen: Vec<(i32, String, Option<String>)> = rows
+        .into_iter()
+        .map(|r| (r.port, r.proto, r.service))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            (22, "tcp".into(), Some("openssh".into())),
+            (80, "tcp".into(), Some("nginx".into()))
+        ]
+    );
+}
+
+#[actix_web::test]
+async fn metrics_are_batched_and_pruned() {
+    let (database, _dir) = database().await;
+    let enrolled = enroll_machine(&database, &DataKey::from_bytes(KEY), "m1")
+        .await
+        .expect("enroll");
+    let config = MetricRepoConfig {
+        flush_every: Duration::from_secs(3600),
+        batch_rows: 5,
+        ..MetricRepoConfig::default()
+    };
+    let repo = MetricRepo::new(database.clone(), config).start();
+    let now = Utc::now();
+    for _ in 0..4 {
+        repo.do_send(sample(enrolled.id, now));
+    }
+    // Below the batch size and long before the flush interval: nothing written yet.
+    let flushed = repo.send(FlushMetrics).await.expect("send").expect("ok");
+    assert_eq!(flushed, 4, "an explicit flush writes the waiting rows");
+    assert_eq!(repo.send(FlushMetrics).await.expect("send").expect("ok"), 0);
+
+    for _ in 0..5 {
+        repo.do_send(sample(enrolled.id, now - chrono::Duration::days(8)));
+    }
+    // The fifth row fills the batch, which is written without an explicit flush.
+    assert_eq!(repo.send(FlushMetrics).await.expect("send").expect("ok"), 0);
+    assert_eq!(
+        metrics::Entity::find()
+            .count(&database)
+            .await
+            .expect("count"),
+        9
+    );
+
+    let pruned = repo
+        .send(PruneMetrics {
+            before: now - chrono::Duration::days(7),
+        })
+        .await
+        .expect("send")
+        .expect("ok");
+    assert_eq!(pruned, 5);
+    assert_eq!(
+        metrics::Entity::find()
+            .count(&database)
+            .await
+            .expect("count"),
+        4
+    );
+}
