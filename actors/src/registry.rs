@@ -226,10 +226,10 @@ impl Handler<UnregisterAgent> for Registry {
         if !is_current {
             return;
         }
-        if let Some(entry) = self.agents.remove(&msg.machine_id) {
-            if entry.online {
-                self.publish(msg.machine_id, &entry.hostname, false);
-            }
+        if let Some(entry) = self.agents.remove(&msg.machine_id)
+            && entry.online
+        {
+            self.publish(msg.machine_id, &entry.hostname, false);
         }
     }
 }

@@ -111,17 +111,13 @@ impl MetricRepo {
     }
 }
 
-fn prune_before(
-    db: DatabaseConnection,
-    before: DateTime<Utc>,
-) -> impl std::future::Future<Output = Result<u64, DbErr>> {
-    async move {
-        let result = metrics::Entity::delete_many()
-            .filter(metrics::Column::At.lt(before))
-            .exec(&db)
-            .await?;
-        Ok(result.rows_affected)
-    }
+/// Deletes metric rows older than `before`.
+async fn prune_before(db: DatabaseConnection, before: DateTime<Utc>) -> Result<u64, DbErr> {
+    let result = metrics::Entity::delete_many()
+        .filter(metrics::Column::At.lt(before))
+        .exec(&db)
+        .await?;
+    Ok(result.rows_affected)
 }
 
 impl Actor for MetricRepo {

@@ -1,0 +1,313 @@
+//! AgentSession protocol handling driven through an in-memory WebSocket stream, with probe
+//! actors in place of the registry and repositories (no sockets, no database).
+
+mod common;
+
+use std::time::Duration;
+
+use actix::Actor;
+use actix_codec::{Decoder, Encoder};
+use actix_http::ws::{Codec, Frame, Message};
+use actix_web::error::PayloadError;
+use actix_web_actors::ws::WebsocketContext;
+use bytes::{Bytes, BytesMut};
+use fleetgate_actors::agent_session::{AgentLinks, AgentSession, AgentSessionConfig};
+use fleetgate_actors::protocol::MachineId;
+use fleetgate_actors::registry::{HeartbeatSeen, UnregisterAgent};
+use fleetgate_actors::repo::Enrollment;
+use fleetgate_actors::repo::machine::TouchLastSeen;
+use fleetgate_actors::repo::metric::RecordMetric;
+use fleetgate_actors::repo::port::SyncPorts;
+use fleetgate_actors::shutdown::{ShutdownTrigger, shutdown_channel};
+use fleetgate_actors::socket::SocketConfig;
+use futures_util::{Stream, StreamExt};
+
+use common::{
+    AuthRequest, FakeMachineRepo, FakeRegistry, Log, Registration, entries, log, probe, until,
+};
+
+const SECRET: &str = "a97eef2fbf0dbe58d4d7411321e6641d463bdeb5ed1ec1dcc3fffc29b1085de4";
+const MACHINE: &str = "6f1c2b8e-3d4a-4b5c-9e7f-0a1b2c3d4e5f";
+const FRAME_LIMIT: usize = 4096;
+
+type Output = futures_channel::mpsc::UnboundedReceiver<Bytes>;
+
+/// The session runs inside its output stream: drive it in the background, collecting bytes.
+fn drive(stream: impl Stream<Item = Result<Bytes, actix_web::Error>> + 'static) -> Output {
+    let (tx, rx) = futures_channel::mpsc::unbounded();
+    actix::spawn(async move {
+        let mut stream = Box::pin(stream);
+        while let Some(Ok(chunk)) = stream.next().await {
+            if tx.unbounded_send(chunk).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// What came back from the session.
+#[derive(Debug, PartialEq)]
+enum Reply {
+    Json(serde_json::Value),
+    Close(Option<u16>),
+}
+
+/// One session plus the logs of everything its links were asked.
+struct Harness {
+    input: futures_channel::mpsc::UnboundedSender<Result<Bytes, PayloadError>>,
+    output: Output,
+    buffer: BytesMut,
+    decoder: Codec,
+    asked: Log<AuthRequest>,
+    registered: Log<Registration>,
+    unregistered: Log<UnregisterAgent>,
+    heartbeats: Log<HeartbeatSeen>,
+    metrics: Log<RecordMetric>,
+    ports: Log<SyncPorts>,
+    touches: Log<TouchLastSeen>,
+    _shutdown: ShutdownTrigger,
+}
+
+impl Harness {
+    fn start(register_timeout: Duration, violations_per_minute: u32) -> Self {
+        let asked = log();
+        let machines = FakeMachineRepo {
+            secret: SECRET.into(),
+            machine_id: MachineId::parse(MACHINE).expect("uuid"),
+            asked: asked.clone(),
+        }
+        .start();
+        let registered = log();
+        let registry = FakeRegistry {
+            seen: registered.clone(),
+        }
+        .start();
+        let (unregister, unregistered) = probe::<UnregisterAgent>();
+        let (heartbeat_seen, heartbeats) = probe::<HeartbeatSeen>();
+        let (record_metric, metrics) = probe::<RecordMetric>();
+        let (sync_ports, ports) = probe::<SyncPorts>();
+        let (touch_last_seen, touches) = probe::<TouchLastSeen>();
+        let links = AgentLinks {
+            authenticate: machines.recipient(),
+            touch_last_seen,
+            register: registry.recipient(),
+            unregister,
+            heartbeat_seen,
+            record_metric,
+            sync_ports,
+        };
+        let config = AgentSessionConfig {
+            socket: SocketConfig {
+                ping_interval: Duration::from_secs(20),
+                client_timeout: Duration::from_secs(60),
+                max_frame_bytes: FRAME_LIMIT,
+                violations_per_minute,
+            },
+            register_timeout,
+            enrollment: Enrollment::Token,
+        };
+        let (trigger, signal) = shutdown_channel();
+        let (input, incoming) = futures_channel::mpsc::unbounded();
+        let session = AgentSession::new(config, links, signal);
+        let output =
+            WebsocketContext::with_codec(session, incoming, Codec::new().max_size(FRAME_LIMIT));
+        Self {
+            input,
+            output: drive(output),
+            buffer: BytesMut::new(),
+            decoder: Codec::new().client_mode(),
+            asked,
+            registered,
+            unregistered,
+            heartbeats,
+            metrics,
+            ports,
+            touches,
+            _shutdown: trigger,
+        }
+    }
+
+    fn send(&self, message: Message) {
+        let mut encoded = BytesMut::new();
+        Codec::new()
+            .client_mode()
+            .encode(message, &mut encoded)
+            .expect("encode");
+        self.input
+            .unbounded_send(Ok(encoded.freeze()))
+            .expect("session alive");
+    }
+
+    fn text(&self, text: &str) {
+        self.send(Message::Text(text.to_owned().into()));
+    }
+
+    async fn reply(&mut self) -> Reply {
+        loop {
+            if let Some(frame) = self.decoder.decode(&mut self.buffer).expect("decode") {
+                match frame {
+                    Frame::Text(text) => {
+                        return Reply::Json(serde_json::from_slice(&text).expect("json"));
+                    }
+                    Frame::Close(reason) => return Reply::Close(reason.map(|r| u16::from(r.code))),
+                    _ => continue,
+                }
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(5), self.output.next())
+                .await
+                .expect("a reply in time")
+                .expect("output open");
+            self.buffer.extend_from_slice(&chunk);
+        }
+    }
+
+    async fn error_code(&mut self) -> String {
+        match self.reply().await {
+            Reply::Json(json) if json["type"] == "error" => {
+                json["code"].as_str().expect("code").to_owned()
+            }
+            other => panic!("expected an error frame, got {other:?}"),
+        }
+    }
+
+    async fn register(&mut self) {
+        self.text(&format!(
+            "{{\"type\":\"register\",\"hostname\":\"web-1\",\"ip\":\"10.0.0.5\",\"secretKey\":\"{SECRET}\",\"platform\":\"linux\"}}\n"
+        ));
+        match self.reply().await {
+            Reply::Json(json) => {
+                assert_eq!(
+                    json,
+                    serde_json::json!({"type":"registered","machineId":MACHINE})
+                );
+            }
+            other => panic!("expected registered, got {other:?}"),
+        }
+    }
+}
+
+fn heartbeat(machine_id: &str) -> String {
+    format!(
+        "{{\"type\":\"heartbeat\",\"machineId\":\"{machine_id}\",\"metrics\":{{\"cpuUsage\":12.5,\"ramUsed\":6.4,\"uptime\":86400}},\"ports\":[{{\"port\":22,\"proto\":\"tcp\"}}]}}\n"
+    )
+}
+
+fn harness() -> Harness {
+    Harness::start(Duration::from_secs(10), 20)
+}
+
+#[actix::test]
+async fn nothing_is_processed_before_register() {
+    let mut session = harness();
+    session.text(&heartbeat(MACHINE));
+    assert_eq!(session.error_code().await, "not_registered");
+    assert!(entries(&session.metrics).is_empty());
+    assert!(entries(&session.heartbeats).is_empty());
+    assert!(entries(&session.asked).is_empty());
+}
+
+#[actix::test]
+async fn register_asks_the_repository_and_announces_the_connection() {
+    let mut session = harness();
+    session.register().await;
+    assert_eq!(
+        entries(&session.asked),
+        vec![AuthRequest {
+            secret: SECRET.into(),
+            hostname: "web-1".into()
+        }]
+    );
+    assert!(until(|| entries(&session.registered).len() == 1).await);
+    let registration = entries(&session.registered).remove(0);
+    assert_eq!(registration.machine_id.to_string(), MACHINE);
+
+    // When the socket ends, the same connection is withdrawn.
+    session.send(Message::Close(None));
+    assert!(until(|| entries(&session.unregistered).len() == 1).await);
+    let unregistered = entries(&session.unregistered).remove(0);
+    assert_eq!(unregistered.connection_id, registration.connection_id);
+}
+
+#[actix::test]
+async fn unknown_secret_is_refused_with_4401() {
+    let mut session = harness();
+    session.text(&format!(
+        "{{\"type\":\"register\",\"hostname\":\"h\",\"ip\":\"i\",\"secretKey\":\"{}\"}}",
+        "0".repeat(64)
+    ));
+    assert_eq!(session.error_code().await, "unauthenticated");
+    assert_eq!(session.reply().await, Reply::Close(Some(4401)));
+    assert!(entries(&session.registered).is_empty());
+}
+
+#[actix::test]
+async fn register_timeout_closes_with_4401() {
+    let mut session = Harness::start(Duration::from_millis(50), 20);
+    assert_eq!(session.reply().await, Reply::Close(Some(4401)));
+    assert!(entries(&session.asked).is_empty());
+}
+
+#[actix::test]
+async fn heartbeat_is_stored_and_reported_alive() {
+    let mut session = harness();
+    session.register().await;
+    session.text(&heartbeat(MACHINE));
+    assert!(
+        until(|| entries(&session.metrics).len() == 1 && entries(&session.ports).len() == 1).await
+    );
+    let metric = entries(&session.metrics).remove(0);
+    assert_eq!(metric.cpu, 12.5);
+    assert_eq!(metric.uptime, 86400);
+    assert_eq!(entries(&session.ports)[0].ports[0].port, 22);
+    assert!(
+        until(|| entries(&session.heartbeats).len() == 1 && entries(&session.touches).len() == 1)
+            .await
+    );
+}
+
+#[actix::test]
+async fn heartbeat_with_a_foreign_machine_id_is_refused() {
+    let mut session = harness();
+    session.register().await;
+    session.text(&heartbeat("00000000-0000-0000-0000-000000000000"));
+    assert_eq!(session.error_code().await, "invalid_field");
+    assert!(entries(&session.metrics).is_empty());
+    assert!(entries(&session.ports).is_empty());
+    assert!(entries(&session.heartbeats).is_empty());
+}
+
+#[actix::test]
+async fn bad_frames_get_error_replies_and_change_nothing() {
+    let mut session = harness();
+    session.register().await;
+    session.text("{not json");
+    assert_eq!(session.error_code().await, "bad_json");
+    session.text(r#"{"machineId":"x"}"#);
+    assert_eq!(session.error_code().await, "missing_type");
+    session.text(r#"{"type":"update_agent","data":{}}"#);
+    assert_eq!(session.error_code().await, "unknown_type");
+    session.send(Message::Binary(Bytes::from_static(b"\x00\x01")));
+    assert_eq!(session.error_code().await, "binary_frame");
+    assert!(entries(&session.metrics).is_empty());
+}
+
+#[actix::test]
+async fn oversized_frame_is_refused_with_1009() {
+    let mut session = harness();
+    session.text(&"x".repeat(FRAME_LIMIT + 1));
+    assert_eq!(session.error_code().await, "too_large");
+    assert_eq!(session.reply().await, Reply::Close(Some(1009)));
+}
+
+#[actix::test]
+async fn repeated_violations_close_with_1008() {
+    let mut session = Harness::start(Duration::from_secs(10), 3);
+    for _ in 0..4 {
+        session.text("nope");
+    }
+    for _ in 0..4 {
+        assert_eq!(session.error_code().await, "bad_json");
+    }
+    assert_eq!(session.reply().await, Reply::Close(Some(1008)));
+}
