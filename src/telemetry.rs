@@ -1,4 +1,4 @@
-//! Logging set-up: `tracing` to stdout, pretty or JSON.
+//! Logging set-up: `tracing` to stderr (stdout stays clean for command output), pretty or JSON.
 
 use tracing_subscriber::EnvFilter;
 

@@ -18,6 +18,11 @@ async fn machine_status(db: &sea_orm::DatabaseConnection, id: &str) -> String {
         .status
 }
 
+/// Whether the machine's stored status becomes `status` in time.
+async fn reaches_status(db: &sea_orm::DatabaseConnection, id: &str, status: &str) -> bool {
+    eventually(|| async { machine_status(db, id).await == status }).await
+}
+
 #[actix_web::test]
 async fn enrolled_agent_registers_and_its_heartbeats_are_stored() {
     let server = spawn_app().await;
@@ -81,20 +86,10 @@ async fn dropped_socket_marks_the_machine_offline() {
     let mut agent = ScriptedAgent::connect(&server.ws_url("/ws/agent")).await;
     agent.register(&secret, "db-1").await;
     let db = server.db.clone();
-    assert!(
-        eventually(|| {
-            let (db, id) = (db.clone(), id.clone());
-            async move { machine_status(&db, &id).await == "online" }
-        })
-        .await
-    );
+    assert!(reaches_status(&db, &id, "online").await);
     agent.drop_connection();
     assert!(
-        eventually(|| {
-            let (db, id) = (db.clone(), id.clone());
-            async move { machine_status(&db, &id).await == "offline" }
-        })
-        .await,
+        reaches_status(&db, &id, "offline").await,
         "offline soon after the socket drops"
     );
     server.stop().await;
@@ -112,20 +107,12 @@ async fn silent_machine_goes_offline_after_the_configured_window() {
     agent.register(&secret, "quiet").await;
     let db = server.db.clone();
     assert!(
-        eventually(|| {
-            let (db, id) = (db.clone(), id.clone());
-            async move { machine_status(&db, &id).await == "offline" }
-        })
-        .await,
+        reaches_status(&db, &id, "offline").await,
         "no heartbeat within the window: offline while the socket is still open"
     );
     agent.send(&heartbeat_frame(&id, 1.0, &[])).await;
     assert!(
-        eventually(|| {
-            let (db, id) = (db.clone(), id.clone());
-            async move { machine_status(&db, &id).await == "online" }
-        })
-        .await,
+        reaches_status(&db, &id, "online").await,
         "a heartbeat brings it back online"
     );
     server.stop().await;

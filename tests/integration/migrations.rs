@@ -1,10 +1,9 @@
 //! Migrations run up, down and up again (SQLite, and PostgreSQL when configured).
 
 use fleetgate::db;
-use fleetgate::settings::Settings;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
-use crate::support::test_database;
+use crate::support::test_connection;
 
 /// Tables the first migration must create.
 const TABLES: [&str; 9] = [
@@ -20,16 +19,7 @@ const TABLES: [&str; 9] = [
 ];
 
 async fn connect() -> (DatabaseConnection, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut settings = Settings::defaults().expect("defaults");
-    settings.storage.data_dir = dir.path().to_path_buf();
-    let (url, schema) = test_database().await;
-    settings.database.url = url;
-    settings.database.schema = schema;
-    let database = db::connect(&settings.database_url(), &settings.database)
-        .await
-        .expect("connect");
-    (database, dir)
+    test_connection().await
 }
 
 async fn table_exists(database: &DatabaseConnection, table: &str) -> bool {

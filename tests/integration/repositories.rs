@@ -5,7 +5,6 @@ use std::time::Duration;
 use actix::Actor;
 use chrono::Utc;
 use fleetgate::db;
-use fleetgate::settings::Settings;
 use fleetgate_actors::protocol::MachineId;
 use fleetgate_actors::protocol::agent::PortReport;
 use fleetgate_actors::repo::machine::{
@@ -18,20 +17,12 @@ use fleetgate_actors::sealing::DataKey;
 use fleetgate_entity::{machines, metrics, ports};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
 
-use crate::support::test_database;
+use crate::support::test_connection;
 
 const KEY: [u8; 32] = [9; 32];
 
 async fn database() -> (DatabaseConnection, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut settings = Settings::defaults().expect("defaults");
-    settings.storage.data_dir = dir.path().to_path_buf();
-    let (url, schema) = test_database().await;
-    settings.database.url = url;
-    settings.database.schema = schema;
-    let database = db::connect(&settings.database_url(), &settings.database)
-        .await
-        .expect("connect");
+    let (database, dir) = test_connection().await;
     db::migrate_up(&database).await.expect("migrate");
     (database, dir)
 }

@@ -65,6 +65,16 @@ pub async fn test_database() -> (String, String) {
     (url, schema)
 }
 
+/// A connection to this test's own database, plus the directory holding it (SQLite).
+pub async fn test_connection() -> (sea_orm::DatabaseConnection, TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = test_settings(&dir).await;
+    let database = fleetgate::db::connect(&settings.database_url(), &settings.database)
+        .await
+        .expect("connect");
+    (database, dir)
+}
+
 /// Settings for a test server: port 0, a temporary data directory, quiet logs.
 pub async fn test_settings(data_dir: &TempDir) -> Settings {
     let mut settings = Settings::defaults().expect("default settings");

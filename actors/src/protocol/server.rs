@@ -1,23 +1,11 @@
 //! Server → agent messages that carry no signature.
 
-use serde::Serialize;
-
 use super::ids::MachineId;
 
-/// `{"type":"registered","machineId":"…"}`
-#[derive(Debug, Serialize)]
-#[serde(tag = "type", rename = "registered")]
-struct Registered {
-    #[serde(rename = "machineId")]
-    machine_id: String,
-}
-
 /// The `registered` reply, with `machineId` top-level as PROTOCOL.md requires.
+/// A UUID never needs JSON escaping, so the frame is formatted directly.
 pub fn registered_frame(machine_id: MachineId) -> String {
-    serde_json::to_string(&Registered {
-        machine_id: machine_id.to_string(),
-    })
-    .unwrap_or_default()
+    format!(r#"{{"type":"registered","machineId":"{machine_id}"}}"#)
 }
 
 #[cfg(test)]

@@ -243,6 +243,27 @@ async fn authenticate(
     }
 }
 
+/// Writes `last_seen` (and `status` when given); a failure is logged, never fatal.
+async fn write_seen(
+    db: &DatabaseConnection,
+    machine_id: MachineId,
+    status: Option<&str>,
+    at: DateTime<Utc>,
+) {
+    let mut update =
+        machines::Entity::update_many().col_expr(machines::Column::LastSeen, Expr::value(at));
+    if let Some(status) = status {
+        update = update.col_expr(machines::Column::Status, Expr::value(status));
+    }
+    let result = update
+        .filter(machines::Column::Id.eq(machine_id.0))
+        .exec(db)
+        .await;
+    if let Err(err) = result {
+        tracing::error!(%machine_id, error = %err, "machine status/last-seen write failed");
+    }
+}
+
 /// The actor serializing writes to `machines`.
 pub struct MachineRepo {
     db: DatabaseConnection,
@@ -311,16 +332,12 @@ impl Handler<SetMachineStatus> for MachineRepo {
         let db = self.db.clone();
         AtomicResponse::new(Box::pin(
             async move {
-                let status = if change.online { STATUS_ONLINE } else { STATUS_OFFLINE };
-                let result = machines::Entity::update_many()
-                    .col_expr(machines::Column::Status, Expr::value(status))
-                    .col_expr(machines::Column::LastSeen, Expr::value(change.at))
-                    .filter(machines::Column::Id.eq(change.machine_id.0))
-                    .exec(&db)
-                    .await;
-                if let Err(err) = result {
-                    tracing::error!(machine_id = %change.machine_id, error = %err, "status write failed");
-                }
+                let status = if change.online {
+                    STATUS_ONLINE
+                } else {
+                    STATUS_OFFLINE
+                };
+                write_seen(&db, change.machine_id, Some(status), change.at).await;
             }
             .into_actor(self),
         ))
@@ -343,14 +360,7 @@ impl Handler<TouchLastSeen> for MachineRepo {
         let db = self.db.clone();
         AtomicResponse::new(Box::pin(
             async move {
-                let result = machines::Entity::update_many()
-                    .col_expr(machines::Column::LastSeen, Expr::value(touch.at))
-                    .filter(machines::Column::Id.eq(touch.machine_id.0))
-                    .exec(&db)
-                    .await;
-                if let Err(err) = result {
-                    tracing::error!(machine_id = %touch.machine_id, error = %err, "last-seen write failed");
-                }
+                write_seen(&db, touch.machine_id, None, touch.at).await;
             }
             .into_actor(self),
         ))
