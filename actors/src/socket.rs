@@ -75,6 +75,12 @@ where
             close(ctx, CloseCode::Size, "frame too large");
             Inbound::Handled
         }
+        Err(ws::ProtocolError::Io(err)) => {
+            // v1 agents drop the connection without a close frame: routine, not an attack.
+            tracing::info!(error = %err, "websocket connection lost");
+            ctx.stop();
+            Inbound::Handled
+        }
         Err(err) => {
             tracing::warn!(security = true, error = %err, "websocket protocol error; closing");
             close(ctx, CloseCode::Protocol, "protocol error");
