@@ -39,3 +39,82 @@ impl fmt::Display for ConnectionId {
         self.0.fmt(f)
     }
 }
+
+/// 16 random bytes as 32 lowercase hex chars (session ids, command ids, nonces).
+pub fn random_hex_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // The OS RNG does not fail on Linux; fall back to a v4 UUID's randomness regardless.
+        bytes = *Uuid::new_v4().as_bytes();
+    }
+    hex::encode(bytes)
+}
+
+/// Whether `text` has the shape of a 32-hex id.
+fn is_hex_id(text: &str) -> bool {
+    text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A terminal session's id: 128 random bits as 32 lowercase hex chars.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(String);
+
+impl SessionId {
+    /// A fresh random id.
+    pub fn random() -> Self {
+        Self(random_hex_id())
+    }
+
+    /// Parses the wire form; `None` unless it is 32 lowercase hex chars.
+    pub fn parse(text: &str) -> Option<Self> {
+        is_hex_id(text).then(|| Self(text.to_owned()))
+    }
+
+    /// The wire form.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A command's id: 128 random bits as 32 lowercase hex chars.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CommandId(String);
+
+impl CommandId {
+    /// A fresh random id.
+    pub fn random() -> Self {
+        Self(random_hex_id())
+    }
+
+    /// Parses the wire form; `None` unless it is 32 lowercase hex chars.
+    pub fn parse(text: &str) -> Option<Self> {
+        is_hex_id(text).then(|| Self(text.to_owned()))
+    }
+
+    /// The wire form.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CommandId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A user's id (the JWT `sub`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(pub String);
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

@@ -1,10 +1,14 @@
 //! Wire types of PROTOCOL.md: plain Rust, no actix, no I/O.
 
 pub mod agent;
+pub mod envelope;
 pub mod error;
 pub mod ids;
+pub mod nonce;
 pub mod reports;
 pub mod server;
+pub mod session_token;
+pub mod web;
 
 pub use error::{ErrorCode, ErrorFrame};
-pub use ids::{ConnectionId, MachineId};
+pub use ids::{CommandId, ConnectionId, MachineId, SessionId, UserId};
