@@ -1,0 +1,217 @@
+//! `AccessRepo`: may this user do this on this machine? Roles and `machine_access` grants from
+//! the database, cached for at most 30 s; never data the client sent.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use actix::{Actor, ActorFutureExt, AtomicResponse, Context, Handler, Message, WrapFuture};
+use fleetgate_entity::{machine_access, machines, users};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use crate::identity::Role;
+use crate::protocol::MachineId;
+
+/// How long a user's role and grants are trusted before being read again.
+pub const ACCESS_CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// What a user wants to do on a machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// See it and its status.
+    View,
+    /// Open a terminal.
+    Terminal,
+    /// Run a command.
+    Command,
+}
+
+impl Action {
+    /// The `machine_access.level` granting it.
+    pub fn level(self) -> &'static str {
+        match self {
+            Action::View => "view",
+            Action::Terminal => "terminal",
+            Action::Command => "command",
+        }
+    }
+}
+
+/// Why access was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccessError {
+    /// The machine does not exist.
+    #[error("unknown machine")]
+    UnknownMachine,
+    /// Not allowed (unknown or disabled user, role or grant missing).
+    #[error("forbidden")]
+    Forbidden,
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(String),
+}
+
+impl From<DbErr> for AccessError {
+    fn from(err: DbErr) -> Self {
+        AccessError::Database(err.to_string())
+    }
+}
+
+/// May `user_id` do `action` on `machine_id`? Answers with the machine's hostname.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<String, AccessError>")]
+pub struct CheckAccess {
+    /// The JWT `sub`.
+    pub user_id: String,
+    /// The machine.
+    pub machine_id: MachineId,
+    /// What the user wants.
+    pub action: Action,
+}
+
+/// The machines `user_id` may view, with their stored rows.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<Vec<machines::Model>, AccessError>")]
+pub struct VisibleMachines {
+    /// The JWT `sub`.
+    pub user_id: String,
+}
+
+/// A user's role and grants as read at `read_at`.
+#[derive(Debug, Clone)]
+struct UserAccess {
+    read_at: Instant,
+    role: Role,
+    grants: HashMap<Uuid, HashSet<String>>,
+}
+
+impl UserAccess {
+    fn allows(&self, machine: Uuid, action: Action) -> bool {
+        let granted = |level: &str| self.grants.get(&machine).is_some_and(|g| g.contains(level));
+        match (self.role, action) {
+            (Role::Admin, _) => true,
+            (Role::Viewer, Action::Terminal | Action::Command) => false,
+            (_, Action::View) => !self.grants.get(&machine).is_none_or(HashSet::is_empty),
+            (Role::Operator, action) => granted(action.level()),
+        }
+    }
+}
+
+async fn load_user(db: &DatabaseConnection, user_id: &str) -> Result<Option<UserAccess>, DbErr> {
+    let Ok(id) = Uuid::parse_str(user_id) else {
+        return Ok(None);
+    };
+    let Some(user) = users::Entity::find_by_id(id).one(db).await? else {
+        return Ok(None);
+    };
+    let role = match user.role.as_str() {
+        "admin" => Role::Admin,
+        "operator" => Role::Operator,
+        "viewer" => Role::Viewer,
+        _ => return Ok(None),
+    };
+    if user.disabled {
+        return Ok(None);
+    }
+    let mut grants: HashMap<Uuid, HashSet<String>> = HashMap::new();
+    for grant in machine_access::Entity::find()
+        .filter(machine_access::Column::UserId.eq(id))
+        .all(db)
+        .await?
+    {
+        grants.entry(grant.machine_id).or_default().insert(grant.level);
+    }
+    Ok(Some(UserAccess {
+        read_at: Instant::now(),
+        role,
+        grants,
+    }))
+}
+
+/// The actor answering authorisation questions.
+pub struct AccessRepo {
+    db: DatabaseConnection,
+    cache: HashMap<String, UserAccess>,
+}
+
+impl AccessRepo {
+    /// A repository over `db`.
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self {
+            db,
+            cache: HashMap::new(),
+        }
+    }
+
+    /// The cached access of `user_id` if fresh.
+    fn cached(&self, user_id: &str) -> Option<UserAccess> {
+        self.cache
+            .get(user_id)
+            .filter(|a| a.read_at.elapsed() < ACCESS_CACHE_TTL)
+            .cloned()
+    }
+}
+
+impl Actor for AccessRepo {
+    type Context = Context<Self>;
+}
+
+/// Loads (or reuses) a user's access, caching what was read.
+fn with_access<F, T>(repo: &mut AccessRepo, user_id: String, then: F) -> AtomicResponse<AccessRepo, Result<T, AccessError>>
+where
+    F: AsyncFnOnce(DatabaseConnection, UserAccess) -> Result<T, AccessError> + 'static,
+    T: 'static,
+{
+    let db = repo.db.clone();
+    let cached = repo.cached(&user_id);
+    let key = user_id.clone();
+    AtomicResponse::new(Box::pin(
+        async move {
+            let access = match cached {
+                Some(access) => Some(access),
+                None => load_user(&db, &user_id).await?,
+            };
+            let Some(access) = access else {
+                return Err(AccessError::Forbidden);
+            };
+            let result = then(db, access.clone()).await;
+            Ok((access, result))
+        }
+        .into_actor(repo)
+        .map(move |outcome: Result<(UserAccess, Result<T, AccessError>), AccessError>, repo, _| {
+            let (access, result) = outcome?;
+            repo.cache.insert(key, access);
+            result
+        }),
+    ))
+}
+
+impl Handler<CheckAccess> for AccessRepo {
+    type Result = AtomicResponse<Self, Result<String, AccessError>>;
+
+    fn handle(&mut self, check: CheckAccess, _: &mut Context<Self>) -> Self::Result {
+        let (machine, action) = (check.machine_id.0, check.action);
+        with_access(self, check.user_id, async move |db, access| {
+            let row = machines::Entity::find_by_id(machine)
+                .one(&db)
+                .await?
+                .ok_or(AccessError::UnknownMachine)?;
+            if access.allows(machine, action) {
+                Ok(row.hostname)
+            } else {
+                Err(AccessError::Forbidden)
+            }
+        })
+    }
+}
+
+impl Handler<VisibleMachines> for AccessRepo {
+    type Result = AtomicResponse<Self, Result<Vec<machines::Model>, AccessError>>;
+
+    fn handle(&mut self, request: VisibleMachines, _: &mut Context<Self>) -> Self::Result {
+        with_access(self, request.user_id, async move |db, access| {
+            let all = machines::Entity::find().all(&db).await?;
+            Ok(all.into_iter().filter(|m| access.allows(m.id, Action::View)).collect())
+        })
+    }
+}
