@@ -7,7 +7,10 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use fleetgate_actors::agent_session::AgentSessionConfig;
+use fleetgate_actors::protocol::session_token::SessionTokens;
 use fleetgate_actors::repo::machine::mark_all_offline;
+use fleetgate_actors::terminal::TerminalConfig;
+use fleetgate_actors::web_session::WebSessionConfig;
 use fleetgate_actors::shutdown::{ShutdownSignal, ShutdownTrigger, shutdown_channel};
 use fleetgate_actors::socket::SocketConfig;
 use sea_orm::DatabaseConnection;
@@ -62,7 +65,9 @@ pub struct AppState {
     /// Largest agent HTTP report body, bytes.
     pub agent_http_body_bytes: usize,
     /// Web socket settings.
-    pub web_socket: SocketConfig,
+    pub web_session: WebSessionConfig,
+    /// Issues and checks terminal reattach tokens.
+    pub session_tokens: SessionTokens,
     /// Shutdown signal, cloned into every new socket.
     pub shutdown: ShutdownSignal,
 }
@@ -111,7 +116,8 @@ impl Application {
             },
             services: services.clone(),
             agent_http_body_bytes: settings.limits.agent_http_body_bytes,
-            web_socket: socket_config(&settings, settings.limits.web_frame_bytes),
+            web_session: web_session_config(&settings),
+            session_tokens: SessionTokens::new(secrets.session_token_secret),
             shutdown: signal,
         };
 
@@ -215,6 +221,21 @@ impl RunningServer {
             tracing::warn!(error = %err, "closing the database pool failed");
         }
         tracing::info!("fleetgate stopped");
+    }
+}
+
+fn web_session_config(settings: &Settings) -> WebSessionConfig {
+    let limits = &settings.limits;
+    WebSessionConfig {
+        socket: socket_config(settings, limits.web_frame_bytes),
+        terminal: TerminalConfig {
+            msgs_per_sec: limits.terminal_msgs_per_sec,
+            burst: limits.terminal_burst,
+            buffer_bytes: limits.terminal_buffer_bytes,
+            idle_timeout: Duration::from_secs(limits.terminal_idle_secs),
+            grace: Duration::from_secs(limits.reattach_grace_secs),
+        },
+        command_timeout: Duration::from_secs(limits.command_timeout_secs),
     }
 }
 

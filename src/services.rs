@@ -4,9 +4,15 @@ use std::time::Duration;
 
 use actix::{Actor, Addr};
 use fleetgate_actors::agent_session::AgentLinks;
+use fleetgate_actors::command::CommandLinks;
 use fleetgate_actors::registry::{Registry, RegistryConfig};
+use fleetgate_actors::repo::audit::AuditBarrier;
 use fleetgate_actors::repo::metric::{FlushMetrics, MetricRepoConfig};
-use fleetgate_actors::repo::{MachineRepo, MetricRepo, PortRepo, ReportRepo};
+use fleetgate_actors::repo::{
+    AccessRepo, AuditRepo, CommandRepo, MachineRepo, MetricRepo, PortRepo, ReportRepo, SessionRepo,
+};
+use fleetgate_actors::terminal::TerminalLinks;
+use fleetgate_actors::web_session::WebLinks;
 use fleetgate_actors::sealing::DataKey;
 use sea_orm::DatabaseConnection;
 
@@ -23,6 +29,14 @@ pub struct Services {
     pub ports: Addr<PortRepo>,
     /// Agent HTTP reports.
     pub reports: Addr<ReportRepo>,
+    /// Authorisation.
+    pub access: Addr<AccessRepo>,
+    /// Audit trail.
+    pub audit: Addr<AuditRepo>,
+    /// Terminal session history.
+    pub sessions: Addr<SessionRepo>,
+    /// Commands and their results.
+    pub commands: Addr<CommandRepo>,
     /// Routing and online status.
     pub registry: Addr<Registry>,
 }
@@ -34,6 +48,10 @@ impl Services {
         let metrics = MetricRepo::new(db.clone(), MetricRepoConfig::default()).start();
         let ports = PortRepo::new(db.clone()).start();
         let reports = ReportRepo::new(db.clone()).start();
+        let access = AccessRepo::new(db.clone()).start();
+        let audit = AuditRepo::new(db.clone()).start();
+        let sessions = SessionRepo::new(db.clone()).start();
+        let commands = CommandRepo::new(db.clone()).start();
         let registry = Registry::new(
             RegistryConfig {
                 offline_after: Duration::from_secs(settings.agents.offline_after_secs),
@@ -47,6 +65,10 @@ impl Services {
             metrics,
             ports,
             reports,
+            access,
+            audit,
+            sessions,
+            commands,
             registry,
         }
     }
@@ -61,11 +83,41 @@ impl Services {
             heartbeat_seen: self.registry.clone().recipient(),
             record_metric: self.metrics.clone().recipient(),
             sync_ports: self.ports.clone().recipient(),
+            terminal_output: self.registry.clone().recipient(),
+            terminal_exit: self.registry.clone().recipient(),
+            command_response: self.registry.clone().recipient(),
+            audit: self.audit.clone().recipient(),
         }
     }
 
-    /// Writes everything buffered (metric batches) before shutdown.
+    /// The actors a web session needs.
+    pub fn web_links(&self) -> WebLinks {
+        WebLinks {
+            registry: self.registry.clone(),
+            access: self.access.clone(),
+            audit: self.audit.clone().recipient(),
+            terminal: TerminalLinks {
+                send_to_agent: self.registry.clone().recipient(),
+                drop_route: self.registry.clone().recipient(),
+                opened: self.sessions.clone().recipient(),
+                closed: self.sessions.clone().recipient(),
+                audit: self.audit.clone().recipient(),
+            },
+            command: CommandLinks {
+                send_to_agent: self.registry.clone().recipient(),
+                drop_route: self.registry.clone().recipient(),
+                started: self.commands.clone().recipient(),
+                finished: self.commands.clone().recipient(),
+                audit: self.audit.clone().recipient(),
+            },
+        }
+    }
+
+    /// Writes everything buffered (metric batches, queued audit entries) before shutdown.
     pub async fn flush(&self) {
+        if let Err(err) = self.audit.send(AuditBarrier).await {
+            tracing::error!(error = %err, "audit repository unreachable at shutdown");
+        }
         match self.metrics.send(FlushMetrics).await {
             Ok(Ok(rows)) => tracing::info!(rows, "metrics flushed"),
             Ok(Err(err)) => tracing::error!(error = %err, "final metric flush failed"),

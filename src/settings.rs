@@ -154,6 +154,12 @@ pub struct LimitSettings {
     pub terminal_burst: u32,
     /// Undelivered output bound per session, bytes.
     pub terminal_buffer_bytes: usize,
+    /// Terminal idle timeout, seconds.
+    pub terminal_idle_secs: u64,
+    /// Reattach grace period, seconds.
+    pub reattach_grace_secs: u64,
+    /// Default command timeout, seconds.
+    pub command_timeout_secs: u64,
 }
 
 impl Settings {
@@ -196,7 +202,10 @@ impl Settings {
 
     /// Checks values that parse but make no sense.
     fn validate(&self) -> Result<(), SettingsError> {
-        let positive: [(&'static str, u64); 8] = [
+        let positive: [(&'static str, u64); 11] = [
+            ("limits.terminal_idle_secs", self.limits.terminal_idle_secs),
+            ("limits.reattach_grace_secs", self.limits.reattach_grace_secs),
+            ("limits.command_timeout_secs", self.limits.command_timeout_secs),
             (
                 "server.shutdown_timeout_secs",
                 self.server.shutdown_timeout_secs,

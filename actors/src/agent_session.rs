@@ -9,10 +9,17 @@ use actix::{
 use actix_web_actors::ws::{self, CloseCode, WebsocketContext};
 use chrono::Utc;
 
-use crate::protocol::agent::{AgentMessage, Heartbeat, Register, parse_agent_frame};
+use crate::command::CommandChunk;
+use crate::protocol::agent::{
+    AgentMessage, Capabilities, Heartbeat, MachineSecret, Register, parse_agent_frame,
+};
 use crate::protocol::server::registered_frame;
 use crate::protocol::{ConnectionId, ErrorCode, ErrorFrame, MachineId};
-use crate::registry::{HeartbeatSeen, RegisterAgent, ToAgent, UnregisterAgent};
+use crate::registry::{
+    HeartbeatSeen, RegisterAgent, RouteCommandResponse, RouteTerminalExit, RouteTerminalOutput,
+    ToAgent, UnregisterAgent,
+};
+use crate::repo::audit::RecordAudit;
 use crate::repo::Enrollment;
 use crate::repo::machine::{AuthenticateMachine, MachineDetails, MachineError, TouchLastSeen};
 use crate::repo::metric::RecordMetric;
@@ -49,6 +56,14 @@ pub struct AgentLinks {
     pub record_metric: Recipient<RecordMetric>,
     /// `PortRepo`: listening ports.
     pub sync_ports: Recipient<SyncPorts>,
+    /// `Registry`: shell output by sessionId.
+    pub terminal_output: Recipient<RouteTerminalOutput>,
+    /// `Registry`: shell exits by sessionId.
+    pub terminal_exit: Recipient<RouteTerminalExit>,
+    /// `Registry`: command output by commandId.
+    pub command_response: Recipient<RouteCommandResponse>,
+    /// `AuditRepo`: security events.
+    pub audit: Recipient<RecordAudit>,
 }
 
 /// Where the session is in the register handshake.
@@ -70,6 +85,7 @@ pub struct AgentSession {
     connection_id: ConnectionId,
     stage: Stage,
     register_deadline: Option<SpawnHandle>,
+    capabilities: Capabilities,
     last_heard: Instant,
     violations: ViolationCounter,
 }
@@ -85,6 +101,7 @@ impl AgentSession {
             connection_id: ConnectionId::next(),
             stage: Stage::AwaitingRegister,
             register_deadline: None,
+            capabilities: Capabilities::default(),
             last_heard: Instant::now(),
             violations,
         }
@@ -103,6 +120,16 @@ impl AgentSession {
             code = ?frame.code,
             "agent frame refused"
         );
+        self.links.audit.do_send(RecordAudit {
+            actor: if machine_id.is_empty() { "agent".to_owned() } else { format!("machine:{machine_id}") },
+            action: "security.bad_frame",
+            machine_id: match self.stage {
+                Stage::Registered(id) => Some(id),
+                _ => None,
+            },
+            detail: serde_json::json!({ "code": frame.code, "message": frame.message }),
+            source_ip: None,
+        });
         socket::send_error(ctx, &frame);
         if self.violations.record(Instant::now()) {
             socket::close(ctx, CloseCode::Policy, "repeated protocol violations");
@@ -125,10 +152,41 @@ impl AgentSession {
                 ctx,
                 ErrorFrame::new(ErrorCode::InvalidField, "already registered"),
             ),
-            (Stage::Registered(id), other) => {
-                // Terminal and command routing is not wired yet: nothing can be waiting for it.
-                tracing::debug!(machine_id = %id, kind = message_kind(&other), "agent output for no open session dropped");
+            (Stage::Registered(id), AgentMessage::TerminalOutput(output)) => {
+                self.links.terminal_output.do_send(RouteTerminalOutput {
+                    machine_id: id,
+                    session_id: output.session_id,
+                    output: output.output,
+                });
             }
+            (Stage::Registered(id), AgentMessage::TerminalExit(exit)) if self.capabilities.terminal_exit => {
+                self.links.terminal_exit.do_send(RouteTerminalExit {
+                    machine_id: id,
+                    session_id: exit.session_id,
+                    exit_code: exit.exit_code,
+                });
+            }
+            (Stage::Registered(id), AgentMessage::CommandResponse(response)) => {
+                if MachineId::parse(&response.machine_id) != Some(id) {
+                    return self.refuse(
+                        ctx,
+                        ErrorFrame::new(ErrorCode::InvalidField, "machineId is not this connection's machine"),
+                    );
+                }
+                self.links.command_response.do_send(RouteCommandResponse {
+                    machine_id: id,
+                    command_id: response.command_id,
+                    chunk: CommandChunk {
+                        output: response.output,
+                        completed: response.completed,
+                        exit_code: response.exit_code,
+                    },
+                });
+            }
+            (Stage::Registered(_), AgentMessage::TerminalExit(_)) => self.refuse(
+                ctx,
+                ErrorFrame::new(ErrorCode::UnknownType, "terminal_exit needs the terminal_exit capability"),
+            ),
             (_, _) => self.refuse(
                 ctx,
                 ErrorFrame::new(ErrorCode::NotRegistered, "send register first"),
@@ -148,6 +206,8 @@ impl AgentSession {
             platform: register.platform,
         };
         let hostname = details.hostname.clone();
+        self.capabilities = Capabilities::from_names(&register.capabilities);
+        let secret = MachineSecret::new(register.secret_key.clone());
         let request = AuthenticateMachine {
             secret: register.secret_key,
             enrollment: self.config.enrollment,
@@ -155,9 +215,16 @@ impl AgentSession {
         };
         let check = self.links.authenticate.send(request).into_actor(self).map(
             move |outcome, session, ctx| match outcome {
-                Ok(Ok(machine_id)) => session.finish_register(machine_id, hostname, ctx),
+                Ok(Ok(machine_id)) => session.finish_register(machine_id, hostname, secret, ctx),
                 Ok(Err(MachineError::UnknownSecret)) => {
                     tracing::warn!(security = true, connection_id = %session.connection_id, "register with an unknown secret refused");
+                    session.links.audit.do_send(RecordAudit {
+                        actor: "agent".to_owned(),
+                        action: "security.register_refused",
+                        machine_id: None,
+                        detail: serde_json::json!({ "reason": "unknown machine secret" }),
+                        source_ip: None,
+                    });
                     socket::send_error(ctx, &ErrorFrame::new(ErrorCode::Unauthenticated, "unknown machine secret"));
                     socket::close(ctx, CloseCode::Other(CLOSE_UNAUTHENTICATED), "register refused");
                 }
@@ -172,6 +239,7 @@ impl AgentSession {
         &mut self,
         machine_id: MachineId,
         hostname: String,
+        secret: MachineSecret,
         ctx: &mut WebsocketContext<Self>,
     ) {
         self.stage = Stage::Registered(machine_id);
@@ -183,6 +251,8 @@ impl AgentSession {
             connection_id: self.connection_id,
             hostname,
             recipient: ctx.address().recipient(),
+            secret,
+            capabilities: self.capabilities,
         });
         tracing::info!(%machine_id, connection_id = %self.connection_id, "agent registered");
         ctx.text(registered_frame(machine_id));
@@ -232,16 +302,6 @@ impl AgentSession {
         self.links
             .touch_last_seen
             .do_send(TouchLastSeen { machine_id, at });
-    }
-}
-
-fn message_kind(message: &AgentMessage) -> &'static str {
-    match message {
-        AgentMessage::Register(_) => "register",
-        AgentMessage::Heartbeat(_) => "heartbeat",
-        AgentMessage::CommandResponse(_) => "command_response",
-        AgentMessage::TerminalOutput(_) => "terminal_output",
-        AgentMessage::TerminalExit(_) => "terminal_exit",
     }
 }
 

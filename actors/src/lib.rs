@@ -14,4 +14,5 @@ pub mod shutdown;
 pub mod socket;
 pub mod terminal;
 pub mod violations;
+pub mod web_requests;
 pub mod web_session;

@@ -1,1 +1,421 @@
-//! placeholder
+//! `TerminalSession`: one open shell. Owner input is rate limited and signed towards the agent;
+//! agent output goes to the owner socket only, through a bounded buffer.
+
+use std::time::{Duration, Instant};
+
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient,
+    SpawnHandle, WrapFuture,
+};
+use chrono::Utc;
+
+use crate::output_buffer::OutputBuffer;
+use crate::protocol::agent::{Capabilities, MachineSecret};
+use crate::protocol::envelope::{SignedKind, sign_now};
+use crate::protocol::session_token::{SessionClaims, SessionTokens};
+use crate::protocol::web::ServerEvent;
+use crate::protocol::{ConnectionId, ErrorCode, ErrorFrame, MachineId, SessionId};
+use crate::rate_limit::TokenBucket;
+use crate::registry::{DropTerminal, RouteError, SendToAgent};
+use crate::repo::audit::RecordAudit;
+use crate::repo::session::{SessionClosed, SessionOpened};
+use crate::web_session::Deliver;
+
+/// Most output handed to the owner in one delivery, bytes.
+const DELIVERY_BATCH: usize = 64 * 1024;
+
+/// Limits and timings of terminal sessions.
+#[derive(Debug, Clone)]
+pub struct TerminalConfig {
+    /// Input messages per second.
+    pub msgs_per_sec: u32,
+    /// Input burst.
+    pub burst: u32,
+    /// Undelivered output bound, bytes.
+    pub buffer_bytes: usize,
+    /// Idle timeout.
+    pub idle_timeout: Duration,
+    /// Reattach grace period after the owner socket drops.
+    pub grace: Duration,
+}
+
+/// The actors a terminal session talks to.
+#[derive(Clone)]
+pub struct TerminalLinks {
+    /// `Registry`: frames to the agent.
+    pub send_to_agent: Recipient<SendToAgent>,
+    /// `Registry`: withdraw the route when done.
+    pub drop_route: Recipient<DropTerminal>,
+    /// `SessionRepo`: opened.
+    pub opened: Recipient<SessionOpened>,
+    /// `SessionRepo`: closed.
+    pub closed: Recipient<SessionClosed>,
+    /// `AuditRepo`.
+    pub audit: Recipient<RecordAudit>,
+}
+
+/// The socket currently owning a session.
+#[derive(Clone)]
+pub struct Owner {
+    /// The owner socket's connection.
+    pub connection_id: ConnectionId,
+    /// Where its events go.
+    pub deliver: Recipient<Deliver>,
+}
+
+/// Everything a new session needs to know.
+pub struct TerminalSpec {
+    /// The session.
+    pub session_id: SessionId,
+    /// The machine.
+    pub machine_id: MachineId,
+    /// Owner's user id (a UUID string).
+    pub user_id: String,
+    /// Initial size.
+    pub cols: u16,
+    /// Initial size.
+    pub rows: u16,
+    /// Key for envelopes.
+    pub secret: MachineSecret,
+    /// What the agent understands.
+    pub capabilities: Capabilities,
+    /// The opening socket.
+    pub owner: Owner,
+    /// `requestId` of the `spawn_terminal`.
+    pub request_id: Option<String>,
+}
+
+/// What the agent side reports for a session.
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+#[rtype(result = "()")]
+pub enum TerminalEvent {
+    /// Shell output.
+    Output(String),
+    /// The shell exited (agents with `terminal_exit`).
+    Exited(i32),
+    /// The agent disconnected.
+    AgentGone,
+}
+
+/// A request from a socket of the owning user.
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+#[rtype(result = "()")]
+pub enum OwnerRequest {
+    /// Keystrokes.
+    Input {
+        /// Sending socket.
+        from: ConnectionId,
+        /// The keystrokes.
+        data: String,
+        /// Echoed on errors.
+        request_id: Option<String>,
+    },
+    /// Resize.
+    Resize {
+        /// Sending socket.
+        from: ConnectionId,
+        /// Columns.
+        cols: u16,
+        /// Rows.
+        rows: u16,
+    },
+    /// Close the session.
+    Close {
+        /// Sending socket.
+        from: ConnectionId,
+    },
+    /// The owner socket closed.
+    OwnerGone {
+        /// The closed socket.
+        from: ConnectionId,
+    },
+    /// An administrator ended the session.
+    Kill,
+}
+
+/// Re-bind the session to another socket of the same user.
+#[derive(Message)]
+#[rtype(result = "Result<(), ErrorCode>")]
+pub struct AttachOwner {
+    /// The user asking (must be the owner).
+    pub user_id: String,
+    /// The new owner socket.
+    pub owner: Owner,
+}
+
+/// One open shell.
+pub struct TerminalSession {
+    spec: TerminalSpec,
+    config: TerminalConfig,
+    links: TerminalLinks,
+    tokens: SessionTokens,
+    owner: Option<Owner>,
+    bucket: TokenBucket,
+    buffer: OutputBuffer,
+    delivering: bool,
+    last_activity: Instant,
+    grace_timer: Option<SpawnHandle>,
+    bytes_in: u64,
+    bytes_out: u64,
+    ended: bool,
+}
+
+impl TerminalSession {
+    /// A session for `spec`; it opens the shell when started.
+    pub fn new(spec: TerminalSpec, config: TerminalConfig, links: TerminalLinks, tokens: SessionTokens) -> Self {
+        let now = Instant::now();
+        Self {
+            owner: Some(spec.owner.clone()),
+            bucket: TokenBucket::new(config.msgs_per_sec, config.burst, now),
+            buffer: OutputBuffer::new(config.buffer_bytes),
+            spec,
+            config,
+            links,
+            tokens,
+            delivering: false,
+            last_activity: now,
+            grace_timer: None,
+            bytes_in: 0,
+            bytes_out: 0,
+            ended: false,
+        }
+    }
+
+    fn is_owner(&self, connection: ConnectionId) -> bool {
+        self.owner.as_ref().is_some_and(|o| o.connection_id == connection)
+    }
+
+    fn tell_owner(&self, events: Vec<ServerEvent>, request_id: Option<String>) {
+        if let Some(owner) = &self.owner {
+            owner.deliver.do_send(Deliver { events, request_id, error: None });
+        }
+    }
+
+    fn error_to_owner(&self, code: ErrorCode, message: &str, request_id: Option<String>) {
+        if let Some(owner) = &self.owner {
+            let error = ErrorFrame { code, message: message.to_owned(), request_id };
+            owner.deliver.do_send(Deliver { events: Vec::new(), request_id: None, error: Some(error) });
+        }
+    }
+
+    /// `terminal_opened` with a token valid for one grace period from now.
+    fn opened_event(&self) -> ServerEvent {
+        let expires = Utc::now() + chrono::Duration::from_std(self.config.grace).unwrap_or(chrono::Duration::seconds(60));
+        let token = self.tokens.issue(&SessionClaims {
+            session_id: self.spec.session_id.to_string(),
+            user_id: self.spec.user_id.clone(),
+            machine_id: self.spec.machine_id.to_string(),
+            expires_at: expires.timestamp(),
+        });
+        ServerEvent::TerminalOpened {
+            session_id: self.spec.session_id.to_string(),
+            machine_id: self.spec.machine_id.to_string(),
+            session_token: token,
+            expires_at: expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        }
+    }
+
+    /// Signs and sends one envelope to the agent.
+    fn send_signed(&self, kind: SignedKind, payload: &str) {
+        let frame = sign_now(
+            kind,
+            self.spec.session_id.as_str(),
+            &self.spec.machine_id.to_string(),
+            payload,
+            self.spec.secret.expose(),
+        );
+        self.links.send_to_agent.do_send(SendToAgent { machine_id: self.spec.machine_id, frame });
+    }
+
+    /// Hands buffered output to the owner, one delivery at a time (back-pressure).
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.delivering || self.buffer.is_empty() {
+            return;
+        }
+        let Some(owner) = self.owner.clone() else {
+            return;
+        };
+        let (dropped, data) = self.buffer.take(DELIVERY_BATCH);
+        let session_id = self.spec.session_id.to_string();
+        let mut events = Vec::with_capacity(2);
+        if dropped > 0 {
+            events.push(ServerEvent::OutputDropped { session_id: session_id.clone(), bytes: dropped });
+        }
+        if !data.is_empty() {
+            events.push(ServerEvent::TerminalOutput { session_id, data });
+        }
+        self.delivering = true;
+        let delivery = owner.deliver.send(Deliver { events, request_id: None, error: None });
+        ctx.spawn(delivery.into_actor(self).map(|result, session, ctx| {
+            session.delivering = false;
+            if result.is_err() {
+                tracing::debug!(session_id = %session.spec.session_id, "owner socket gone during delivery");
+            }
+            session.pump(ctx);
+        }));
+    }
+
+    /// Ends the session once: tells the owner and the agent, records it, withdraws the route.
+    fn end(&mut self, reason: &'static str, ctx: &mut Context<Self>) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        let session_id = self.spec.session_id.to_string();
+        self.tell_owner(vec![ServerEvent::TerminalClosed { session_id: session_id.clone(), reason }], None);
+        let agent_still_has_shell = !matches!(reason, "agent_disconnected" | "shell_exited");
+        if agent_still_has_shell && self.spec.capabilities.terminal_close {
+            self.send_signed(SignedKind::TerminalClose, "{}");
+        }
+        self.links.closed.do_send(SessionClosed {
+            session_id: self.spec.session_id.clone(),
+            at: Utc::now(),
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            reason,
+        });
+        self.links.audit.do_send(RecordAudit {
+            actor: self.spec.user_id.clone(),
+            action: "terminal.close",
+            machine_id: Some(self.spec.machine_id),
+            detail: serde_json::json!({
+                "sessionId": session_id, "reason": reason,
+                "bytesIn": self.bytes_in, "bytesOut": self.bytes_out,
+            }),
+            source_ip: None,
+        });
+        self.links.drop_route.do_send(DropTerminal { session_id: self.spec.session_id.clone() });
+        tracing::info!(session_id = %self.spec.session_id, reason, "terminal session ended");
+        ctx.stop();
+    }
+
+    fn input(&mut self, data: String, request_id: Option<String>) {
+        if !self.bucket.try_take(Instant::now()) {
+            self.links.audit.do_send(RecordAudit {
+                actor: self.spec.user_id.clone(),
+                action: "security.rate_limited",
+                machine_id: Some(self.spec.machine_id),
+                detail: serde_json::json!({ "sessionId": self.spec.session_id.to_string() }),
+                source_ip: None,
+            });
+            return self.error_to_owner(ErrorCode::RateLimited, "terminal input rate limit exceeded; input dropped", request_id);
+        }
+        self.last_activity = Instant::now();
+        self.bytes_in += data.len() as u64;
+        let payload = serde_json::json!({ "data": data }).to_string();
+        self.send_signed(SignedKind::TerminalInput, &payload);
+    }
+
+    fn resize(&mut self, cols: u16, rows: u16) {
+        let payload = format!(r#"{{"cols":{cols},"rows":{rows}}}"#);
+        self.send_signed(SignedKind::TerminalResize, &payload);
+    }
+}
+
+impl Actor for TerminalSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let spawn = format!(
+            r#"{{"type":"spawn_shell","data":{{"sessionId":"{}"}}}}"#,
+            self.spec.session_id
+        );
+        let machine_id = self.spec.machine_id;
+        let sent = self.links.send_to_agent.send(SendToAgent { machine_id, frame: spawn });
+        let request_id = self.spec.request_id.clone();
+        ctx.wait(sent.into_actor(self).map(move |result, session, ctx| match result {
+            Ok(Ok(())) => {
+                session.resize(session.spec.cols, session.spec.rows);
+                session.tell_owner(vec![session.opened_event()], request_id);
+                if let Ok(user_id) = uuid::Uuid::parse_str(&session.spec.user_id) {
+                    session.links.opened.do_send(SessionOpened {
+                        session_id: session.spec.session_id.clone(),
+                        user_id,
+                        machine_id,
+                        at: Utc::now(),
+                    });
+                }
+            }
+            Ok(Err(RouteError::MachineOffline)) | Err(_) => {
+                session.error_to_owner(ErrorCode::MachineOffline, "machine is offline", request_id);
+                session.ended = true;
+                session.links.drop_route.do_send(DropTerminal { session_id: session.spec.session_id.clone() });
+                ctx.stop();
+            }
+        }));
+        let check_every = (self.config.idle_timeout / 10).max(Duration::from_millis(50));
+        ctx.run_interval(check_every, |session, ctx| {
+            if session.last_activity.elapsed() >= session.config.idle_timeout {
+                session.end("idle_timeout", ctx);
+            }
+        });
+        // Refresh the reattach token while attached, so it is valid for a grace period after a drop.
+        ctx.run_interval(self.config.grace / 2, |session, _| {
+            if session.owner.is_some() {
+                session.tell_owner(vec![session.opened_event()], None);
+            }
+        });
+    }
+}
+
+impl Handler<TerminalEvent> for TerminalSession {
+    type Result = ();
+
+    fn handle(&mut self, event: TerminalEvent, ctx: &mut Context<Self>) {
+        match event {
+            TerminalEvent::Output(output) => {
+                self.last_activity = Instant::now();
+                self.bytes_out += output.len() as u64;
+                self.buffer.push(output);
+                self.pump(ctx);
+            }
+            TerminalEvent::Exited(code) => {
+                tracing::info!(session_id = %self.spec.session_id, exit_code = code, "shell exited");
+                self.end("shell_exited", ctx);
+            }
+            TerminalEvent::AgentGone => self.end("agent_disconnected", ctx),
+        }
+    }
+}
+
+impl Handler<OwnerRequest> for TerminalSession {
+    type Result = ();
+
+    fn handle(&mut self, request: OwnerRequest, ctx: &mut Context<Self>) {
+        match request {
+            OwnerRequest::Input { from, data, request_id } if self.is_owner(from) => self.input(data, request_id),
+            OwnerRequest::Resize { from, cols, rows } if self.is_owner(from) => self.resize(cols, rows),
+            OwnerRequest::Close { from } if self.is_owner(from) => self.end("closed", ctx),
+            OwnerRequest::OwnerGone { from } if self.is_owner(from) => {
+                self.owner = None;
+                let grace = self.config.grace;
+                self.grace_timer = Some(ctx.run_later(grace, |session, ctx| {
+                    if session.owner.is_none() {
+                        session.end("owner_gone", ctx);
+                    }
+                }));
+            }
+            OwnerRequest::Kill => self.end("killed", ctx),
+            _ => tracing::warn!(security = true, session_id = %self.spec.session_id, "request from a socket that does not own the session ignored"),
+        }
+    }
+}
+
+impl Handler<AttachOwner> for TerminalSession {
+    type Result = Result<(), ErrorCode>;
+
+    fn handle(&mut self, attach: AttachOwner, ctx: &mut Context<Self>) -> Self::Result {
+        if attach.user_id != self.spec.user_id {
+            return Err(ErrorCode::Forbidden);
+        }
+        if let Some(timer) = self.grace_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        if let Some(previous) = self.owner.replace(attach.owner) {
+            tracing::info!(session_id = %self.spec.session_id, previous = %previous.connection_id, "session moved to another socket");
+        }
+        self.tell_owner(vec![self.opened_event()], None);
+        self.pump(ctx);
+        Ok(())
+    }
+}

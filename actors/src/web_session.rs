@@ -1,16 +1,38 @@
 //! `WebSession`: the actor behind one `/ws/web` socket of an authenticated operator.
+//! Requests are parsed once, authorised against the repository, and dispatched
+//! (see `web_requests.rs`); events for this socket arrive as [`Deliver`].
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorContext, AsyncContext, StreamHandler};
+use actix::{Actor, ActorContext, Addr, AsyncContext, Handler, Message, Recipient, StreamHandler};
 use actix_web_actors::ws::{self, CloseCode, WebsocketContext};
 use serde::Serialize;
 
+use crate::command::CommandLinks;
 use crate::identity::AuthenticatedUser;
-use crate::protocol::{ErrorCode, ErrorFrame};
+use crate::protocol::session_token::SessionTokens;
+use crate::protocol::web::{ServerEvent, parse_client_frame};
+use crate::protocol::{ConnectionId, ErrorCode, ErrorFrame, MachineId, SessionId};
+use crate::registry::Registry;
+use crate::repo::AccessRepo;
+use crate::repo::audit::RecordAudit;
 use crate::shutdown::ShutdownSignal;
 use crate::socket::{self, CLOSE_UNAUTHENTICATED, Inbound, SocketConfig};
+use crate::terminal::{OwnerRequest, TerminalConfig, TerminalLinks};
 use crate::violations::ViolationCounter;
+
+/// Events (and possibly an error) for this socket, in order.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Deliver {
+    /// Events to send.
+    pub events: Vec<ServerEvent>,
+    /// `requestId` to echo on them.
+    pub request_id: Option<String>,
+    /// An error to send after them.
+    pub error: Option<ErrorFrame>,
+}
 
 /// `hello`: the first message after the upgrade.
 #[derive(Debug, Serialize)]
@@ -23,10 +45,42 @@ struct Hello<'a> {
     server_version: &'a str,
 }
 
+/// Settings a web socket needs.
+#[derive(Debug, Clone)]
+pub struct WebSessionConfig {
+    /// Keep-alive, frame size and violation limits.
+    pub socket: SocketConfig,
+    /// Terminal limits.
+    pub terminal: TerminalConfig,
+    /// Default command timeout.
+    pub command_timeout: Duration,
+}
+
+/// The actors a web session talks to.
+#[derive(Clone)]
+pub struct WebLinks {
+    /// Routing and agent handles.
+    pub registry: Addr<Registry>,
+    /// Authorisation.
+    pub access: Addr<AccessRepo>,
+    /// Audit trail.
+    pub audit: Recipient<RecordAudit>,
+    /// What terminal sessions need.
+    pub terminal: TerminalLinks,
+    /// What commands need.
+    pub command: CommandLinks,
+}
+
 /// One operator socket.
 pub struct WebSession {
-    user: AuthenticatedUser,
-    config: SocketConfig,
+    pub(crate) user: AuthenticatedUser,
+    pub(crate) source_ip: Option<String>,
+    pub(crate) connection_id: ConnectionId,
+    pub(crate) config: WebSessionConfig,
+    pub(crate) links: WebLinks,
+    pub(crate) tokens: SessionTokens,
+    pub(crate) terminals: HashMap<SessionId, Recipient<OwnerRequest>>,
+    pub(crate) subscribed: bool,
     shutdown: ShutdownSignal,
     last_heard: Instant,
     violations: ViolationCounter,
@@ -34,19 +88,50 @@ pub struct WebSession {
 
 impl WebSession {
     /// A session for a socket whose JWT was verified before the upgrade.
-    pub fn new(user: AuthenticatedUser, config: SocketConfig, shutdown: ShutdownSignal) -> Self {
-        let violations = ViolationCounter::new(config.violations_per_minute);
+    pub fn new(
+        user: AuthenticatedUser,
+        source_ip: Option<String>,
+        config: WebSessionConfig,
+        links: WebLinks,
+        tokens: SessionTokens,
+        shutdown: ShutdownSignal,
+    ) -> Self {
+        let violations = ViolationCounter::new(config.socket.violations_per_minute);
         Self {
             user,
+            source_ip,
+            connection_id: ConnectionId::next(),
             config,
+            links,
+            tokens,
+            terminals: HashMap::new(),
+            subscribed: false,
             shutdown,
             last_heard: Instant::now(),
             violations,
         }
     }
 
+    /// Records an audit entry for this user and socket.
+    pub(crate) fn audit(&self, action: &'static str, machine_id: Option<MachineId>, detail: serde_json::Value) {
+        self.links.audit.do_send(RecordAudit {
+            actor: self.user.user_id.clone(),
+            action,
+            machine_id,
+            detail,
+            source_ip: self.source_ip.clone(),
+        });
+    }
+
+    /// Sends an error frame.
+    pub(crate) fn error(&self, ctx: &mut WebsocketContext<Self>, code: ErrorCode, message: &str, request_id: Option<String>) {
+        socket::send_error(ctx, &ErrorFrame { code, message: message.to_owned(), request_id });
+    }
+
+    /// Replies with `error`, audits, and closes with 1008 past the violation limit.
     fn refuse(&mut self, ctx: &mut WebsocketContext<Self>, frame: ErrorFrame) {
         tracing::warn!(security = true, user_id = %self.user.user_id, code = ?frame.code, "web frame refused");
+        self.audit("security.bad_frame", None, serde_json::json!({ "code": frame.code, "message": frame.message }));
         socket::send_error(ctx, &frame);
         if self.violations.record(Instant::now()) {
             socket::close(ctx, CloseCode::Policy, "repeated protocol violations");
@@ -57,15 +142,18 @@ impl WebSession {
     fn schedule_expiry(&self, ctx: &mut WebsocketContext<Self>) {
         let now = chrono::Utc::now().timestamp();
         let left = u64::try_from(self.user.expires_at.saturating_sub(now)).unwrap_or(0);
-        ctx.run_later(Duration::from_secs(left), |_session, ctx| {
-            let frame = ErrorFrame::new(ErrorCode::Unauthenticated, "token expired");
-            socket::send_error(ctx, &frame);
-            socket::close(
-                ctx,
-                CloseCode::Other(CLOSE_UNAUTHENTICATED),
-                "token expired",
-            );
+        ctx.run_later(Duration::from_secs(left), |session, ctx| {
+            session.audit("ws.token_expired", None, serde_json::json!({}));
+            socket::send_error(ctx, &ErrorFrame::new(ErrorCode::Unauthenticated, "token expired"));
+            socket::close(ctx, CloseCode::Other(CLOSE_UNAUTHENTICATED), "token expired");
         });
+    }
+
+    fn handle_text(&mut self, text: &str, ctx: &mut WebsocketContext<Self>) {
+        match parse_client_frame(text) {
+            Ok(frame) => self.dispatch(frame, ctx),
+            Err(error) => self.refuse(ctx, error),
+        }
     }
 }
 
@@ -73,9 +161,10 @@ impl Actor for WebSession {
     type Context = WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        socket::start_keepalive(ctx, &self.config, |session| session.last_heard);
+        socket::start_keepalive(ctx, &self.config.socket, |session| session.last_heard);
         socket::close_on_shutdown(ctx, self.shutdown.clone());
         self.schedule_expiry(ctx);
+        self.audit("ws.connect", None, serde_json::json!({ "role": self.user.role.as_str() }));
         let hello = Hello {
             user_id: &self.user.user_id,
             role: self.user.role.as_str(),
@@ -86,15 +175,19 @@ impl Actor for WebSession {
             Err(err) => tracing::error!(error = %err, "could not encode hello"),
         }
     }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        for requests in self.terminals.values() {
+            requests.do_send(OwnerRequest::OwnerGone { from: self.connection_id });
+        }
+        self.audit("ws.disconnect", None, serde_json::json!({}));
+    }
 }
 
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WebSession {
     fn handle(&mut self, event: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         match socket::triage(event, ctx, &mut self.last_heard) {
-            Inbound::Text(_) => self.refuse(
-                ctx,
-                ErrorFrame::new(ErrorCode::UnknownType, "no client messages are served yet"),
-            ),
+            Inbound::Text(text) => self.handle_text(&text, ctx),
             Inbound::Refused(frame) => self.refuse(ctx, frame),
             Inbound::Handled => {}
         }
@@ -102,5 +195,23 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WebSession {
 
     fn finished(&mut self, ctx: &mut Self::Context) {
         ctx.stop();
+    }
+}
+
+impl Handler<Deliver> for WebSession {
+    type Result = ();
+
+    fn handle(&mut self, delivery: Deliver, ctx: &mut Self::Context) {
+        for event in &delivery.events {
+            if let ServerEvent::TerminalClosed { session_id, .. } = event
+                && let Some(id) = SessionId::parse(session_id)
+            {
+                self.terminals.remove(&id);
+            }
+            ctx.text(event.to_json(delivery.request_id.as_deref()));
+        }
+        if let Some(error) = &delivery.error {
+            socket::send_error(ctx, error);
+        }
     }
 }

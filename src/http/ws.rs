@@ -43,10 +43,18 @@ pub async fn web_socket(
             return Ok(unauthorized(&err.to_string()));
         }
     };
-    let session = WebSession::new(user, state.web_socket.clone(), state.shutdown.clone());
+    let source_ip = request.peer_addr().map(|addr| addr.ip().to_string());
+    let session = WebSession::new(
+        user,
+        source_ip,
+        state.web_session.clone(),
+        state.services.web_links(),
+        state.session_tokens.clone(),
+        state.shutdown.clone(),
+    );
     let protocols: Vec<&str> = presented.subprotocol.as_deref().into_iter().collect();
     WsResponseBuilder::new(session, &request, stream)
-        .frame_size(state.web_socket.max_frame_bytes)
+        .frame_size(state.web_session.socket.max_frame_bytes)
         .protocols(&protocols)
         .start()
 }

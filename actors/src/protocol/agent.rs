@@ -184,6 +184,51 @@ pub struct TerminalExit {
     pub exit_code: i32,
 }
 
+/// Extensions an agent announced in `register` (PROTOCOL.md 2.8).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Understands a signed `terminal_close`.
+    pub terminal_close: bool,
+    /// Sends `terminal_exit` when a shell exits.
+    pub terminal_exit: bool,
+    /// Rejects replayed nonces.
+    pub nonce_check: bool,
+}
+
+impl Capabilities {
+    /// Reads the announced capability names; unknown names are ignored.
+    pub fn from_names(names: &[String]) -> Self {
+        let has = |name: &str| names.iter().any(|n| n == name);
+        Self {
+            terminal_close: has("terminal_close"),
+            terminal_exit: has("terminal_exit"),
+            nonce_check: has("nonce_check"),
+        }
+    }
+}
+
+/// A machine secret held in memory to sign envelopes; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MachineSecret(String);
+
+impl MachineSecret {
+    /// Wraps a verified secret.
+    pub fn new(secret: String) -> Self {
+        Self(secret)
+    }
+
+    /// The 64-hex secret (the HMAC key is its ASCII bytes).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for MachineSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MachineSecret(<redacted>)")
+    }
+}
+
 /// Only the `type` of a frame, read first to pick the message shape.
 #[derive(Deserialize)]
 struct TypeTag<'a> {

@@ -6,9 +6,18 @@ use std::time::{Duration, Instant};
 use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient};
 use chrono::{DateTime, Utc};
 
-use crate::protocol::{ConnectionId, MachineId};
+use crate::protocol::agent::{Capabilities, MachineSecret};
+use crate::protocol::{CommandId, ConnectionId, MachineId, SessionId};
 use crate::repo::machine::SetMachineStatus;
 use crate::socket::CLOSE_REPLACED;
+use crate::terminal::TerminalEvent;
+
+mod routes;
+
+pub use routes::{
+    AgentInfo, AgentHandle, DropCommand, DropTerminal, FindTerminal, RouteCommand,
+    RouteCommandResponse, RouteTerminal, RouteTerminalExit, RouteTerminalOutput, TerminalInboxes,
+};
 
 /// Something for an agent's socket to do.
 #[derive(Message, Debug, Clone, PartialEq, Eq)]
@@ -37,6 +46,10 @@ pub struct RegisterAgent {
     pub hostname: String,
     /// Where to send frames for this machine.
     pub recipient: Recipient<ToAgent>,
+    /// The verified secret, to sign envelopes.
+    pub secret: MachineSecret,
+    /// Extensions the agent announced.
+    pub capabilities: Capabilities,
 }
 
 /// An agent's socket closed; a no-op unless `connection_id` is the machine's current one.
@@ -119,12 +132,16 @@ struct AgentEntry {
     hostname: String,
     last_heartbeat: Instant,
     online: bool,
+    secret: MachineSecret,
+    capabilities: Capabilities,
 }
 
 /// Owns the routing table of connected agents and their online status.
 pub struct Registry {
     config: RegistryConfig,
     agents: HashMap<MachineId, AgentEntry>,
+    terminals: HashMap<SessionId, routes::TerminalRoute>,
+    commands: HashMap<CommandId, routes::CommandRoute>,
     status_store: Recipient<SetMachineStatus>,
     subscribers: Vec<Recipient<MachineStatusChanged>>,
 }
@@ -135,6 +152,8 @@ impl Registry {
         Self {
             config,
             agents: HashMap::new(),
+            terminals: HashMap::new(),
+            commands: HashMap::new(),
             status_store,
             subscribers: Vec::new(),
         }
@@ -197,6 +216,8 @@ impl Handler<RegisterAgent> for Registry {
             hostname: msg.hostname.clone(),
             last_heartbeat: Instant::now(),
             online: true,
+            secret: msg.secret,
+            capabilities: msg.capabilities,
         };
         let was_online = match self.agents.insert(msg.machine_id, entry) {
             Some(old) => {
@@ -230,6 +251,10 @@ impl Handler<UnregisterAgent> for Registry {
             && entry.online
         {
             self.publish(msg.machine_id, &entry.hostname, false);
+        }
+        // The agent's shells are gone with it (v1 agents keep them, but nobody can reach them).
+        for route in self.terminals.values().filter(|r| r.machine_id == msg.machine_id) {
+            route.events.do_send(TerminalEvent::AgentGone);
         }
     }
 }

@@ -1,0 +1,248 @@
+//! Routing by sessionId and commandId: agent output reaches the one terminal or command it
+//! belongs to, and only when it comes from that session's machine.
+
+use actix::{Context, Handler, Message, Recipient};
+
+use super::Registry;
+use crate::command::CommandChunk;
+use crate::protocol::agent::{Capabilities, MachineSecret};
+use crate::protocol::{CommandId, MachineId, SessionId};
+use crate::terminal::{AttachOwner, OwnerRequest, TerminalEvent};
+
+/// A terminal session's route.
+pub(super) struct TerminalRoute {
+    pub(super) machine_id: MachineId,
+    pub(super) events: Recipient<TerminalEvent>,
+    inboxes: TerminalInboxes,
+}
+
+/// Where a live session takes requests from its owner's sockets.
+#[derive(Clone)]
+pub struct TerminalInboxes {
+    /// Re-binding to another socket.
+    pub attach: Recipient<AttachOwner>,
+    /// Input, resize, close.
+    pub requests: Recipient<OwnerRequest>,
+}
+
+/// A command's route.
+pub(super) struct CommandRoute {
+    machine_id: MachineId,
+    chunks: Recipient<CommandChunk>,
+}
+
+/// What is needed to talk to a connected agent.
+#[derive(Debug, Clone)]
+pub struct AgentHandle {
+    /// Key for envelopes.
+    pub secret: MachineSecret,
+    /// Announced extensions.
+    pub capabilities: Capabilities,
+}
+
+/// The handle of a connected machine's agent, if any.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Option<AgentHandle>")]
+pub struct AgentInfo {
+    /// The machine.
+    pub machine_id: MachineId,
+}
+
+/// Route a session's agent events to its terminal actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RouteTerminal {
+    /// The session.
+    pub session_id: SessionId,
+    /// Its machine (output from any other machine is refused).
+    pub machine_id: MachineId,
+    /// The terminal's event inbox.
+    pub events: Recipient<TerminalEvent>,
+    /// The terminal's owner inboxes.
+    pub inboxes: TerminalInboxes,
+}
+
+/// Withdraw a session's route.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct DropTerminal {
+    /// The session.
+    pub session_id: SessionId,
+}
+
+/// The owner inboxes of a live session.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Option<TerminalInboxes>")]
+pub struct FindTerminal {
+    /// The session.
+    pub session_id: SessionId,
+}
+
+/// Output an agent sent for a session.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "bool")]
+pub struct RouteTerminalOutput {
+    /// The agent's machine.
+    pub machine_id: MachineId,
+    /// The session it names.
+    pub session_id: String,
+    /// The output.
+    pub output: String,
+}
+
+/// An agent reported that a session's shell exited.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "bool")]
+pub struct RouteTerminalExit {
+    /// The agent's machine.
+    pub machine_id: MachineId,
+    /// The session it names.
+    pub session_id: String,
+    /// The shell's exit code.
+    pub exit_code: i32,
+}
+
+/// Route a command's output chunks to its run.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RouteCommand {
+    /// The command.
+    pub command_id: CommandId,
+    /// Its machine.
+    pub machine_id: MachineId,
+    /// The run's chunk inbox.
+    pub chunks: Recipient<CommandChunk>,
+}
+
+/// Withdraw a command's route.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct DropCommand {
+    /// The command.
+    pub command_id: CommandId,
+}
+
+/// A `command_response` an agent sent.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "bool")]
+pub struct RouteCommandResponse {
+    /// The agent's machine.
+    pub machine_id: MachineId,
+    /// The command it names.
+    pub command_id: String,
+    /// The chunk.
+    pub chunk: CommandChunk,
+}
+
+impl Handler<AgentInfo> for Registry {
+    type Result = Option<AgentHandle>;
+
+    fn handle(&mut self, msg: AgentInfo, _: &mut Context<Self>) -> Self::Result {
+        self.agents.get(&msg.machine_id).map(|entry| AgentHandle {
+            secret: entry.secret.clone(),
+            capabilities: entry.capabilities,
+        })
+    }
+}
+
+impl Handler<RouteTerminal> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: RouteTerminal, _: &mut Context<Self>) {
+        let route = TerminalRoute { machine_id: msg.machine_id, events: msg.events, inboxes: msg.inboxes };
+        self.terminals.insert(msg.session_id, route);
+    }
+}
+
+impl Handler<DropTerminal> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: DropTerminal, _: &mut Context<Self>) {
+        self.terminals.remove(&msg.session_id);
+    }
+}
+
+impl Handler<FindTerminal> for Registry {
+    type Result = Option<TerminalInboxes>;
+
+    fn handle(&mut self, msg: FindTerminal, _: &mut Context<Self>) -> Self::Result {
+        self.terminals.get(&msg.session_id).map(|route| route.inboxes.clone())
+    }
+}
+
+impl Registry {
+    /// The route of `session_id` if it exists and belongs to `machine_id`.
+    fn terminal_of(&self, machine_id: MachineId, session_id: &str) -> Option<&TerminalRoute> {
+        let route = SessionId::parse(session_id).and_then(|id| self.terminals.get(&id));
+        match route {
+            Some(route) if route.machine_id == machine_id => Some(route),
+            Some(_) => {
+                tracing::warn!(security = true, %machine_id, "agent sent output for another machine's session; dropped");
+                None
+            }
+            None => {
+                tracing::debug!(%machine_id, "output for an unknown session dropped");
+                None
+            }
+        }
+    }
+}
+
+impl Handler<RouteTerminalOutput> for Registry {
+    type Result = bool;
+
+    fn handle(&mut self, msg: RouteTerminalOutput, _: &mut Context<Self>) -> bool {
+        self.terminal_of(msg.machine_id, &msg.session_id)
+            .map(|route| route.events.do_send(TerminalEvent::Output(msg.output)))
+            .is_some()
+    }
+}
+
+impl Handler<RouteTerminalExit> for Registry {
+    type Result = bool;
+
+    fn handle(&mut self, msg: RouteTerminalExit, _: &mut Context<Self>) -> bool {
+        self.terminal_of(msg.machine_id, &msg.session_id)
+            .map(|route| route.events.do_send(TerminalEvent::Exited(msg.exit_code)))
+            .is_some()
+    }
+}
+
+impl Handler<RouteCommand> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: RouteCommand, _: &mut Context<Self>) {
+        let route = CommandRoute { machine_id: msg.machine_id, chunks: msg.chunks };
+        self.commands.insert(msg.command_id, route);
+    }
+}
+
+impl Handler<DropCommand> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: DropCommand, _: &mut Context<Self>) {
+        self.commands.remove(&msg.command_id);
+    }
+}
+
+impl Handler<RouteCommandResponse> for Registry {
+    type Result = bool;
+
+    fn handle(&mut self, msg: RouteCommandResponse, _: &mut Context<Self>) -> bool {
+        let route = CommandId::parse(&msg.command_id).and_then(|id| self.commands.get(&id));
+        match route {
+            Some(route) if route.machine_id == msg.machine_id => {
+                route.chunks.do_send(msg.chunk);
+                true
+            }
+            Some(_) => {
+                tracing::warn!(security = true, machine_id = %msg.machine_id, "agent sent output for another machine's command; dropped");
+                false
+            }
+            None => {
+                tracing::debug!(machine_id = %msg.machine_id, "output for an unknown command dropped");
+                false
+            }
+        }
+    }
+}
