@@ -9,10 +9,10 @@ use actix_web::{App, HttpServer, web};
 use fleetgate_actors::agent_session::AgentSessionConfig;
 use fleetgate_actors::protocol::session_token::SessionTokens;
 use fleetgate_actors::repo::machine::mark_all_offline;
-use fleetgate_actors::terminal::TerminalConfig;
-use fleetgate_actors::web_session::WebSessionConfig;
 use fleetgate_actors::shutdown::{ShutdownSignal, ShutdownTrigger, shutdown_channel};
 use fleetgate_actors::socket::SocketConfig;
+use fleetgate_actors::terminal::TerminalConfig;
+use fleetgate_actors::web_session::WebSessionConfig;
 use sea_orm::DatabaseConnection;
 use tracing_actix_web::TracingLogger;
 

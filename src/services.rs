@@ -11,9 +11,9 @@ use fleetgate_actors::repo::metric::{FlushMetrics, MetricRepoConfig};
 use fleetgate_actors::repo::{
     AccessRepo, AuditRepo, CommandRepo, MachineRepo, MetricRepo, PortRepo, ReportRepo, SessionRepo,
 };
+use fleetgate_actors::sealing::DataKey;
 use fleetgate_actors::terminal::TerminalLinks;
 use fleetgate_actors::web_session::WebLinks;
-use fleetgate_actors::sealing::DataKey;
 use sea_orm::DatabaseConnection;
 
 use crate::settings::Settings;

@@ -204,8 +204,14 @@ impl Settings {
     fn validate(&self) -> Result<(), SettingsError> {
         let positive: [(&'static str, u64); 11] = [
             ("limits.terminal_idle_secs", self.limits.terminal_idle_secs),
-            ("limits.reattach_grace_secs", self.limits.reattach_grace_secs),
-            ("limits.command_timeout_secs", self.limits.command_timeout_secs),
+            (
+                "limits.reattach_grace_secs",
+                self.limits.reattach_grace_secs,
+            ),
+            (
+                "limits.command_timeout_secs",
+                self.limits.command_timeout_secs,
+            ),
             (
                 "server.shutdown_timeout_secs",
                 self.server.shutdown_timeout_secs,

@@ -19,8 +19,8 @@ use crate::registry::{
     HeartbeatSeen, RegisterAgent, RouteCommandResponse, RouteTerminalExit, RouteTerminalOutput,
     ToAgent, UnregisterAgent,
 };
-use crate::repo::audit::RecordAudit;
 use crate::repo::Enrollment;
+use crate::repo::audit::RecordAudit;
 use crate::repo::machine::{AuthenticateMachine, MachineDetails, MachineError, TouchLastSeen};
 use crate::repo::metric::RecordMetric;
 use crate::repo::port::SyncPorts;
@@ -121,7 +121,11 @@ impl AgentSession {
             "agent frame refused"
         );
         self.links.audit.do_send(RecordAudit {
-            actor: if machine_id.is_empty() { "agent".to_owned() } else { format!("machine:{machine_id}") },
+            actor: if machine_id.is_empty() {
+                "agent".to_owned()
+            } else {
+                format!("machine:{machine_id}")
+            },
             action: "security.bad_frame",
             machine_id: match self.stage {
                 Stage::Registered(id) => Some(id),
@@ -159,7 +163,9 @@ impl AgentSession {
                     output: output.output,
                 });
             }
-            (Stage::Registered(id), AgentMessage::TerminalExit(exit)) if self.capabilities.terminal_exit => {
+            (Stage::Registered(id), AgentMessage::TerminalExit(exit))
+                if self.capabilities.terminal_exit =>
+            {
                 self.links.terminal_exit.do_send(RouteTerminalExit {
                     machine_id: id,
                     session_id: exit.session_id,
@@ -170,7 +176,10 @@ impl AgentSession {
                 if MachineId::parse(&response.machine_id) != Some(id) {
                     return self.refuse(
                         ctx,
-                        ErrorFrame::new(ErrorCode::InvalidField, "machineId is not this connection's machine"),
+                        ErrorFrame::new(
+                            ErrorCode::InvalidField,
+                            "machineId is not this connection's machine",
+                        ),
                     );
                 }
                 self.links.command_response.do_send(RouteCommandResponse {
@@ -185,7 +194,10 @@ impl AgentSession {
             }
             (Stage::Registered(_), AgentMessage::TerminalExit(_)) => self.refuse(
                 ctx,
-                ErrorFrame::new(ErrorCode::UnknownType, "terminal_exit needs the terminal_exit capability"),
+                ErrorFrame::new(
+                    ErrorCode::UnknownType,
+                    "terminal_exit needs the terminal_exit capability",
+                ),
             ),
             (_, _) => self.refuse(
                 ctx,

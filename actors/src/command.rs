@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, WrapFuture};
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient,
+    WrapFuture,
+};
 use chrono::Utc;
 
 use crate::protocol::agent::MachineSecret;
@@ -202,7 +205,11 @@ impl Handler<CommandChunk> for CommandRun {
             output: chunk.output,
             completed: chunk.completed,
             exit_code: chunk.completed.then_some(chunk.exit_code),
-            status: if chunk.completed { "completed" } else { "running" },
+            status: if chunk.completed {
+                "completed"
+            } else {
+                "running"
+            },
         });
         if chunk.completed {
             self.finish("completed", Some(chunk.exit_code), ctx);

@@ -162,7 +162,12 @@ pub struct TerminalSession {
 
 impl TerminalSession {
     /// A session for `spec`; it opens the shell when started.
-    pub fn new(spec: TerminalSpec, config: TerminalConfig, links: TerminalLinks, tokens: SessionTokens) -> Self {
+    pub fn new(
+        spec: TerminalSpec,
+        config: TerminalConfig,
+        links: TerminalLinks,
+        tokens: SessionTokens,
+    ) -> Self {
         let now = Instant::now();
         Self {
             owner: Some(spec.owner.clone()),
@@ -182,25 +187,41 @@ impl TerminalSession {
     }
 
     fn is_owner(&self, connection: ConnectionId) -> bool {
-        self.owner.as_ref().is_some_and(|o| o.connection_id == connection)
+        self.owner
+            .as_ref()
+            .is_some_and(|o| o.connection_id == connection)
     }
 
     fn tell_owner(&self, events: Vec<ServerEvent>, request_id: Option<String>) {
         if let Some(owner) = &self.owner {
-            owner.deliver.do_send(Deliver { events, request_id, error: None });
+            owner.deliver.do_send(Deliver {
+                events,
+                request_id,
+                error: None,
+            });
         }
     }
 
     fn error_to_owner(&self, code: ErrorCode, message: &str, request_id: Option<String>) {
         if let Some(owner) = &self.owner {
-            let error = ErrorFrame { code, message: message.to_owned(), request_id };
-            owner.deliver.do_send(Deliver { events: Vec::new(), request_id: None, error: Some(error) });
+            let error = ErrorFrame {
+                code,
+                message: message.to_owned(),
+                request_id,
+            };
+            owner.deliver.do_send(Deliver {
+                events: Vec::new(),
+                request_id: None,
+                error: Some(error),
+            });
         }
     }
 
     /// `terminal_opened` with a token valid for one grace period from now.
     fn opened_event(&self) -> ServerEvent {
-        let expires = Utc::now() + chrono::Duration::from_std(self.config.grace).unwrap_or(chrono::Duration::seconds(60));
+        let expires = Utc::now()
+            + chrono::Duration::from_std(self.config.grace)
+                .unwrap_or(chrono::Duration::seconds(60));
         let token = self.tokens.issue(&SessionClaims {
             session_id: self.spec.session_id.to_string(),
             user_id: self.spec.user_id.clone(),
@@ -224,7 +245,10 @@ impl TerminalSession {
             payload,
             self.spec.secret.expose(),
         );
-        self.links.send_to_agent.do_send(SendToAgent { machine_id: self.spec.machine_id, frame });
+        self.links.send_to_agent.do_send(SendToAgent {
+            machine_id: self.spec.machine_id,
+            frame,
+        });
     }
 
     /// Hands buffered output to the owner, one delivery at a time (back-pressure).
@@ -239,13 +263,20 @@ impl TerminalSession {
         let session_id = self.spec.session_id.to_string();
         let mut events = Vec::with_capacity(2);
         if dropped > 0 {
-            events.push(ServerEvent::OutputDropped { session_id: session_id.clone(), bytes: dropped });
+            events.push(ServerEvent::OutputDropped {
+                session_id: session_id.clone(),
+                bytes: dropped,
+            });
         }
         if !data.is_empty() {
             events.push(ServerEvent::TerminalOutput { session_id, data });
         }
         self.delivering = true;
-        let delivery = owner.deliver.send(Deliver { events, request_id: None, error: None });
+        let delivery = owner.deliver.send(Deliver {
+            events,
+            request_id: None,
+            error: None,
+        });
         ctx.spawn(delivery.into_actor(self).map(|result, session, ctx| {
             session.delivering = false;
             if result.is_err() {
@@ -262,7 +293,13 @@ impl TerminalSession {
         }
         self.ended = true;
         let session_id = self.spec.session_id.to_string();
-        self.tell_owner(vec![ServerEvent::TerminalClosed { session_id: session_id.clone(), reason }], None);
+        self.tell_owner(
+            vec![ServerEvent::TerminalClosed {
+                session_id: session_id.clone(),
+                reason,
+            }],
+            None,
+        );
         let agent_still_has_shell = !matches!(reason, "agent_disconnected" | "shell_exited");
         if agent_still_has_shell && self.spec.capabilities.terminal_close {
             self.send_signed(SignedKind::TerminalClose, "{}");
@@ -284,7 +321,9 @@ impl TerminalSession {
             }),
             source_ip: None,
         });
-        self.links.drop_route.do_send(DropTerminal { session_id: self.spec.session_id.clone() });
+        self.links.drop_route.do_send(DropTerminal {
+            session_id: self.spec.session_id.clone(),
+        });
         tracing::info!(session_id = %self.spec.session_id, reason, "terminal session ended");
         ctx.stop();
     }
@@ -298,7 +337,11 @@ impl TerminalSession {
                 detail: serde_json::json!({ "sessionId": self.spec.session_id.to_string() }),
                 source_ip: None,
             });
-            return self.error_to_owner(ErrorCode::RateLimited, "terminal input rate limit exceeded; input dropped", request_id);
+            return self.error_to_owner(
+                ErrorCode::RateLimited,
+                "terminal input rate limit exceeded; input dropped",
+                request_id,
+            );
         }
         self.last_activity = Instant::now();
         self.bytes_in += data.len() as u64;
@@ -321,28 +364,40 @@ impl Actor for TerminalSession {
             self.spec.session_id
         );
         let machine_id = self.spec.machine_id;
-        let sent = self.links.send_to_agent.send(SendToAgent { machine_id, frame: spawn });
+        let sent = self.links.send_to_agent.send(SendToAgent {
+            machine_id,
+            frame: spawn,
+        });
         let request_id = self.spec.request_id.clone();
-        ctx.wait(sent.into_actor(self).map(move |result, session, ctx| match result {
-            Ok(Ok(())) => {
-                session.resize(session.spec.cols, session.spec.rows);
-                session.tell_owner(vec![session.opened_event()], request_id);
-                if let Ok(user_id) = uuid::Uuid::parse_str(&session.spec.user_id) {
-                    session.links.opened.do_send(SessionOpened {
-                        session_id: session.spec.session_id.clone(),
-                        user_id,
-                        machine_id,
-                        at: Utc::now(),
-                    });
-                }
-            }
-            Ok(Err(RouteError::MachineOffline)) | Err(_) => {
-                session.error_to_owner(ErrorCode::MachineOffline, "machine is offline", request_id);
-                session.ended = true;
-                session.links.drop_route.do_send(DropTerminal { session_id: session.spec.session_id.clone() });
-                ctx.stop();
-            }
-        }));
+        ctx.wait(
+            sent.into_actor(self)
+                .map(move |result, session, ctx| match result {
+                    Ok(Ok(())) => {
+                        session.resize(session.spec.cols, session.spec.rows);
+                        session.tell_owner(vec![session.opened_event()], request_id);
+                        if let Ok(user_id) = uuid::Uuid::parse_str(&session.spec.user_id) {
+                            session.links.opened.do_send(SessionOpened {
+                                session_id: session.spec.session_id.clone(),
+                                user_id,
+                                machine_id,
+                                at: Utc::now(),
+                            });
+                        }
+                    }
+                    Ok(Err(RouteError::MachineOffline)) | Err(_) => {
+                        session.error_to_owner(
+                            ErrorCode::MachineOffline,
+                            "machine is offline",
+                            request_id,
+                        );
+                        session.ended = true;
+                        session.links.drop_route.do_send(DropTerminal {
+                            session_id: session.spec.session_id.clone(),
+                        });
+                        ctx.stop();
+                    }
+                }),
+        );
         let check_every = (self.config.idle_timeout / 10).max(Duration::from_millis(50));
         ctx.run_interval(check_every, |session, ctx| {
             if session.last_activity.elapsed() >= session.config.idle_timeout {
@@ -383,8 +438,14 @@ impl Handler<OwnerRequest> for TerminalSession {
 
     fn handle(&mut self, request: OwnerRequest, ctx: &mut Context<Self>) {
         match request {
-            OwnerRequest::Input { from, data, request_id } if self.is_owner(from) => self.input(data, request_id),
-            OwnerRequest::Resize { from, cols, rows } if self.is_owner(from) => self.resize(cols, rows),
+            OwnerRequest::Input {
+                from,
+                data,
+                request_id,
+            } if self.is_owner(from) => self.input(data, request_id),
+            OwnerRequest::Resize { from, cols, rows } if self.is_owner(from) => {
+                self.resize(cols, rows)
+            }
             OwnerRequest::Close { from } if self.is_owner(from) => self.end("closed", ctx),
             OwnerRequest::OwnerGone { from } if self.is_owner(from) => {
                 self.owner = None;
@@ -396,7 +457,9 @@ impl Handler<OwnerRequest> for TerminalSession {
                 }));
             }
             OwnerRequest::Kill => self.end("killed", ctx),
-            _ => tracing::warn!(security = true, session_id = %self.spec.session_id, "request from a socket that does not own the session ignored"),
+            _ => {
+                tracing::warn!(security = true, session_id = %self.spec.session_id, "request from a socket that does not own the session ignored")
+            }
         }
     }
 }

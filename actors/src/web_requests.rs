@@ -25,25 +25,47 @@ impl WebSession {
         let request_id = frame.request_id;
         match frame.request {
             ClientRequest::SubscribeMachines {} => self.subscribe(request_id, ctx),
-            ClientRequest::SpawnTerminal { machine_id, cols, rows } => {
-                self.spawn_terminal(&machine_id, cols, rows, request_id, ctx)
-            }
+            ClientRequest::SpawnTerminal {
+                machine_id,
+                cols,
+                rows,
+            } => self.spawn_terminal(&machine_id, cols, rows, request_id, ctx),
             ClientRequest::TerminalInput { session_id, data } => {
                 let from = self.connection_id;
-                self.to_terminal(&session_id, request_id, ctx, |request_id| OwnerRequest::Input { from, data, request_id })
+                self.to_terminal(&session_id, request_id, ctx, |request_id| {
+                    OwnerRequest::Input {
+                        from,
+                        data,
+                        request_id,
+                    }
+                })
             }
-            ClientRequest::TerminalResize { session_id, cols, rows } => {
+            ClientRequest::TerminalResize {
+                session_id,
+                cols,
+                rows,
+            } => {
                 let from = self.connection_id;
-                self.to_terminal(&session_id, request_id, ctx, |_| OwnerRequest::Resize { from, cols, rows })
+                self.to_terminal(&session_id, request_id, ctx, |_| OwnerRequest::Resize {
+                    from,
+                    cols,
+                    rows,
+                })
             }
             ClientRequest::CloseTerminal { session_id } => {
                 let from = self.connection_id;
-                self.to_terminal(&session_id, request_id, ctx, |_| OwnerRequest::Close { from })
+                self.to_terminal(&session_id, request_id, ctx, |_| OwnerRequest::Close {
+                    from,
+                })
             }
-            ClientRequest::AttachTerminal { session_token } => self.attach(&session_token, request_id, ctx),
-            ClientRequest::ExecuteCommand { machine_id, command, timeout_secs } => {
-                self.execute(&machine_id, command, timeout_secs, request_id, ctx)
+            ClientRequest::AttachTerminal { session_token } => {
+                self.attach(&session_token, request_id, ctx)
             }
+            ClientRequest::ExecuteCommand {
+                machine_id,
+                command,
+                timeout_secs,
+            } => self.execute(&machine_id, command, timeout_secs, request_id, ctx),
         }
     }
 
@@ -57,7 +79,12 @@ impl WebSession {
     ) {
         match SessionId::parse(session_id).and_then(|id| self.terminals.get(&id)) {
             Some(inbox) => inbox.do_send(request(request_id)),
-            None => self.error(ctx, ErrorCode::UnknownSession, "no such session on this connection", request_id),
+            None => self.error(
+                ctx,
+                ErrorCode::UnknownSession,
+                "no such session on this connection",
+                request_id,
+            ),
         }
     }
 
@@ -71,14 +98,25 @@ impl WebSession {
         then: impl FnOnce(&mut WebSession, MachineId, AgentHandle, Option<String>, &mut Ctx) + 'static,
     ) {
         let Some(machine_id) = MachineId::parse(machine) else {
-            return self.error(ctx, ErrorCode::UnknownMachine, "no such machine", request_id);
+            return self.error(
+                ctx,
+                ErrorCode::UnknownMachine,
+                "no such machine",
+                request_id,
+            );
         };
-        let check = CheckAccess { user_id: self.user.user_id.clone(), machine_id, action };
+        let check = CheckAccess {
+            user_id: self.user.user_id.clone(),
+            machine_id,
+            action,
+        };
         let registry = self.links.registry.clone();
         let lookup = self.links.access.send(check);
         let work = async move {
             match lookup.await {
-                Ok(Ok(_hostname)) => Ok(registry.send(AgentInfo { machine_id }).await.ok().flatten()),
+                Ok(Ok(_hostname)) => {
+                    Ok(registry.send(AgentInfo { machine_id }).await.ok().flatten())
+                }
                 Ok(Err(err)) => Err(err),
                 Err(err) => Err(AccessError::Database(err.to_string())),
             }
@@ -99,7 +137,14 @@ impl WebSession {
         }));
     }
 
-    fn spawn_terminal(&mut self, machine: &str, cols: u16, rows: u16, request_id: Option<String>, ctx: &mut Ctx) {
+    fn spawn_terminal(
+        &mut self,
+        machine: &str,
+        cols: u16,
+        rows: u16,
+        request_id: Option<String>,
+        ctx: &mut Ctx,
+    ) {
         self.with_agent(machine, Action::Terminal, request_id, ctx, move |session, machine_id, agent, request_id, ctx| {
             let session_id = SessionId::random();
             let owner = Owner { connection_id: session.connection_id, deliver: ctx.address().recipient() };
@@ -133,31 +178,57 @@ impl WebSession {
         });
     }
 
-    fn execute(&mut self, machine: &str, command: String, timeout_secs: Option<u64>, request_id: Option<String>, ctx: &mut Ctx) {
-        let timeout = timeout_secs.map_or(self.config.command_timeout, std::time::Duration::from_secs);
-        self.with_agent(machine, Action::Command, request_id, ctx, move |session, machine_id, agent, request_id, ctx| {
-            let command_id = CommandId::random();
-            session.audit("command.run", Some(machine_id), serde_json::json!({ "commandId": command_id.to_string(), "command": command }));
-            let spec = CommandSpec {
-                command_id: command_id.clone(),
-                machine_id,
-                user_id: session.user.user_id.clone(),
-                command,
-                secret: agent.secret,
-                timeout,
-                requester: ctx.address().recipient(),
-                request_id,
-            };
-            let run = CommandRun::new(spec, session.links.command.clone()).start();
-            session.links.registry.do_send(RouteCommand { command_id, machine_id, chunks: run.recipient() });
-        });
+    fn execute(
+        &mut self,
+        machine: &str,
+        command: String,
+        timeout_secs: Option<u64>,
+        request_id: Option<String>,
+        ctx: &mut Ctx,
+    ) {
+        let timeout =
+            timeout_secs.map_or(self.config.command_timeout, std::time::Duration::from_secs);
+        self.with_agent(
+            machine,
+            Action::Command,
+            request_id,
+            ctx,
+            move |session, machine_id, agent, request_id, ctx| {
+                let command_id = CommandId::random();
+                session.audit(
+                    "command.run",
+                    Some(machine_id),
+                    serde_json::json!({ "commandId": command_id.to_string(), "command": command }),
+                );
+                let spec = CommandSpec {
+                    command_id: command_id.clone(),
+                    machine_id,
+                    user_id: session.user.user_id.clone(),
+                    command,
+                    secret: agent.secret,
+                    timeout,
+                    requester: ctx.address().recipient(),
+                    request_id,
+                };
+                let run = CommandRun::new(spec, session.links.command.clone()).start();
+                session.links.registry.do_send(RouteCommand {
+                    command_id,
+                    machine_id,
+                    chunks: run.recipient(),
+                });
+            },
+        );
     }
 
     fn attach(&mut self, token: &str, request_id: Option<String>, ctx: &mut Ctx) {
         let claims = match self.tokens.verify(token, Utc::now().timestamp()) {
             Ok(claims) => claims,
             Err(err) => {
-                self.audit("terminal.attach_refused", None, serde_json::json!({ "reason": err.to_string() }));
+                self.audit(
+                    "terminal.attach_refused",
+                    None,
+                    serde_json::json!({ "reason": err.to_string() }),
+                );
                 let message = match err {
                     SessionTokenError::Expired => "session token expired",
                     SessionTokenError::Invalid => "invalid session token",
@@ -167,49 +238,84 @@ impl WebSession {
         };
         if claims.user_id != self.user.user_id {
             tracing::warn!(security = true, user_id = %self.user.user_id, "attach with another user's session token");
-            self.audit("terminal.attach_refused", MachineId::parse(&claims.machine_id), serde_json::json!({ "reason": "other user", "sessionId": claims.session_id }));
+            self.audit(
+                "terminal.attach_refused",
+                MachineId::parse(&claims.machine_id),
+                serde_json::json!({ "reason": "other user", "sessionId": claims.session_id }),
+            );
             return self.error(ctx, ErrorCode::Forbidden, "not your session", request_id);
         }
         let Some(session_id) = SessionId::parse(&claims.session_id) else {
-            return self.error(ctx, ErrorCode::Unauthenticated, "invalid session token", request_id);
+            return self.error(
+                ctx,
+                ErrorCode::Unauthenticated,
+                "invalid session token",
+                request_id,
+            );
         };
-        let owner = Owner { connection_id: self.connection_id, deliver: ctx.address().recipient() };
+        let owner = Owner {
+            connection_id: self.connection_id,
+            deliver: ctx.address().recipient(),
+        };
         let user_id = self.user.user_id.clone();
-        let find = self.links.registry.send(FindTerminal { session_id: session_id.clone() });
+        let find = self.links.registry.send(FindTerminal {
+            session_id: session_id.clone(),
+        });
         let work = async move {
             let inboxes = find.await.ok().flatten().ok_or(ErrorCode::UnknownSession)?;
-            inboxes.attach.send(AttachOwner { user_id, owner }).await.map_err(|_| ErrorCode::UnknownSession)??;
+            inboxes
+                .attach
+                .send(AttachOwner { user_id, owner })
+                .await
+                .map_err(|_| ErrorCode::UnknownSession)??;
             Ok::<_, ErrorCode>(inboxes.requests)
         };
-        ctx.spawn(work.into_actor(self).map(move |outcome, session, ctx| match outcome {
-            Ok(requests) => {
-                session.terminals.insert(session_id.clone(), requests);
-                session.audit("terminal.attach", MachineId::parse(&claims.machine_id), serde_json::json!({ "sessionId": session_id.to_string() }));
-            }
-            Err(code) => session.error(ctx, code, "session cannot be attached", request_id),
-        }));
+        ctx.spawn(
+            work.into_actor(self)
+                .map(move |outcome, session, ctx| match outcome {
+                    Ok(requests) => {
+                        session.terminals.insert(session_id.clone(), requests);
+                        session.audit(
+                            "terminal.attach",
+                            MachineId::parse(&claims.machine_id),
+                            serde_json::json!({ "sessionId": session_id.to_string() }),
+                        );
+                    }
+                    Err(code) => session.error(ctx, code, "session cannot be attached", request_id),
+                }),
+        );
     }
 
     fn subscribe(&mut self, request_id: Option<String>, ctx: &mut Ctx) {
-        let visible = self.links.access.send(VisibleMachines { user_id: self.user.user_id.clone() });
+        let visible = self.links.access.send(VisibleMachines {
+            user_id: self.user.user_id.clone(),
+        });
         ctx.spawn(visible.into_actor(self).map(move |outcome, session, ctx| {
             let machines = match outcome {
                 Ok(Ok(machines)) => machines,
-                Ok(Err(AccessError::Forbidden)) => return session.error(ctx, ErrorCode::Forbidden, "not allowed", request_id),
+                Ok(Err(AccessError::Forbidden)) => {
+                    return session.error(ctx, ErrorCode::Forbidden, "not allowed", request_id);
+                }
                 _ => return session.error(ctx, ErrorCode::Internal, "internal error", request_id),
             };
             for machine in machines {
                 let event = ServerEvent::MachineStatus {
                     machine_id: machine.id.to_string(),
                     hostname: machine.hostname,
-                    status: if machine.status == "online" { "online" } else { "offline" },
+                    status: if machine.status == "online" {
+                        "online"
+                    } else {
+                        "offline"
+                    },
                     last_seen: machine.last_seen.map(|t| t.to_rfc3339()),
                 };
                 ctx.text(event.to_json(request_id.as_deref()));
             }
             if !session.subscribed {
                 session.subscribed = true;
-                session.links.registry.do_send(SubscribeStatus { subscriber: ctx.address().recipient() });
+                session.links.registry.do_send(SubscribeStatus {
+                    subscriber: ctx.address().recipient(),
+                });
             }
         }));
     }
@@ -219,7 +325,11 @@ impl Handler<MachineStatusChanged> for WebSession {
     type Result = ();
 
     fn handle(&mut self, change: MachineStatusChanged, ctx: &mut Ctx) {
-        let check = CheckAccess { user_id: self.user.user_id.clone(), machine_id: change.machine_id, action: Action::View };
+        let check = CheckAccess {
+            user_id: self.user.user_id.clone(),
+            machine_id: change.machine_id,
+            action: Action::View,
+        };
         let allowed = self.links.access.send(check);
         ctx.spawn(allowed.into_actor(self).map(move |outcome, _, ctx| {
             if matches!(outcome, Ok(Ok(_))) {

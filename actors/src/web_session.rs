@@ -113,7 +113,12 @@ impl WebSession {
     }
 
     /// Records an audit entry for this user and socket.
-    pub(crate) fn audit(&self, action: &'static str, machine_id: Option<MachineId>, detail: serde_json::Value) {
+    pub(crate) fn audit(
+        &self,
+        action: &'static str,
+        machine_id: Option<MachineId>,
+        detail: serde_json::Value,
+    ) {
         self.links.audit.do_send(RecordAudit {
             actor: self.user.user_id.clone(),
             action,
@@ -124,14 +129,31 @@ impl WebSession {
     }
 
     /// Sends an error frame.
-    pub(crate) fn error(&self, ctx: &mut WebsocketContext<Self>, code: ErrorCode, message: &str, request_id: Option<String>) {
-        socket::send_error(ctx, &ErrorFrame { code, message: message.to_owned(), request_id });
+    pub(crate) fn error(
+        &self,
+        ctx: &mut WebsocketContext<Self>,
+        code: ErrorCode,
+        message: &str,
+        request_id: Option<String>,
+    ) {
+        socket::send_error(
+            ctx,
+            &ErrorFrame {
+                code,
+                message: message.to_owned(),
+                request_id,
+            },
+        );
     }
 
     /// Replies with `error`, audits, and closes with 1008 past the violation limit.
     fn refuse(&mut self, ctx: &mut WebsocketContext<Self>, frame: ErrorFrame) {
         tracing::warn!(security = true, user_id = %self.user.user_id, code = ?frame.code, "web frame refused");
-        self.audit("security.bad_frame", None, serde_json::json!({ "code": frame.code, "message": frame.message }));
+        self.audit(
+            "security.bad_frame",
+            None,
+            serde_json::json!({ "code": frame.code, "message": frame.message }),
+        );
         socket::send_error(ctx, &frame);
         if self.violations.record(Instant::now()) {
             socket::close(ctx, CloseCode::Policy, "repeated protocol violations");
@@ -144,8 +166,15 @@ impl WebSession {
         let left = u64::try_from(self.user.expires_at.saturating_sub(now)).unwrap_or(0);
         ctx.run_later(Duration::from_secs(left), |session, ctx| {
             session.audit("ws.token_expired", None, serde_json::json!({}));
-            socket::send_error(ctx, &ErrorFrame::new(ErrorCode::Unauthenticated, "token expired"));
-            socket::close(ctx, CloseCode::Other(CLOSE_UNAUTHENTICATED), "token expired");
+            socket::send_error(
+                ctx,
+                &ErrorFrame::new(ErrorCode::Unauthenticated, "token expired"),
+            );
+            socket::close(
+                ctx,
+                CloseCode::Other(CLOSE_UNAUTHENTICATED),
+                "token expired",
+            );
         });
     }
 
@@ -164,7 +193,11 @@ impl Actor for WebSession {
         socket::start_keepalive(ctx, &self.config.socket, |session| session.last_heard);
         socket::close_on_shutdown(ctx, self.shutdown.clone());
         self.schedule_expiry(ctx);
-        self.audit("ws.connect", None, serde_json::json!({ "role": self.user.role.as_str() }));
+        self.audit(
+            "ws.connect",
+            None,
+            serde_json::json!({ "role": self.user.role.as_str() }),
+        );
         let hello = Hello {
             user_id: &self.user.user_id,
             role: self.user.role.as_str(),
@@ -178,7 +211,9 @@ impl Actor for WebSession {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         for requests in self.terminals.values() {
-            requests.do_send(OwnerRequest::OwnerGone { from: self.connection_id });
+            requests.do_send(OwnerRequest::OwnerGone {
+                from: self.connection_id,
+            });
         }
         self.audit("ws.disconnect", None, serde_json::json!({}));
     }

@@ -13,8 +13,11 @@ use actix_web_actors::ws::WebsocketContext;
 use bytes::{Bytes, BytesMut};
 use fleetgate_actors::agent_session::{AgentLinks, AgentSession, AgentSessionConfig};
 use fleetgate_actors::protocol::MachineId;
-use fleetgate_actors::registry::{HeartbeatSeen, UnregisterAgent};
+use fleetgate_actors::registry::{
+    HeartbeatSeen, RouteCommandResponse, RouteTerminalOutput, UnregisterAgent,
+};
 use fleetgate_actors::repo::Enrollment;
+use fleetgate_actors::repo::audit::RecordAudit;
 use fleetgate_actors::repo::machine::TouchLastSeen;
 use fleetgate_actors::repo::metric::RecordMetric;
 use fleetgate_actors::repo::port::SyncPorts;
@@ -66,6 +69,9 @@ struct Harness {
     metrics: Log<RecordMetric>,
     ports: Log<SyncPorts>,
     touches: Log<TouchLastSeen>,
+    outputs: Log<RouteTerminalOutput>,
+    responses: Log<RouteCommandResponse>,
+    audits: Log<RecordAudit>,
     _shutdown: ShutdownTrigger,
 }
 
@@ -88,6 +94,10 @@ impl Harness {
         let (record_metric, metrics) = probe::<RecordMetric>();
         let (sync_ports, ports) = probe::<SyncPorts>();
         let (touch_last_seen, touches) = probe::<TouchLastSeen>();
+        let (terminal_output, outputs) = probe::<RouteTerminalOutput>();
+        let (terminal_exit, _) = probe::<fleetgate_actors::registry::RouteTerminalExit>();
+        let (command_response, responses) = probe::<RouteCommandResponse>();
+        let (audit, audits) = probe::<RecordAudit>();
         let links = AgentLinks {
             authenticate: machines.recipient(),
             touch_last_seen,
@@ -96,6 +106,10 @@ impl Harness {
             heartbeat_seen,
             record_metric,
             sync_ports,
+            terminal_output,
+            terminal_exit,
+            command_response,
+            audit,
         };
         let config = AgentSessionConfig {
             socket: SocketConfig {
@@ -124,6 +138,9 @@ impl Harness {
             metrics,
             ports,
             touches,
+            outputs,
+            responses,
+            audits,
             _shutdown: trigger,
         }
     }
@@ -275,6 +292,38 @@ async fn heartbeat_with_a_foreign_machine_id_is_refused() {
     assert!(entries(&session.metrics).is_empty());
     assert!(entries(&session.ports).is_empty());
     assert!(entries(&session.heartbeats).is_empty());
+    assert!(
+        until(|| entries(&session.audits)
+            .iter()
+            .any(|a| a.action == "security.bad_frame"))
+        .await
+    );
+}
+
+#[actix::test]
+async fn agent_output_is_routed_with_this_connections_machine() {
+    let mut session = harness();
+    session.register().await;
+    session.text(r#"{"type":"terminal_output","sessionId":"3f2a9c0e5b7d4e1a8c6b2d0f9e7a5c31","output":"hi"}"#);
+    session.text(&format!(
+        r#"{{"type":"command_response","machineId":"{MACHINE}","commandId":"c0ffee00c0ffee00c0ffee00c0ffee00","output":"up","exitCode":0,"completed":false}}"#
+    ));
+    assert!(
+        until(|| entries(&session.outputs).len() == 1 && entries(&session.responses).len() == 1)
+            .await
+    );
+    let output = entries(&session.outputs).remove(0);
+    assert_eq!(
+        output.machine_id.to_string(),
+        MACHINE,
+        "routed as this connection's machine"
+    );
+    assert_eq!(output.output, "hi");
+
+    // A command response claiming another machine is refused and not routed.
+    session.text(r#"{"type":"command_response","machineId":"00000000-0000-0000-0000-000000000000","commandId":"c0ffee00c0ffee00c0ffee00c0ffee00","output":"x","exitCode":0,"completed":true}"#);
+    assert_eq!(session.error_code().await, "invalid_field");
+    assert_eq!(entries(&session.responses).len(), 1);
 }
 
 #[actix::test]

@@ -14,6 +14,23 @@ use fleetgate_actors::repo::machine::SetMachineStatus;
 
 use common::{entries, probe, until};
 
+
+fn register(
+    machine_id: MachineId,
+    connection_id: ConnectionId,
+    hostname: String,
+    recipient: actix::Recipient<ToAgent>,
+) -> RegisterAgent {
+    RegisterAgent {
+        machine_id,
+        connection_id,
+        hostname,
+        recipient,
+        secret: fleetgate_actors::protocol::agent::MachineSecret::new("ab".repeat(32)),
+        capabilities: Default::default(),
+    }
+}
+
 fn machine(n: u8) -> MachineId {
     MachineId(uuid::Uuid::from_bytes([n; 16]))
 }
@@ -40,12 +57,7 @@ async fn register_then_unregister_sets_online_then_offline() {
     let (agent, _) = probe::<ToAgent>();
     let conn = ConnectionId::next();
     registry
-        .send(RegisterAgent {
-            machine_id: machine(1),
-            connection_id: conn,
-            hostname: "h".into(),
-            recipient: agent,
-        })
+        .send(register(machine(1), conn, "h".into(), agent))
         .await
         .expect("send");
     assert_eq!(
@@ -76,21 +88,11 @@ async fn newer_connection_replaces_and_stale_unregister_is_ignored() {
     let (new_agent, new_seen) = probe::<ToAgent>();
     let (old_conn, new_conn) = (ConnectionId::next(), ConnectionId::next());
     registry
-        .send(RegisterAgent {
-            machine_id: machine(2),
-            connection_id: old_conn,
-            hostname: "h".into(),
-            recipient: old_agent,
-        })
+        .send(register(machine(2), old_conn, "h".into(), old_agent))
         .await
         .expect("send");
     registry
-        .send(RegisterAgent {
-            machine_id: machine(2),
-            connection_id: new_conn,
-            hostname: "h".into(),
-            recipient: new_agent,
-        })
+        .send(register(machine(2), new_conn, "h".into(), new_agent))
         .await
         .expect("send");
     assert!(
@@ -154,12 +156,7 @@ async fn silent_machines_go_offline_and_come_back_with_a_heartbeat() {
     let (agent, _) = probe::<ToAgent>();
     let conn = ConnectionId::next();
     registry
-        .send(RegisterAgent {
-            machine_id: machine(4),
-            connection_id: conn,
-            hostname: "quiet".into(),
-            recipient: agent,
-        })
+        .send(register(machine(4), conn, "quiet".into(), agent))
         .await
         .expect("send");
     assert!(until(|| statuses(&stored) == vec![(machine(4), true), (machine(4), false)]).await);
@@ -175,4 +172,111 @@ async fn silent_machines_go_offline_and_come_back_with_a_heartbeat() {
     let published: Vec<bool> = entries(&events).iter().map(|e| e.online).collect();
     assert_eq!(&published[..3], &[true, false, true]);
     assert!(entries(&events).iter().all(|e| e.hostname == "quiet"));
+}
+
+mod routing {
+    use super::*;
+    use fleetgate_actors::command::CommandChunk;
+    use fleetgate_actors::protocol::{CommandId, SessionId};
+    use fleetgate_actors::registry::{
+        DropTerminal, RouteCommand, RouteCommandResponse, RouteTerminal, RouteTerminalOutput,
+        TerminalInboxes,
+    };
+    use fleetgate_actors::terminal::{AttachOwner, OwnerRequest, TerminalEvent};
+
+    /// A terminal stand-in: records events; attach and requests go to throwaway probes.
+    struct FakeTerminal {
+        events: common::Log<TerminalEvent>,
+    }
+
+    impl actix::Actor for FakeTerminal {
+        type Context = actix::Context<Self>;
+    }
+
+    impl actix::Handler<TerminalEvent> for FakeTerminal {
+        type Result = ();
+        fn handle(&mut self, event: TerminalEvent, _: &mut actix::Context<Self>) {
+            self.events.lock().expect("log").push(event);
+        }
+    }
+
+    impl actix::Handler<AttachOwner> for FakeTerminal {
+        type Result = Result<(), fleetgate_actors::protocol::ErrorCode>;
+        fn handle(&mut self, _: AttachOwner, _: &mut actix::Context<Self>) -> Self::Result {
+            Ok(())
+        }
+    }
+
+    impl actix::Handler<OwnerRequest> for FakeTerminal {
+        type Result = ();
+        fn handle(&mut self, _: OwnerRequest, _: &mut actix::Context<Self>) {}
+    }
+
+    fn terminal(registry: &actix::Addr<Registry>, machine_id: MachineId) -> (SessionId, common::Log<TerminalEvent>) {
+        let events = common::log();
+        let fake = FakeTerminal { events: events.clone() }.start();
+        let session_id = SessionId::random();
+        registry.do_send(RouteTerminal {
+            session_id: session_id.clone(),
+            machine_id,
+            events: fake.clone().recipient(),
+            inboxes: TerminalInboxes { attach: fake.clone().recipient(), requests: fake.recipient() },
+        });
+        (session_id, events)
+    }
+
+    fn output(machine_id: MachineId, session_id: &SessionId, text: &str) -> RouteTerminalOutput {
+        RouteTerminalOutput { machine_id, session_id: session_id.to_string(), output: text.into() }
+    }
+
+    #[actix::test]
+    async fn output_reaches_only_its_own_session_and_only_from_its_machine() {
+        let (registry, _) = registry(Duration::from_secs(60));
+        let (first, first_events) = terminal(&registry, machine(1));
+        let (_second, second_events) = terminal(&registry, machine(1));
+        let (other, other_events) = terminal(&registry, machine(2));
+
+        assert!(registry.send(output(machine(1), &first, "one")).await.expect("send"));
+        assert!(registry.send(output(machine(2), &other, "two")).await.expect("send"));
+        // Machine 2's agent naming machine 1's session is refused.
+        assert!(!registry.send(output(machine(2), &first, "injected")).await.expect("send"));
+        // Unknown and malformed session ids are dropped.
+        assert!(!registry.send(output(machine(1), &SessionId::random(), "lost")).await.expect("send"));
+        let short = RouteTerminalOutput { machine_id: machine(1), session_id: "abc".into(), output: "x".into() };
+        assert!(!registry.send(short).await.expect("send"));
+
+        assert!(until(|| entries(&first_events).len() == 1 && entries(&other_events).len() == 1).await);
+        assert_eq!(entries(&first_events), vec![TerminalEvent::Output("one".into())]);
+        assert_eq!(entries(&other_events), vec![TerminalEvent::Output("two".into())]);
+        assert!(entries(&second_events).is_empty());
+
+        registry.send(DropTerminal { session_id: first.clone() }).await.expect("send");
+        assert!(!registry.send(output(machine(1), &first, "late")).await.expect("send"));
+    }
+
+    #[actix::test]
+    async fn agent_disconnect_tells_that_machines_sessions_only() {
+        let (registry, _) = registry(Duration::from_secs(60));
+        let (agent, _) = probe::<ToAgent>();
+        let conn = ConnectionId::next();
+        registry.send(register(machine(1), conn, "h".into(), agent)).await.expect("send");
+        let (_, mine) = terminal(&registry, machine(1));
+        let (_, theirs) = terminal(&registry, machine(2));
+        registry.send(UnregisterAgent { machine_id: machine(1), connection_id: conn }).await.expect("send");
+        assert!(until(|| entries(&mine) == vec![TerminalEvent::AgentGone]).await);
+        assert!(entries(&theirs).is_empty());
+    }
+
+    #[actix::test]
+    async fn command_output_reaches_its_run_from_its_machine_only() {
+        let (registry, _) = registry(Duration::from_secs(60));
+        let (chunks, received) = probe::<CommandChunk>();
+        let command_id = CommandId::random();
+        registry.do_send(RouteCommand { command_id: command_id.clone(), machine_id: machine(1), chunks });
+        let chunk = CommandChunk { output: "up 3 days".into(), completed: true, exit_code: 3 };
+        let from = |machine_id| RouteCommandResponse { machine_id, command_id: command_id.to_string(), chunk: chunk.clone() };
+        assert!(!registry.send(from(machine(2))).await.expect("send"));
+        assert!(registry.send(from(machine(1))).await.expect("send"));
+        assert!(until(|| entries(&received) == vec![chunk.clone()]).await);
+    }
 }

@@ -44,9 +44,14 @@ impl SignedKind {
     }
 
     fn from_wire(wire: &str) -> Option<Self> {
-        [Self::TerminalInput, Self::TerminalResize, Self::ExecuteCommand, Self::TerminalClose]
-            .into_iter()
-            .find(|kind| kind.wire_type() == wire)
+        [
+            Self::TerminalInput,
+            Self::TerminalResize,
+            Self::ExecuteCommand,
+            Self::TerminalClose,
+        ]
+        .into_iter()
+        .find(|kind| kind.wire_type() == wire)
     }
 }
 
@@ -96,7 +101,11 @@ fn mac(secret: &str, text: &str) -> Hmac<Sha256> {
 /// Lowercase hex HMAC-SHA256 over the signed text (key: ASCII bytes of the 64-hex secret).
 pub fn envelope_hmac(fields: &EnvelopeFields<'_>, secret: &str) -> String {
     let literal = json_string_literal(fields.payload);
-    hex::encode(mac(secret, &signed_text(fields, &literal)).finalize().into_bytes())
+    hex::encode(
+        mac(secret, &signed_text(fields, &literal))
+            .finalize()
+            .into_bytes(),
+    )
 }
 
 fn json_string_literal(text: &str) -> String {
@@ -106,7 +115,11 @@ fn json_string_literal(text: &str) -> String {
 /// The complete frame; `payload` carries exactly the bytes that were signed.
 pub fn envelope_frame(fields: &EnvelopeFields<'_>, secret: &str) -> String {
     let literal = json_string_literal(fields.payload);
-    let hmac = hex::encode(mac(secret, &signed_text(fields, &literal)).finalize().into_bytes());
+    let hmac = hex::encode(
+        mac(secret, &signed_text(fields, &literal))
+            .finalize()
+            .into_bytes(),
+    );
     format!(
         r#"{{"type":"{}","data":{{"sessionId":"{}","machineId":"{}","payload":{},"nonce":"{}","timestamp":"{}","hmac":"{}"}}}}"#,
         fields.kind.wire_type(),
@@ -120,7 +133,13 @@ pub fn envelope_frame(fields: &EnvelopeFields<'_>, secret: &str) -> String {
 }
 
 /// Signs `payload` for `machine_id` now, with a fresh nonce.
-pub fn sign_now(kind: SignedKind, session_id: &str, machine_id: &str, payload: &str, secret: &str) -> String {
+pub fn sign_now(
+    kind: SignedKind,
+    session_id: &str,
+    machine_id: &str,
+    payload: &str,
+    secret: &str,
+) -> String {
     let nonce = random_hex_id();
     let timestamp = envelope_timestamp(Utc::now());
     let fields = EnvelopeFields {
@@ -190,7 +209,8 @@ pub fn verify_envelope(
     now: DateTime<Utc>,
     nonces: &mut NonceCache,
 ) -> Result<VerifiedEnvelope, EnvelopeError> {
-    let raw: RawFrame = serde_json::from_str(frame.trim_end()).map_err(|_| EnvelopeError::Malformed)?;
+    let raw: RawFrame =
+        serde_json::from_str(frame.trim_end()).map_err(|_| EnvelopeError::Malformed)?;
     let kind = SignedKind::from_wire(&raw.kind).ok_or(EnvelopeError::Malformed)?;
     let data = raw.data;
     let fields = EnvelopeFields {
@@ -245,7 +265,9 @@ mod tests {
     }
 
     fn vector_time() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(TIMESTAMP).expect("ts").with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(TIMESTAMP)
+            .expect("ts")
+            .with_timezone(&Utc)
     }
 
     #[test]
@@ -257,7 +279,10 @@ mod tests {
             "49dbcf9a7e4d184d8a875d88066559a5d76eb0255a1440a4e82bf59351838a2d"
         );
         assert_eq!(
-            envelope_hmac(&fields(SignedKind::TerminalResize, r#"{"cols":120,"rows":40}"#), SECRET),
+            envelope_hmac(
+                &fields(SignedKind::TerminalResize, r#"{"cols":120,"rows":40}"#),
+                SECRET
+            ),
             "ca3efffe784bab44b4f6bffe07de3be7c1ff2647bbbff07925a623dd066fa2c5"
         );
         let command = r#"{"commandId":"c0ffee00c0ffee00c0ffee00c0ffee00","command":"uptime"}"#;
@@ -285,14 +310,18 @@ mod tests {
         assert!(frame.contains(r#""payload":"{\"data\":\"ls -la\\r\"}""#));
         assert!(frame.contains("49dbcf9a7e4d184d8a875d88066559a5d76eb0255a1440a4e82bf59351838a2d"));
         let mut nonces = NonceCache::new(16);
-        let verified = verify_envelope(&frame, SECRET, vector_time(), &mut nonces).expect("verifies");
+        let verified =
+            verify_envelope(&frame, SECRET, vector_time(), &mut nonces).expect("verifies");
         assert_eq!(verified.payload, input);
         assert_eq!(verified.kind, SignedKind::TerminalInput);
     }
 
     #[test]
     fn a_changed_byte_in_any_signed_field_is_rejected() {
-        let frame = envelope_frame(&fields(SignedKind::TerminalResize, r#"{"cols":120,"rows":40}"#), SECRET);
+        let frame = envelope_frame(
+            &fields(SignedKind::TerminalResize, r#"{"cols":120,"rows":40}"#),
+            SECRET,
+        );
         let tampered = [
             frame.replace("terminal_resize", "terminal_stdin"),
             frame.replace(SESSION, "3f2a9c0e5b7d4e1a8c6b2d0f9e7a5c32"),
@@ -319,12 +348,21 @@ mod tests {
 
     #[test]
     fn stale_timestamps_and_replayed_nonces_are_rejected() {
-        let frame = envelope_frame(&fields(SignedKind::TerminalResize, r#"{"cols":1,"rows":1}"#), SECRET);
+        let frame = envelope_frame(
+            &fields(SignedKind::TerminalResize, r#"{"cols":1,"rows":1}"#),
+            SECRET,
+        );
         let mut nonces = NonceCache::new(16);
         let late = vector_time() + chrono::Duration::minutes(6);
-        assert_eq!(verify_envelope(&frame, SECRET, late, &mut nonces), Err(EnvelopeError::StaleTimestamp));
+        assert_eq!(
+            verify_envelope(&frame, SECRET, late, &mut nonces),
+            Err(EnvelopeError::StaleTimestamp)
+        );
         let early = vector_time() - chrono::Duration::minutes(6);
-        assert_eq!(verify_envelope(&frame, SECRET, early, &mut nonces), Err(EnvelopeError::StaleTimestamp));
+        assert_eq!(
+            verify_envelope(&frame, SECRET, early, &mut nonces),
+            Err(EnvelopeError::StaleTimestamp)
+        );
         assert!(verify_envelope(&frame, SECRET, vector_time(), &mut nonces).is_ok());
         assert_eq!(
             verify_envelope(&frame, SECRET, vector_time(), &mut nonces),

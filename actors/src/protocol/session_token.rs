@@ -67,11 +67,17 @@ impl SessionTokens {
     pub fn verify(&self, token: &str, now: i64) -> Result<SessionClaims, SessionTokenError> {
         let (body, tag) = token.rsplit_once('.').ok_or(SessionTokenError::Invalid)?;
         let tag = hex::decode(tag).map_err(|_| SessionTokenError::Invalid)?;
-        self.mac(body).verify_slice(&tag).map_err(|_| SessionTokenError::Invalid)?;
+        self.mac(body)
+            .verify_slice(&tag)
+            .map_err(|_| SessionTokenError::Invalid)?;
         let mut parts = body.split('.');
-        let (Some(session_id), Some(user_id), Some(machine_id), Some(expiry), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(session_id), Some(user_id), Some(machine_id), Some(expiry), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return Err(SessionTokenError::Invalid);
         };
         let expires_at: i64 = expiry.parse().map_err(|_| SessionTokenError::Invalid)?;
@@ -105,12 +111,21 @@ mod tests {
         let tokens = SessionTokens::new([5; 32]);
         let token = tokens.issue(&claims());
         assert_eq!(tokens.verify(&token, 999), Ok(claims()));
-        assert_eq!(tokens.verify(&token, 1_001), Err(SessionTokenError::Expired));
+        assert_eq!(
+            tokens.verify(&token, 1_001),
+            Err(SessionTokenError::Expired)
+        );
         let forged = token.replacen("0b9c", "0b9d", 1);
         assert_eq!(tokens.verify(&forged, 999), Err(SessionTokenError::Invalid));
         let extended = token.replacen(".1000.", ".9999.", 1);
-        assert_eq!(tokens.verify(&extended, 999), Err(SessionTokenError::Invalid));
-        assert_eq!(SessionTokens::new([6; 32]).verify(&token, 999), Err(SessionTokenError::Invalid));
+        assert_eq!(
+            tokens.verify(&extended, 999),
+            Err(SessionTokenError::Invalid)
+        );
+        assert_eq!(
+            SessionTokens::new([6; 32]).verify(&token, 999),
+            Err(SessionTokenError::Invalid)
+        );
         assert_eq!(tokens.verify("garbage", 0), Err(SessionTokenError::Invalid));
     }
 }

@@ -100,31 +100,48 @@ struct Envelope<'a> {
 /// Parses one client frame; errors carry the `requestId` when one could be read.
 pub fn parse_client_frame(text: &str) -> Result<ClientFrame, ErrorFrame> {
     let envelope: Envelope<'_> = serde_json::from_str(text.trim_end()).map_err(|err| {
-        let code = if err.is_data() { ErrorCode::MissingType } else { ErrorCode::BadJson };
+        let code = if err.is_data() {
+            ErrorCode::MissingType
+        } else {
+            ErrorCode::BadJson
+        };
         ErrorFrame::new(code, "a frame must be one JSON object with a type")
     })?;
     let request_id = match envelope.request_id {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::String(id)) if id.len() <= MAX_REQUEST_ID => Some(id),
         Some(_) => {
-            return Err(ErrorFrame::new(ErrorCode::InvalidField, "requestId must be a string of at most 64 chars"));
+            return Err(ErrorFrame::new(
+                ErrorCode::InvalidField,
+                "requestId must be a string of at most 64 chars",
+            ));
         }
     };
-    let fail = |code, message: String| ErrorFrame { code, message, request_id: request_id.clone() };
-    let kind = envelope.kind.ok_or_else(|| fail(ErrorCode::MissingType, "frame has no type".into()))?;
+    let fail = |code, message: String| ErrorFrame {
+        code,
+        message,
+        request_id: request_id.clone(),
+    };
+    let kind = envelope
+        .kind
+        .ok_or_else(|| fail(ErrorCode::MissingType, "frame has no type".into()))?;
     if !KNOWN_TYPES.contains(&kind.as_ref()) {
         return Err(fail(ErrorCode::UnknownType, "unknown message type".into()));
     }
     let request: ClientRequest = serde_json::from_str(text.trim_end())
         .map_err(|err| fail(ErrorCode::InvalidField, format!("invalid field: {err}")))?;
     validate(&request).map_err(|message| fail(ErrorCode::InvalidField, message.into()))?;
-    Ok(ClientFrame { request_id, request })
+    Ok(ClientFrame {
+        request_id,
+        request,
+    })
 }
 
 fn validate(request: &ClientRequest) -> Result<(), &'static str> {
     let size_ok = |cols: u16, rows: u16| (1..=1000).contains(&cols) && (1..=1000).contains(&rows);
     match request {
-        ClientRequest::SpawnTerminal { cols, rows, .. } | ClientRequest::TerminalResize { cols, rows, .. }
+        ClientRequest::SpawnTerminal { cols, rows, .. }
+        | ClientRequest::TerminalResize { cols, rows, .. }
             if !size_ok(*cols, *rows) =>
         {
             Err("cols and rows must be between 1 and 1000")
@@ -132,7 +149,11 @@ fn validate(request: &ClientRequest) -> Result<(), &'static str> {
         ClientRequest::TerminalInput { data, .. } if data.len() > MAX_INPUT_BYTES => {
             Err("terminal input is limited to 64 KiB per message")
         }
-        ClientRequest::ExecuteCommand { command, timeout_secs, .. } => {
+        ClientRequest::ExecuteCommand {
+            command,
+            timeout_secs,
+            ..
+        } => {
             if command.is_empty() || command.len() > MAX_COMMAND_BYTES {
                 Err("command must be 1 byte to 16 KiB")
             } else if timeout_secs.is_some_and(|t| t == 0 || t > 24 * 3600) {
@@ -241,8 +262,16 @@ pub struct Reply<'a> {
 impl ServerEvent {
     /// The event as JSON text, echoing `request_id` when given.
     pub fn to_json(&self, request_id: Option<&str>) -> String {
-        serde_json::to_string(&Reply { event: self, request_id }).unwrap_or_else(|err| {
-            ErrorFrame::new(ErrorCode::Internal, format!("could not encode event: {err}")).to_json()
+        serde_json::to_string(&Reply {
+            event: self,
+            request_id,
+        })
+        .unwrap_or_else(|err| {
+            ErrorFrame::new(
+                ErrorCode::Internal,
+                format!("could not encode event: {err}"),
+            )
+            .to_json()
         })
     }
 }
@@ -260,7 +289,11 @@ mod tests {
         assert_eq!(frame.request_id.as_deref(), Some("r1"));
         assert_eq!(
             frame.request,
-            ClientRequest::SpawnTerminal { machine_id: "m".into(), cols: 80, rows: 24 }
+            ClientRequest::SpawnTerminal {
+                machine_id: "m".into(),
+                cols: 80,
+                rows: 24
+            }
         );
         let subscribe = parse_client_frame(r#"{"type":"subscribe_machines"}"#).expect("parses");
         assert_eq!(subscribe.request, ClientRequest::SubscribeMachines {});
@@ -268,16 +301,30 @@ mod tests {
 
     #[test]
     fn bad_requests_get_codes_and_keep_the_request_id() {
-        let err = parse_client_frame(r#"{"type":"update_agent","requestId":"r2"}"#).expect_err("refused");
+        let err =
+            parse_client_frame(r#"{"type":"update_agent","requestId":"r2"}"#).expect_err("refused");
         assert_eq!(err.code, ErrorCode::UnknownType);
         assert_eq!(err.request_id.as_deref(), Some("r2"));
-        let err = parse_client_frame(r#"{"type":"terminal_resize","sessionId":"s","cols":0,"rows":5}"#)
-            .expect_err("refused");
+        let err =
+            parse_client_frame(r#"{"type":"terminal_resize","sessionId":"s","cols":0,"rows":5}"#)
+                .expect_err("refused");
         assert_eq!(err.code, ErrorCode::InvalidField);
-        assert_eq!(parse_client_frame("{").expect_err("refused").code, ErrorCode::BadJson);
-        assert_eq!(parse_client_frame(r#"{"a":1}"#).expect_err("refused").code, ErrorCode::MissingType);
-        let big = format!(r#"{{"type":"terminal_input","sessionId":"s","data":"{}"}}"#, "x".repeat(MAX_INPUT_BYTES + 1));
-        assert_eq!(parse_client_frame(&big).expect_err("refused").code, ErrorCode::InvalidField);
+        assert_eq!(
+            parse_client_frame("{").expect_err("refused").code,
+            ErrorCode::BadJson
+        );
+        assert_eq!(
+            parse_client_frame(r#"{"a":1}"#).expect_err("refused").code,
+            ErrorCode::MissingType
+        );
+        let big = format!(
+            r#"{{"type":"terminal_input","sessionId":"s","data":"{}"}}"#,
+            "x".repeat(MAX_INPUT_BYTES + 1)
+        );
+        assert_eq!(
+            parse_client_frame(&big).expect_err("refused").code,
+            ErrorCode::InvalidField
+        );
     }
 
     #[test]

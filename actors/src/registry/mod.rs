@@ -15,7 +15,7 @@ use crate::terminal::TerminalEvent;
 mod routes;
 
 pub use routes::{
-    AgentInfo, AgentHandle, DropCommand, DropTerminal, FindTerminal, RouteCommand,
+    AgentHandle, AgentInfo, DropCommand, DropTerminal, FindTerminal, RouteCommand,
     RouteCommandResponse, RouteTerminal, RouteTerminalExit, RouteTerminalOutput, TerminalInboxes,
 };
 
@@ -253,7 +253,11 @@ impl Handler<UnregisterAgent> for Registry {
             self.publish(msg.machine_id, &entry.hostname, false);
         }
         // The agent's shells are gone with it (v1 agents keep them, but nobody can reach them).
-        for route in self.terminals.values().filter(|r| r.machine_id == msg.machine_id) {
+        for route in self
+            .terminals
+            .values()
+            .filter(|r| r.machine_id == msg.machine_id)
+        {
             route.events.do_send(TerminalEvent::AgentGone);
         }
     }

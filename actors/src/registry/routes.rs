@@ -149,7 +149,11 @@ impl Handler<RouteTerminal> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: RouteTerminal, _: &mut Context<Self>) {
-        let route = TerminalRoute { machine_id: msg.machine_id, events: msg.events, inboxes: msg.inboxes };
+        let route = TerminalRoute {
+            machine_id: msg.machine_id,
+            events: msg.events,
+            inboxes: msg.inboxes,
+        };
         self.terminals.insert(msg.session_id, route);
     }
 }
@@ -166,7 +170,9 @@ impl Handler<FindTerminal> for Registry {
     type Result = Option<TerminalInboxes>;
 
     fn handle(&mut self, msg: FindTerminal, _: &mut Context<Self>) -> Self::Result {
-        self.terminals.get(&msg.session_id).map(|route| route.inboxes.clone())
+        self.terminals
+            .get(&msg.session_id)
+            .map(|route| route.inboxes.clone())
     }
 }
 
@@ -212,7 +218,10 @@ impl Handler<RouteCommand> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: RouteCommand, _: &mut Context<Self>) {
-        let route = CommandRoute { machine_id: msg.machine_id, chunks: msg.chunks };
+        let route = CommandRoute {
+            machine_id: msg.machine_id,
+            chunks: msg.chunks,
+        };
         self.commands.insert(msg.command_id, route);
     }
 }

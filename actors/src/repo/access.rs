@@ -119,7 +119,10 @@ async fn load_user(db: &DatabaseConnection, user_id: &str) -> Result<Option<User
         .all(db)
         .await?
     {
-        grants.entry(grant.machine_id).or_default().insert(grant.level);
+        grants
+            .entry(grant.machine_id)
+            .or_default()
+            .insert(grant.level);
     }
     Ok(Some(UserAccess {
         read_at: Instant::now(),
@@ -157,7 +160,11 @@ impl Actor for AccessRepo {
 }
 
 /// Loads (or reuses) a user's access, caching what was read.
-fn with_access<F, T>(repo: &mut AccessRepo, user_id: String, then: F) -> AtomicResponse<AccessRepo, Result<T, AccessError>>
+fn with_access<F, T>(
+    repo: &mut AccessRepo,
+    user_id: String,
+    then: F,
+) -> AtomicResponse<AccessRepo, Result<T, AccessError>>
 where
     F: AsyncFnOnce(DatabaseConnection, UserAccess) -> Result<T, AccessError> + 'static,
     T: 'static,
@@ -178,11 +185,13 @@ where
             Ok((access, result))
         }
         .into_actor(repo)
-        .map(move |outcome: Result<(UserAccess, Result<T, AccessError>), AccessError>, repo, _| {
-            let (access, result) = outcome?;
-            repo.cache.insert(key, access);
-            result
-        }),
+        .map(
+            move |outcome: Result<(UserAccess, Result<T, AccessError>), AccessError>, repo, _| {
+                let (access, result) = outcome?;
+                repo.cache.insert(key, access);
+                result
+            },
+        ),
     ))
 }
 
@@ -211,7 +220,10 @@ impl Handler<VisibleMachines> for AccessRepo {
     fn handle(&mut self, request: VisibleMachines, _: &mut Context<Self>) -> Self::Result {
         with_access(self, request.user_id, async move |db, access| {
             let all = machines::Entity::find().all(&db).await?;
-            Ok(all.into_iter().filter(|m| access.allows(m.id, Action::View)).collect())
+            Ok(all
+                .into_iter()
+                .filter(|m| access.allows(m.id, Action::View))
+                .collect())
         })
     }
 }

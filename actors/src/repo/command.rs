@@ -4,7 +4,9 @@ use actix::{Actor, AtomicResponse, Context, Handler, Message, WrapFuture};
 use chrono::{DateTime, Utc};
 use fleetgate_entity::commands;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set,
+};
 
 use crate::protocol::{CommandId, MachineId};
 
@@ -100,7 +102,10 @@ impl Handler<CommandFinished> for CommandRepo {
                     .col_expr(commands::Column::Status, Expr::value(finished.status))
                     .col_expr(commands::Column::ExitCode, Expr::value(finished.exit_code))
                     .col_expr(commands::Column::FinishedAt, Expr::value(finished.at))
-                    .col_expr(commands::Column::OutputBytes, Expr::value(finished.output_bytes as i64))
+                    .col_expr(
+                        commands::Column::OutputBytes,
+                        Expr::value(finished.output_bytes as i64),
+                    )
                     .col_expr(commands::Column::Output, Expr::value(finished.output))
                     .filter(commands::Column::Id.eq(finished.command_id.to_string()))
                     .exec(&db)

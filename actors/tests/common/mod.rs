@@ -6,15 +6,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Actor, Context, Handler, Message};
+use fleetgate_actors::command::CommandChunk;
 use fleetgate_actors::protocol::MachineId;
 use fleetgate_actors::registry::{
-    HeartbeatSeen, MachineStatusChanged, RegisterAgent, ToAgent, UnregisterAgent,
+    DropCommand, DropTerminal, HeartbeatSeen, MachineStatusChanged, RegisterAgent,
+    RouteCommandResponse, RouteTerminalExit, RouteTerminalOutput, SendToAgent, ToAgent,
+    UnregisterAgent,
 };
+use fleetgate_actors::repo::audit::RecordAudit;
 use fleetgate_actors::repo::machine::{
     AuthenticateMachine, MachineError, SetMachineStatus, TouchLastSeen,
 };
 use fleetgate_actors::repo::metric::RecordMetric;
 use fleetgate_actors::repo::port::{PortSync, SyncPorts};
+use fleetgate_actors::repo::session::{SessionClosed, SessionOpened};
+use fleetgate_actors::terminal::TerminalEvent;
+use fleetgate_actors::web_session::Deliver;
 
 /// A shared, growing list of what a probe received.
 pub type Log<T> = Arc<Mutex<Vec<T>>>;
@@ -62,14 +69,40 @@ macro_rules! unit_probe {
 }
 
 unit_probe!(
-    RecordMetric,
-    TouchLastSeen,
-    HeartbeatSeen,
-    UnregisterAgent,
-    SetMachineStatus,
-    MachineStatusChanged,
-    ToAgent
+    RecordMetric, TouchLastSeen, HeartbeatSeen, UnregisterAgent, SetMachineStatus,
+    MachineStatusChanged, ToAgent, TerminalEvent, CommandChunk, DropTerminal, DropCommand,
+    SessionOpened, SessionClosed, Deliver
 );
+
+impl Handler<RecordAudit> for Probe<RecordAudit> {
+    type Result = Result<(), sea_orm::DbErr>;
+    fn handle(&mut self, message: RecordAudit, _: &mut Context<Self>) -> Self::Result {
+        self.seen.lock().expect("log lock").push(message);
+        Ok(())
+    }
+}
+
+impl Handler<SendToAgent> for Probe<SendToAgent> {
+    type Result = Result<(), fleetgate_actors::registry::RouteError>;
+    fn handle(&mut self, message: SendToAgent, _: &mut Context<Self>) -> Self::Result {
+        self.seen.lock().expect("log lock").push(message);
+        Ok(())
+    }
+}
+
+macro_rules! bool_probe {
+    ($($message:ty),*) => {$(
+        impl Handler<$message> for Probe<$message> {
+            type Result = bool;
+            fn handle(&mut self, message: $message, _: &mut Context<Self>) -> bool {
+                self.seen.lock().expect("log lock").push(message);
+                true
+            }
+        }
+    )*};
+}
+
+bool_probe!(RouteTerminalOutput, RouteTerminalExit, RouteCommandResponse);
 
 impl Handler<SyncPorts> for Probe<SyncPorts> {
     type Result = Result<PortSync, sea_orm::DbErr>;
