@@ -32,7 +32,7 @@ impl WebSession {
             } => self.spawn_terminal(&machine_id, cols, rows, request_id, ctx),
             ClientRequest::TerminalInput { session_id, data } => {
                 let from = self.connection_id;
-                self.to_terminal(&session_id, request_id, ctx, |request_id| {
+                self.forward_to_terminal(&session_id, request_id, ctx, |request_id| {
                     OwnerRequest::Input {
                         from,
                         data,
@@ -46,7 +46,7 @@ impl WebSession {
                 rows,
             } => {
                 let from = self.connection_id;
-                self.to_terminal(&session_id, request_id, ctx, |_| OwnerRequest::Resize {
+                self.forward_to_terminal(&session_id, request_id, ctx, |_| OwnerRequest::Resize {
                     from,
                     cols,
                     rows,
@@ -54,7 +54,7 @@ impl WebSession {
             }
             ClientRequest::CloseTerminal { session_id } => {
                 let from = self.connection_id;
-                self.to_terminal(&session_id, request_id, ctx, |_| OwnerRequest::Close {
+                self.forward_to_terminal(&session_id, request_id, ctx, |_| OwnerRequest::Close {
                     from,
                 })
             }
@@ -70,7 +70,7 @@ impl WebSession {
     }
 
     /// Forwards a request to one of this socket's sessions.
-    fn to_terminal(
+    fn forward_to_terminal(
         &mut self,
         session_id: &str,
         request_id: Option<String>,

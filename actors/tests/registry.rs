@@ -14,7 +14,6 @@ use fleetgate_actors::repo::machine::SetMachineStatus;
 
 use common::{entries, probe, until};
 
-
 fn register(
     machine_id: MachineId,
     connection_id: ConnectionId,
@@ -212,21 +211,34 @@ mod routing {
         fn handle(&mut self, _: OwnerRequest, _: &mut actix::Context<Self>) {}
     }
 
-    fn terminal(registry: &actix::Addr<Registry>, machine_id: MachineId) -> (SessionId, common::Log<TerminalEvent>) {
+    fn terminal(
+        registry: &actix::Addr<Registry>,
+        machine_id: MachineId,
+    ) -> (SessionId, common::Log<TerminalEvent>) {
         let events = common::log();
-        let fake = FakeTerminal { events: events.clone() }.start();
+        let fake = FakeTerminal {
+            events: events.clone(),
+        }
+        .start();
         let session_id = SessionId::random();
         registry.do_send(RouteTerminal {
             session_id: session_id.clone(),
             machine_id,
             events: fake.clone().recipient(),
-            inboxes: TerminalInboxes { attach: fake.clone().recipient(), requests: fake.recipient() },
+            inboxes: TerminalInboxes {
+                attach: fake.clone().recipient(),
+                requests: fake.recipient(),
+            },
         });
         (session_id, events)
     }
 
     fn output(machine_id: MachineId, session_id: &SessionId, text: &str) -> RouteTerminalOutput {
-        RouteTerminalOutput { machine_id, session_id: session_id.to_string(), output: text.into() }
+        RouteTerminalOutput {
+            machine_id,
+            session_id: session_id.to_string(),
+            output: text.into(),
+        }
     }
 
     #[actix::test]
@@ -236,22 +248,64 @@ mod routing {
         let (_second, second_events) = terminal(&registry, machine(1));
         let (other, other_events) = terminal(&registry, machine(2));
 
-        assert!(registry.send(output(machine(1), &first, "one")).await.expect("send"));
-        assert!(registry.send(output(machine(2), &other, "two")).await.expect("send"));
+        assert!(
+            registry
+                .send(output(machine(1), &first, "one"))
+                .await
+                .expect("send")
+        );
+        assert!(
+            registry
+                .send(output(machine(2), &other, "two"))
+                .await
+                .expect("send")
+        );
         // Machine 2's agent naming machine 1's session is refused.
-        assert!(!registry.send(output(machine(2), &first, "injected")).await.expect("send"));
+        assert!(
+            !registry
+                .send(output(machine(2), &first, "injected"))
+                .await
+                .expect("send")
+        );
         // Unknown and malformed session ids are dropped.
-        assert!(!registry.send(output(machine(1), &SessionId::random(), "lost")).await.expect("send"));
-        let short = RouteTerminalOutput { machine_id: machine(1), session_id: "abc".into(), output: "x".into() };
+        assert!(
+            !registry
+                .send(output(machine(1), &SessionId::random(), "lost"))
+                .await
+                .expect("send")
+        );
+        let short = RouteTerminalOutput {
+            machine_id: machine(1),
+            session_id: "abc".into(),
+            output: "x".into(),
+        };
         assert!(!registry.send(short).await.expect("send"));
 
-        assert!(until(|| entries(&first_events).len() == 1 && entries(&other_events).len() == 1).await);
-        assert_eq!(entries(&first_events), vec![TerminalEvent::Output("one".into())]);
-        assert_eq!(entries(&other_events), vec![TerminalEvent::Output("two".into())]);
+        assert!(
+            until(|| entries(&first_events).len() == 1 && entries(&other_events).len() == 1).await
+        );
+        assert_eq!(
+            entries(&first_events),
+            vec![TerminalEvent::Output("one".into())]
+        );
+        assert_eq!(
+            entries(&other_events),
+            vec![TerminalEvent::Output("two".into())]
+        );
         assert!(entries(&second_events).is_empty());
 
-        registry.send(DropTerminal { session_id: first.clone() }).await.expect("send");
-        assert!(!registry.send(output(machine(1), &first, "late")).await.expect("send"));
+        registry
+            .send(DropTerminal {
+                session_id: first.clone(),
+            })
+            .await
+            .expect("send");
+        assert!(
+            !registry
+                .send(output(machine(1), &first, "late"))
+                .await
+                .expect("send")
+        );
     }
 
     #[actix::test]
@@ -259,10 +313,19 @@ mod routing {
         let (registry, _) = registry(Duration::from_secs(60));
         let (agent, _) = probe::<ToAgent>();
         let conn = ConnectionId::next();
-        registry.send(register(machine(1), conn, "h".into(), agent)).await.expect("send");
+        registry
+            .send(register(machine(1), conn, "h".into(), agent))
+            .await
+            .expect("send");
         let (_, mine) = terminal(&registry, machine(1));
         let (_, theirs) = terminal(&registry, machine(2));
-        registry.send(UnregisterAgent { machine_id: machine(1), connection_id: conn }).await.expect("send");
+        registry
+            .send(UnregisterAgent {
+                machine_id: machine(1),
+                connection_id: conn,
+            })
+            .await
+            .expect("send");
         assert!(until(|| entries(&mine) == vec![TerminalEvent::AgentGone]).await);
         assert!(entries(&theirs).is_empty());
     }
@@ -272,9 +335,21 @@ mod routing {
         let (registry, _) = registry(Duration::from_secs(60));
         let (chunks, received) = probe::<CommandChunk>();
         let command_id = CommandId::random();
-        registry.do_send(RouteCommand { command_id: command_id.clone(), machine_id: machine(1), chunks });
-        let chunk = CommandChunk { output: "up 3 days".into(), completed: true, exit_code: 3 };
-        let from = |machine_id| RouteCommandResponse { machine_id, command_id: command_id.to_string(), chunk: chunk.clone() };
+        registry.do_send(RouteCommand {
+            command_id: command_id.clone(),
+            machine_id: machine(1),
+            chunks,
+        });
+        let chunk = CommandChunk {
+            output: "up 3 days".into(),
+            completed: true,
+            exit_code: 3,
+        };
+        let from = |machine_id| RouteCommandResponse {
+            machine_id,
+            command_id: command_id.to_string(),
+            chunk: chunk.clone(),
+        };
         assert!(!registry.send(from(machine(2))).await.expect("send"));
         assert!(registry.send(from(machine(1))).await.expect("send"));
         assert!(until(|| entries(&received) == vec![chunk.clone()]).await);

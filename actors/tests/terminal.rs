@@ -72,7 +72,12 @@ fn config() -> TerminalConfig {
     }
 }
 
-fn start_with(capabilities: Capabilities, owner: Owner, owner_log: Log<Deliver>, config: TerminalConfig) -> Harness {
+fn start_with(
+    capabilities: Capabilities,
+    owner: Owner,
+    owner_log: Log<Deliver>,
+    config: TerminalConfig,
+) -> Harness {
     let (send_to_agent, agent) = probe::<SendToAgent>();
     let (drop_route, dropped) = probe::<DropTerminal>();
     let (opened, _) = probe::<SessionOpened>();
@@ -92,14 +97,33 @@ fn start_with(capabilities: Capabilities, owner: Owner, owner_log: Log<Deliver>,
         owner,
         request_id: Some("req-1".into()),
     };
-    let links = TerminalLinks { send_to_agent, drop_route, opened, closed: closed_rx, audit };
+    let links = TerminalLinks {
+        send_to_agent,
+        drop_route,
+        opened,
+        closed: closed_rx,
+        audit,
+    };
     let terminal = TerminalSession::new(spec, config, links, SessionTokens::new([4; 32])).start();
-    Harness { terminal, machine_id, session_id, owner_connection, owner: owner_log, agent, closed, dropped, audits }
+    Harness {
+        terminal,
+        machine_id,
+        session_id,
+        owner_connection,
+        owner: owner_log,
+        agent,
+        closed,
+        dropped,
+        audits,
+    }
 }
 
 fn start(capabilities: Capabilities) -> Harness {
     let (deliver, owner_log) = probe::<Deliver>();
-    let owner = Owner { connection_id: ConnectionId::next(), deliver };
+    let owner = Owner {
+        connection_id: ConnectionId::next(),
+        deliver,
+    };
     start_with(capabilities, owner, owner_log, config())
 }
 
@@ -108,7 +132,10 @@ fn events(log: &Log<Deliver>) -> Vec<ServerEvent> {
 }
 
 fn errors(log: &Log<Deliver>) -> Vec<ErrorCode> {
-    entries(log).into_iter().filter_map(|d| d.error.map(|e| e.code)).collect()
+    entries(log)
+        .into_iter()
+        .filter_map(|d| d.error.map(|e| e.code))
+        .collect()
 }
 
 fn frames(log: &Log<SendToAgent>) -> Vec<String> {
@@ -120,15 +147,31 @@ async fn opening_spawns_the_shell_then_tells_the_owner() {
     let h = start(Capabilities::default());
     assert!(until(|| frames(&h.agent).len() == 2 && !events(&h.owner).is_empty()).await);
     let sent = frames(&h.agent);
-    assert_eq!(sent[0], format!(r#"{{"type":"spawn_shell","data":{{"sessionId":"{}"}}}}"#, h.session_id));
+    assert_eq!(
+        sent[0],
+        format!(
+            r#"{{"type":"spawn_shell","data":{{"sessionId":"{}"}}}}"#,
+            h.session_id
+        )
+    );
     let mut nonces = NonceCache::new(64);
     let resize = verify_envelope(&sent[1], SECRET, Utc::now(), &mut nonces).expect("signed resize");
-    assert_eq!((resize.kind, resize.payload.as_str()), (SignedKind::TerminalResize, r#"{"cols":80,"rows":24}"#));
-    let ServerEvent::TerminalOpened { session_id, session_token, .. } = &events(&h.owner)[0] else {
+    assert_eq!(
+        (resize.kind, resize.payload.as_str()),
+        (SignedKind::TerminalResize, r#"{"cols":80,"rows":24}"#)
+    );
+    let ServerEvent::TerminalOpened {
+        session_id,
+        session_token,
+        ..
+    } = &events(&h.owner)[0]
+    else {
         panic!("terminal_opened first");
     };
     assert_eq!(session_id, h.session_id.as_str());
-    let claims = SessionTokens::new([4; 32]).verify(session_token, Utc::now().timestamp()).expect("token");
+    let claims = SessionTokens::new([4; 32])
+        .verify(session_token, Utc::now().timestamp())
+        .expect("token");
     assert_eq!(claims.user_id, USER);
     assert_eq!(entries(&h.owner)[0].request_id.as_deref(), Some("req-1"));
 }
@@ -137,11 +180,20 @@ async fn opening_spawns_the_shell_then_tells_the_owner() {
 async fn owner_input_is_signed_and_other_sockets_are_ignored() {
     let h = start(Capabilities::default());
     assert!(until(|| frames(&h.agent).len() == 2).await);
-    h.terminal.do_send(OwnerRequest::Input { from: ConnectionId::next(), data: "rm -rf /\r".into(), request_id: None });
-    h.terminal.do_send(OwnerRequest::Input { from: h.owner_connection, data: "ls -la\r".into(), request_id: None });
+    h.terminal.do_send(OwnerRequest::Input {
+        from: ConnectionId::next(),
+        data: "rm -rf /\r".into(),
+        request_id: None,
+    });
+    h.terminal.do_send(OwnerRequest::Input {
+        from: h.owner_connection,
+        data: "ls -la\r".into(),
+        request_id: None,
+    });
     assert!(until(|| frames(&h.agent).len() == 3).await);
     let mut nonces = NonceCache::new(64);
-    let input = verify_envelope(&frames(&h.agent)[2], SECRET, Utc::now(), &mut nonces).expect("signed");
+    let input =
+        verify_envelope(&frames(&h.agent)[2], SECRET, Utc::now(), &mut nonces).expect("signed");
     assert_eq!(input.kind, SignedKind::TerminalInput);
     assert_eq!(input.payload, "{\"data\":\"ls -la\\r\"}");
     assert_eq!(input.session_id, h.session_id.as_str());
@@ -153,13 +205,30 @@ async fn excess_input_is_rate_limited_and_the_session_survives() {
     let h = start(Capabilities::default());
     assert!(until(|| frames(&h.agent).len() == 2).await);
     for _ in 0..5 {
-        h.terminal.do_send(OwnerRequest::Input { from: h.owner_connection, data: "x".into(), request_id: None });
+        h.terminal.do_send(OwnerRequest::Input {
+            from: h.owner_connection,
+            data: "x".into(),
+            request_id: None,
+        });
     }
     assert!(until(|| errors(&h.owner).len() == 2).await);
-    assert_eq!(errors(&h.owner), vec![ErrorCode::RateLimited, ErrorCode::RateLimited]);
-    assert_eq!(frames(&h.agent).len(), 2 + 3, "only the burst reached the agent");
-    assert!(entries(&h.audits).iter().any(|a| a.action == "security.rate_limited"));
-    h.terminal.do_send(OwnerRequest::Close { from: h.owner_connection });
+    assert_eq!(
+        errors(&h.owner),
+        vec![ErrorCode::RateLimited, ErrorCode::RateLimited]
+    );
+    assert_eq!(
+        frames(&h.agent).len(),
+        2 + 3,
+        "only the burst reached the agent"
+    );
+    assert!(
+        entries(&h.audits)
+            .iter()
+            .any(|a| a.action == "security.rate_limited")
+    );
+    h.terminal.do_send(OwnerRequest::Close {
+        from: h.owner_connection,
+    });
     assert!(until(|| entries(&h.closed).len() == 1).await);
     assert_eq!(entries(&h.closed)[0].reason, "closed");
 }
@@ -167,44 +236,87 @@ async fn excess_input_is_rate_limited_and_the_session_survives() {
 #[actix::test]
 async fn output_goes_to_the_owner() {
     let h = start(Capabilities::default());
-    h.terminal.do_send(TerminalEvent::Output("total 0\r\n".into()));
-    assert!(until(|| events(&h.owner).iter().any(|e| matches!(e, ServerEvent::TerminalOutput { data, .. } if data == "total 0\r\n"))).await);
+    h.terminal
+        .do_send(TerminalEvent::Output("total 0\r\n".into()));
+    assert!(
+        until(|| events(&h.owner).iter().any(
+            |e| matches!(e, ServerEvent::TerminalOutput { data, .. } if data == "total 0\r\n")
+        ))
+        .await
+    );
 }
 
 #[actix::test]
 async fn agent_disconnect_closes_the_session() {
-    let h = start(Capabilities { terminal_close: true, ..Capabilities::default() });
+    let h = start(Capabilities {
+        terminal_close: true,
+        ..Capabilities::default()
+    });
     assert!(until(|| frames(&h.agent).len() == 2).await);
     h.terminal.do_send(TerminalEvent::AgentGone);
     assert!(until(|| entries(&h.dropped).len() == 1).await);
-    assert!(events(&h.owner).iter().any(|e| matches!(e, ServerEvent::TerminalClosed { reason: "agent_disconnected", .. })));
+    assert!(events(&h.owner).iter().any(|e| matches!(
+        e,
+        ServerEvent::TerminalClosed {
+            reason: "agent_disconnected",
+            ..
+        }
+    )));
     assert_eq!(entries(&h.closed)[0].reason, "agent_disconnected");
-    assert_eq!(frames(&h.agent).len(), 2, "no terminal_close to an agent that is gone");
+    assert_eq!(
+        frames(&h.agent).len(),
+        2,
+        "no terminal_close to an agent that is gone"
+    );
 }
 
 #[actix::test]
 async fn owner_disconnect_ends_the_session_after_the_grace_period() {
-    let h = start(Capabilities { terminal_close: true, ..Capabilities::default() });
+    let h = start(Capabilities {
+        terminal_close: true,
+        ..Capabilities::default()
+    });
     assert!(until(|| frames(&h.agent).len() == 2).await);
-    h.terminal.do_send(OwnerRequest::OwnerGone { from: h.owner_connection });
+    h.terminal.do_send(OwnerRequest::OwnerGone {
+        from: h.owner_connection,
+    });
     assert!(until(|| entries(&h.closed).len() == 1).await);
     assert_eq!(entries(&h.closed)[0].reason, "owner_gone");
     let mut nonces = NonceCache::new(64);
-    let close = verify_envelope(frames(&h.agent).last().expect("frame"), SECRET, Utc::now(), &mut nonces).expect("signed");
-    assert_eq!(close.kind, SignedKind::TerminalClose, "agents with terminal_close get one");
+    let close = verify_envelope(
+        frames(&h.agent).last().expect("frame"),
+        SECRET,
+        Utc::now(),
+        &mut nonces,
+    )
+    .expect("signed");
+    assert_eq!(
+        close.kind,
+        SignedKind::TerminalClose,
+        "agents with terminal_close get one"
+    );
 }
 
 #[actix::test]
 async fn reattach_by_the_same_user_delivers_buffered_output_and_others_are_refused() {
     let h = start(Capabilities::default());
     assert!(until(|| frames(&h.agent).len() == 2).await);
-    h.terminal.do_send(OwnerRequest::OwnerGone { from: h.owner_connection });
-    h.terminal.do_send(TerminalEvent::Output("while you were away".into()));
+    h.terminal.do_send(OwnerRequest::OwnerGone {
+        from: h.owner_connection,
+    });
+    h.terminal
+        .do_send(TerminalEvent::Output("while you were away".into()));
 
     let (stranger, stranger_log) = probe::<Deliver>();
     let refused = h
         .terminal
-        .send(AttachOwner { user_id: "someone-else".into(), owner: Owner { connection_id: ConnectionId::next(), deliver: stranger } })
+        .send(AttachOwner {
+            user_id: "someone-else".into(),
+            owner: Owner {
+                connection_id: ConnectionId::next(),
+                deliver: stranger,
+            },
+        })
         .await
         .expect("send");
     assert_eq!(refused, Err(ErrorCode::Forbidden));
@@ -213,14 +325,22 @@ async fn reattach_by_the_same_user_delivers_buffered_output_and_others_are_refus
     let (again, again_log) = probe::<Deliver>();
     let attached = h
         .terminal
-        .send(AttachOwner { user_id: USER.into(), owner: Owner { connection_id: ConnectionId::next(), deliver: again } })
+        .send(AttachOwner {
+            user_id: USER.into(),
+            owner: Owner {
+                connection_id: ConnectionId::next(),
+                deliver: again,
+            },
+        })
         .await
         .expect("send");
     assert_eq!(attached, Ok(()));
     assert!(until(|| events(&again_log).len() >= 2).await);
     let received = events(&again_log);
     assert!(matches!(received[0], ServerEvent::TerminalOpened { .. }));
-    assert!(matches!(&received[1], ServerEvent::TerminalOutput { data, .. } if data == "while you were away"));
+    assert!(
+        matches!(&received[1], ServerEvent::TerminalOutput { data, .. } if data == "while you were away")
+    );
     // Past the grace period the session is still alive: the attach cancelled the timer.
     actix::clock::sleep(Duration::from_millis(200)).await;
     assert!(entries(&h.closed).is_empty());
@@ -230,21 +350,68 @@ async fn reattach_by_the_same_user_delivers_buffered_output_and_others_are_refus
 async fn a_slow_reader_gets_the_newest_output_and_a_drop_notice() {
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let owner_log = log();
-    let owner_addr = GatedOwner { seen: owner_log.clone(), gate: gate.clone() }.start();
-    let owner = Owner { connection_id: ConnectionId::next(), deliver: owner_addr.recipient() };
+    let owner_addr = GatedOwner {
+        seen: owner_log.clone(),
+        gate: gate.clone(),
+    }
+    .start();
+    let owner = Owner {
+        connection_id: ConnectionId::next(),
+        deliver: owner_addr.recipient(),
+    };
     let h = start_with(Capabilities::default(), owner, owner_log, config());
     for i in 0..20 {
-        h.terminal.do_send(TerminalEvent::Output(format!("{i:02}{}", "x".repeat(98))));
+        h.terminal
+            .do_send(TerminalEvent::Output(format!("{i:02}{}", "x".repeat(98))));
     }
     // Let everything queue behind the stalled reader, then release it.
-    assert!(until(|| events(&h.owner).iter().any(|e| matches!(e, ServerEvent::TerminalOutput { .. }))).await);
+    assert!(
+        until(|| events(&h.owner)
+            .iter()
+            .any(|e| matches!(e, ServerEvent::TerminalOutput { .. })))
+        .await
+    );
     gate.add_permits(1000);
-    assert!(until(|| events(&h.owner).iter().any(|e| matches!(e, ServerEvent::OutputDropped { .. }))).await);
+    assert!(
+        until(|| events(&h.owner)
+            .iter()
+            .any(|e| matches!(e, ServerEvent::OutputDropped { .. })))
+        .await
+    );
     let received = events(&h.owner);
-    let dropped: u64 = received.iter().filter_map(|e| match e { ServerEvent::OutputDropped { bytes, .. } => Some(*bytes), _ => None }).sum();
-    let delivered: usize = received.iter().filter_map(|e| match e { ServerEvent::TerminalOutput { data, .. } => Some(data.len()), _ => None }).sum();
-    assert_eq!(dropped as usize + delivered, 20 * 100, "every byte is either delivered or counted as dropped");
-    assert!(delivered <= 100 + 1024, "at most one in-flight chunk plus the buffer bound");
-    let last = received.iter().rev().find_map(|e| match e { ServerEvent::TerminalOutput { data, .. } => Some(data.clone()), _ => None }).expect("output");
-    assert!(last.ends_with(&format!("19{}", "x".repeat(98))), "the newest output survives");
+    let dropped: u64 = received
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::OutputDropped { bytes, .. } => Some(*bytes),
+            _ => None,
+        })
+        .sum();
+    let delivered: usize = received
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::TerminalOutput { data, .. } => Some(data.len()),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(
+        dropped as usize + delivered,
+        20 * 100,
+        "every byte is either delivered or counted as dropped"
+    );
+    assert!(
+        delivered <= 100 + 1024,
+        "at most one in-flight chunk plus the buffer bound"
+    );
+    let last = received
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            ServerEvent::TerminalOutput { data, .. } => Some(data.clone()),
+            _ => None,
+        })
+        .expect("output");
+    assert!(
+        last.ends_with(&format!("19{}", "x".repeat(98))),
+        "the newest output survives"
+    );
 }

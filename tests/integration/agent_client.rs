@@ -56,6 +56,24 @@ impl ScriptedAgent {
         self.socket.send(Message::text(text)).await.expect("send");
     }
 
+    /// The next message of `kind` (e.g. `spawn_shell`), skipping others.
+    pub async fn next_of(&mut self, kind: &str) -> serde_json::Value {
+        loop {
+            let message = self.next_json().await.expect("socket open");
+            if message["type"] == kind {
+                return message;
+            }
+        }
+    }
+
+    /// Whether any text frame arrives within `wait`.
+    pub async fn receives_within(&mut self, wait: Duration) -> bool {
+        matches!(
+            tokio::time::timeout(wait, self.socket.next()).await,
+            Ok(Some(Ok(Message::Text(_))))
+        )
+    }
+
     /// Registers and returns the machine id from `registered`.
     pub async fn register(&mut self, secret: &str, hostname: &str) -> String {
         self.send(&register_frame(secret, hostname)).await;

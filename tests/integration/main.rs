@@ -5,4 +5,6 @@ mod agent_connection;
 mod migrations;
 mod repositories;
 mod support;
+mod terminals_and_commands;
 mod upgrade_gate;
+mod web_client;

@@ -23,6 +23,8 @@ pub struct TestServer {
     pub db: DatabaseConnection,
     /// The server's actors.
     pub services: Services,
+    /// The settings it was built with.
+    pub settings: fleetgate::settings::Settings,
     /// Data directory (kept alive as long as the server).
     pub _data_dir: TempDir,
     running: RunningServer,
@@ -37,6 +39,29 @@ impl TestServer {
     /// `http://…` URL of `path`.
     pub fn http_url(&self, path: &str) -> String {
         format!("http://{}{}", self.address, path)
+    }
+
+    /// Stops the server gracefully and starts a new one on the same data and database.
+    pub async fn restart(self) -> TestServer {
+        let TestServer {
+            settings,
+            _data_dir,
+            running,
+            ..
+        } = self;
+        running.stop().await;
+        let app = Application::build(settings.clone())
+            .await
+            .expect("server rebuilds");
+        TestServer {
+            address: app.address(),
+            jwt: app.jwt().clone(),
+            db: app.db().clone(),
+            services: app.services().clone(),
+            settings,
+            _data_dir,
+            running: app.start(),
+        }
     }
 
     /// Stops the server gracefully.
@@ -122,7 +147,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestServer {
     let data_dir = tempfile::tempdir().expect("tempdir");
     let mut settings = test_settings(&data_dir).await;
     adjust(&mut settings);
-    let app = Application::build(settings).await.expect("server builds");
+    let app = Application::build(settings.clone())
+        .await
+        .expect("server builds");
     let address = app.address();
     let jwt = app.jwt().clone();
     let db = app.db().clone();
@@ -133,6 +160,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestServer {
         jwt,
         db,
         services,
+        settings,
         _data_dir: data_dir,
         running,
     }

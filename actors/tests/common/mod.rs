@@ -69,9 +69,20 @@ macro_rules! unit_probe {
 }
 
 unit_probe!(
-    RecordMetric, TouchLastSeen, HeartbeatSeen, UnregisterAgent, SetMachineStatus,
-    MachineStatusChanged, ToAgent, TerminalEvent, CommandChunk, DropTerminal, DropCommand,
-    SessionOpened, SessionClosed, Deliver
+    RecordMetric,
+    TouchLastSeen,
+    HeartbeatSeen,
+    UnregisterAgent,
+    SetMachineStatus,
+    MachineStatusChanged,
+    ToAgent,
+    TerminalEvent,
+    CommandChunk,
+    DropTerminal,
+    DropCommand,
+    SessionOpened,
+    SessionClosed,
+    Deliver
 );
 
 impl Handler<RecordAudit> for Probe<RecordAudit> {

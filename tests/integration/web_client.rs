@@ -1,0 +1,121 @@
+//! A scripted operator client on `/ws/web`, and users with roles and grants.
+
+use chrono::Utc;
+use fleetgate_actors::identity::Role;
+use fleetgate_entity::{machine_access, users};
+use futures_util::{SinkExt, StreamExt};
+use sea_orm::{ActiveModelTrait, Set};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::agent_client::WAIT;
+use crate::support::TestServer;
+
+/// Creates a user with `role` and grants; returns its id and a token for it.
+pub async fn user(server: &TestServer, role: Role, grants: &[(&str, &str)]) -> (String, String) {
+    let id = uuid::Uuid::new_v4();
+    users::ActiveModel {
+        id: Set(id),
+        username: Set(format!("user-{id}")),
+        password_hash: Set("!".into()),
+        role: Set(role.as_str().into()),
+        disabled: Set(false),
+        created_at: Set(Utc::now()),
+    }
+    .insert(&server.db)
+    .await
+    .expect("user");
+    for (machine, level) in grants {
+        machine_access::ActiveModel {
+            user_id: Set(id),
+            machine_id: Set(uuid::Uuid::parse_str(machine).expect("uuid")),
+            level: Set((*level).into()),
+        }
+        .insert(&server.db)
+        .await
+        .expect("grant");
+    }
+    let (token, _) = server
+        .jwt
+        .issue(&id.to_string(), role, None)
+        .expect("token");
+    (id.to_string(), token)
+}
+
+/// A connected operator socket.
+pub struct WebClient {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl WebClient {
+    /// Connects with a bearer token and consumes `hello`.
+    pub async fn connect(server: &TestServer, token: &str) -> Self {
+        let mut request = server
+            .ws_url("/ws/web")
+            .into_client_request()
+            .expect("request");
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("header"),
+        );
+        let (socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("upgrade");
+        let mut client = Self { socket };
+        let hello = client.next().await.expect("hello");
+        assert_eq!(hello["type"], "hello");
+        client
+    }
+
+    /// Sends one JSON message.
+    pub async fn send(&mut self, message: serde_json::Value) {
+        self.socket
+            .send(Message::text(message.to_string()))
+            .await
+            .expect("send");
+    }
+
+    /// The next JSON message; `None` once the socket closes.
+    pub async fn next(&mut self) -> Option<serde_json::Value> {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("message in time")?;
+            match frame.ok()? {
+                Message::Text(text) => return Some(serde_json::from_str(&text).expect("json")),
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next message of `kind`, skipping others (e.g. token refreshes).
+    pub async fn next_of(&mut self, kind: &str) -> serde_json::Value {
+        loop {
+            let message = self.next().await.expect("socket open");
+            if message["type"] == kind {
+                return message;
+            }
+        }
+    }
+
+    /// Opens a terminal and returns (sessionId, sessionToken).
+    pub async fn spawn(&mut self, machine_id: &str) -> (String, String) {
+        self.send(
+            serde_json::json!({"type":"spawn_terminal","machineId":machine_id,"cols":80,"rows":24}),
+        )
+        .await;
+        let opened = self.next_of("terminal_opened").await;
+        (
+            opened["sessionId"].as_str().expect("sessionId").to_owned(),
+            opened["sessionToken"].as_str().expect("token").to_owned(),
+        )
+    }
+
+    /// Drops the connection.
+    pub fn drop_connection(self) {
+        drop(self.socket);
+    }
+}
