@@ -12,6 +12,7 @@ use chrono::Utc;
 use crate::protocol::agent::MachineSecret;
 use crate::protocol::envelope::{SignedKind, sign_now};
 use crate::protocol::ids::random_hex_id;
+use crate::protocol::payloads::execute_payload;
 use crate::protocol::web::ServerEvent;
 use crate::protocol::{CommandId, ErrorCode, ErrorFrame, MachineId};
 use crate::registry::{DropCommand, SendToAgent};
@@ -158,14 +159,24 @@ impl Actor for CommandRun {
         let stored = self.links.started.send(record);
         ctx.wait(stored.into_actor(self).map(|result, run, ctx| {
             if !matches!(result, Ok(Ok(()))) {
-                let error = ErrorFrame { code: ErrorCode::Internal, message: "command could not be recorded".into(), request_id: run.spec.request_id.clone() };
-                run.spec.requester.do_send(Deliver { events: Vec::new(), request_id: None, error: Some(error) });
+                let error = ErrorFrame {
+                    code: ErrorCode::Internal,
+                    message: "command could not be recorded".into(),
+                    request_id: run.spec.request_id.clone(),
+                };
+                run.spec.requester.do_send(Deliver {
+                    events: Vec::new(),
+                    request_id: None,
+                    error: Some(error),
+                });
                 run.finished = true;
-                run.links.drop_route.do_send(DropCommand { command_id: run.spec.command_id.clone() });
+                run.links.drop_route.do_send(DropCommand {
+                    command_id: run.spec.command_id.clone(),
+                });
                 ctx.stop();
                 return;
             }
-            let payload = serde_json::json!({ "commandId": run.spec.command_id.to_string(), "command": run.spec.command }).to_string();
+            let payload = execute_payload(run.spec.command_id.as_str(), &run.spec.command);
             let frame = sign_now(
                 SignedKind::ExecuteCommand,
                 &random_hex_id(),
@@ -173,7 +184,10 @@ impl Actor for CommandRun {
                 &payload,
                 run.spec.secret.expose(),
             );
-            run.links.send_to_agent.do_send(SendToAgent { machine_id: run.spec.machine_id, frame });
+            run.links.send_to_agent.do_send(SendToAgent {
+                machine_id: run.spec.machine_id,
+                frame,
+            });
             run.tell(ServerEvent::CommandStarted {
                 command_id: run.spec.command_id.to_string(),
                 machine_id: run.spec.machine_id.to_string(),

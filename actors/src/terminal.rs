@@ -12,6 +12,7 @@ use chrono::Utc;
 use crate::output_buffer::OutputBuffer;
 use crate::protocol::agent::{Capabilities, MachineSecret};
 use crate::protocol::envelope::{SignedKind, sign_now};
+use crate::protocol::payloads::{CLOSE_PAYLOAD, input_payload, resize_payload};
 use crate::protocol::session_token::{SessionClaims, SessionTokens};
 use crate::protocol::web::ServerEvent;
 use crate::protocol::{ConnectionId, ErrorCode, ErrorFrame, MachineId, SessionId};
@@ -302,7 +303,7 @@ impl TerminalSession {
         );
         let agent_still_has_shell = !matches!(reason, "agent_disconnected" | "shell_exited");
         if agent_still_has_shell && self.spec.capabilities.terminal_close {
-            self.send_signed(SignedKind::TerminalClose, "{}");
+            self.send_signed(SignedKind::TerminalClose, CLOSE_PAYLOAD);
         }
         self.links.closed.do_send(SessionClosed {
             session_id: self.spec.session_id.clone(),
@@ -345,13 +346,11 @@ impl TerminalSession {
         }
         self.last_activity = Instant::now();
         self.bytes_in += data.len() as u64;
-        let payload = serde_json::json!({ "data": data }).to_string();
-        self.send_signed(SignedKind::TerminalInput, &payload);
+        self.send_signed(SignedKind::TerminalInput, &input_payload(&data));
     }
 
     fn resize(&mut self, cols: u16, rows: u16) {
-        let payload = format!(r#"{{"cols":{cols},"rows":{rows}}}"#);
-        self.send_signed(SignedKind::TerminalResize, &payload);
+        self.send_signed(SignedKind::TerminalResize, &resize_payload(cols, rows));
     }
 }
 

@@ -415,3 +415,40 @@ async fn a_slow_reader_gets_the_newest_output_and_a_drop_notice() {
         "the newest output survives"
     );
 }
+
+#[actix::test]
+async fn an_idle_session_times_out() {
+    let (deliver, owner_log) = probe::<Deliver>();
+    let owner = Owner {
+        connection_id: ConnectionId::next(),
+        deliver,
+    };
+    let idle = TerminalConfig {
+        idle_timeout: Duration::from_millis(100),
+        ..config()
+    };
+    let h = start_with(Capabilities::default(), owner, owner_log, idle);
+    assert!(until(|| entries(&h.closed).len() == 1).await);
+    assert_eq!(entries(&h.closed)[0].reason, "idle_timeout");
+    assert!(events(&h.owner).iter().any(|e| matches!(
+        e,
+        ServerEvent::TerminalClosed {
+            reason: "idle_timeout",
+            ..
+        }
+    )));
+}
+
+#[actix::test]
+async fn a_shell_exit_closes_the_session_without_a_close_envelope() {
+    let h = start(Capabilities {
+        terminal_close: true,
+        terminal_exit: true,
+        nonce_check: true,
+    });
+    assert!(until(|| frames(&h.agent).len() == 2).await);
+    h.terminal.do_send(TerminalEvent::Exited(0));
+    assert!(until(|| entries(&h.closed).len() == 1).await);
+    assert_eq!(entries(&h.closed)[0].reason, "shell_exited");
+    assert_eq!(frames(&h.agent).len(), 2);
+}

@@ -212,3 +212,39 @@ async fn health_and_readiness_answer() {
         .expect("the server's database answers");
     server.stop().await;
 }
+
+#[actix_web::test]
+async fn a_socket_whose_token_expires_is_told_and_closed_with_4401() {
+    let server = spawn_app().await;
+    let mut claims = claims(&server.jwt);
+    claims.exp = chrono::Utc::now().timestamp() + 1;
+    let token = server.jwt.sign(&claims).expect("sign");
+    let mut request = server
+        .ws_url("/ws/web")
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("upgrade");
+    let mut told = false;
+    let mut close_code = None;
+    while let Ok(Some(Ok(frame))) =
+        tokio::time::timeout(std::time::Duration::from_secs(10), socket.next()).await
+    {
+        match frame {
+            Message::Text(text) => told |= text.contains("\"unauthenticated\""),
+            Message::Close(close) => {
+                close_code = close.map(|c| u16::from(c.code));
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(told, "the client is told before the close");
+    assert_eq!(close_code, Some(4401));
+    server.stop().await;
+}

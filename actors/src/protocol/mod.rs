@@ -5,6 +5,7 @@ pub mod envelope;
 pub mod error;
 pub mod ids;
 pub mod nonce;
+pub mod payloads;
 pub mod reports;
 pub mod server;
 pub mod session_token;
