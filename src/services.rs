@@ -9,7 +9,8 @@ use fleetgate_actors::registry::{Registry, RegistryConfig};
 use fleetgate_actors::repo::audit::AuditBarrier;
 use fleetgate_actors::repo::metric::{FlushMetrics, MetricRepoConfig};
 use fleetgate_actors::repo::{
-    AccessRepo, AuditRepo, CommandRepo, MachineRepo, MetricRepo, PortRepo, ReportRepo, SessionRepo,
+    AccessRepo, AuditRepo, CommandRepo, MachineRepo, MetricRepo, PortRepo, QueryRepo, ReportRepo,
+    SessionRepo, UserRepo,
 };
 use fleetgate_actors::sealing::DataKey;
 use fleetgate_actors::terminal::TerminalLinks;
@@ -37,6 +38,10 @@ pub struct Services {
     pub sessions: Addr<SessionRepo>,
     /// Commands and their results.
     pub commands: Addr<CommandRepo>,
+    /// Operator accounts.
+    pub users: Addr<UserRepo>,
+    /// Read-only API queries.
+    pub queries: Addr<QueryRepo>,
     /// Routing and online status.
     pub registry: Addr<Registry>,
 }
@@ -52,6 +57,8 @@ impl Services {
         let audit = AuditRepo::new(db.clone()).start();
         let sessions = SessionRepo::new(db.clone()).start();
         let commands = CommandRepo::new(db.clone()).start();
+        let users = UserRepo::new(db.clone()).start();
+        let queries = QueryRepo::new(db.clone()).start();
         let registry = Registry::new(
             RegistryConfig {
                 offline_after: Duration::from_secs(settings.agents.offline_after_secs),
@@ -69,6 +76,8 @@ impl Services {
             audit,
             sessions,
             commands,
+            users,
+            queries,
             registry,
         }
     }
@@ -108,6 +117,7 @@ impl Services {
                 drop_route: self.registry.clone().recipient(),
                 started: self.commands.clone().recipient(),
                 finished: self.commands.clone().recipient(),
+                progress: self.commands.clone().recipient(),
                 audit: self.audit.clone().recipient(),
             },
         }

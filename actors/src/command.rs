@@ -17,7 +17,10 @@ use crate::protocol::web::ServerEvent;
 use crate::protocol::{CommandId, ErrorCode, ErrorFrame, MachineId};
 use crate::registry::{DropCommand, SendToAgent};
 use crate::repo::audit::RecordAudit;
-use crate::repo::command::{CommandFinished, CommandStarted, MAX_STORED_OUTPUT};
+use crate::repo::command::{CommandFinished, CommandProgress, CommandStarted, MAX_STORED_OUTPUT};
+
+/// Output so far is written at most this often while a command runs.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 use crate::web_session::Deliver;
 
 /// A chunk of `command_response` routed to this command.
@@ -43,6 +46,8 @@ pub struct CommandLinks {
     pub started: Recipient<CommandStarted>,
     /// `CommandRepo`: finished.
     pub finished: Recipient<CommandFinished>,
+    /// `CommandRepo`: output so far.
+    pub progress: Recipient<CommandProgress>,
     /// `AuditRepo`.
     pub audit: Recipient<RecordAudit>,
 }
@@ -61,10 +66,12 @@ pub struct CommandSpec {
     pub secret: MachineSecret,
     /// Killed after this long.
     pub timeout: Duration,
-    /// The requesting socket.
-    pub requester: Recipient<Deliver>,
+    /// The requesting socket (none for HTTP API requests).
+    pub requester: Option<Recipient<Deliver>>,
     /// `requestId` of the request.
     pub request_id: Option<String>,
+    /// Told whether the command was recorded and sent.
+    pub on_started: Option<tokio::sync::oneshot::Sender<bool>>,
 }
 
 /// One running command.
@@ -73,6 +80,7 @@ pub struct CommandRun {
     links: CommandLinks,
     output: String,
     output_bytes: u64,
+    last_progress: std::time::Instant,
     finished: bool,
 }
 
@@ -84,16 +92,27 @@ impl CommandRun {
             links,
             output: String::new(),
             output_bytes: 0,
+            last_progress: std::time::Instant::now(),
             finished: false,
         }
     }
 
     fn tell(&self, event: ServerEvent) {
-        self.spec.requester.do_send(Deliver {
-            events: vec![event],
-            request_id: self.spec.request_id.clone(),
-            error: None,
-        });
+        if let Some(requester) = &self.spec.requester {
+            requester.do_send(Deliver {
+                events: vec![event],
+                request_id: self.spec.request_id.clone(),
+                error: None,
+            });
+        }
+    }
+
+    fn started_outcome(&mut self, ok: bool) {
+        if let Some(tell) = self.spec.on_started.take()
+            && tell.send(ok).is_err()
+        {
+            tracing::debug!(command_id = %self.spec.command_id, "nobody waited for the command start");
+        }
     }
 
     fn keep_output(&mut self, chunk: &str) {
@@ -164,11 +183,14 @@ impl Actor for CommandRun {
                     message: "command could not be recorded".into(),
                     request_id: run.spec.request_id.clone(),
                 };
-                run.spec.requester.do_send(Deliver {
-                    events: Vec::new(),
-                    request_id: None,
-                    error: Some(error),
-                });
+                if let Some(requester) = &run.spec.requester {
+                    requester.do_send(Deliver {
+                        events: Vec::new(),
+                        request_id: None,
+                        error: Some(error),
+                    });
+                }
+                run.started_outcome(false);
                 run.finished = true;
                 run.links.drop_route.do_send(DropCommand {
                     command_id: run.spec.command_id.clone(),
@@ -188,6 +210,7 @@ impl Actor for CommandRun {
                 machine_id: run.spec.machine_id,
                 frame,
             });
+            run.started_outcome(true);
             run.tell(ServerEvent::CommandStarted {
                 command_id: run.spec.command_id.to_string(),
                 machine_id: run.spec.machine_id.to_string(),
@@ -227,6 +250,13 @@ impl Handler<CommandChunk> for CommandRun {
         });
         if chunk.completed {
             self.finish("completed", Some(chunk.exit_code), ctx);
+        } else if self.last_progress.elapsed() >= PROGRESS_EVERY {
+            self.last_progress = std::time::Instant::now();
+            self.links.progress.do_send(CommandProgress {
+                command_id: self.spec.command_id.clone(),
+                output_bytes: self.output_bytes,
+                output: self.output.clone(),
+            });
         }
     }
 }

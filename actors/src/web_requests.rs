@@ -207,8 +207,9 @@ impl WebSession {
                     command,
                     secret: agent.secret,
                     timeout,
-                    requester: ctx.address().recipient(),
+                    requester: Some(ctx.address().recipient()),
                     request_id,
+                    on_started: None,
                 };
                 let run = CommandRun::new(spec, session.links.command.clone()).start();
                 session.links.registry.do_send(RouteCommand {

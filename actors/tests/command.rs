@@ -14,7 +14,7 @@ use fleetgate_actors::protocol::web::ServerEvent;
 use fleetgate_actors::protocol::{CommandId, MachineId};
 use fleetgate_actors::registry::{DropCommand, SendToAgent};
 use fleetgate_actors::repo::audit::RecordAudit;
-use fleetgate_actors::repo::command::{CommandFinished, CommandStarted};
+use fleetgate_actors::repo::command::{CommandFinished, CommandProgress, CommandStarted};
 use fleetgate_actors::web_session::Deliver;
 
 use common::{Log, entries, log, probe, until};
@@ -35,6 +35,13 @@ impl Handler<CommandStarted> for FakeCommandRepo {
     type Result = Result<(), sea_orm::DbErr>;
     fn handle(&mut self, message: CommandStarted, _: &mut Context<Self>) -> Self::Result {
         self.started.lock().expect("log").push(message);
+        Ok(())
+    }
+}
+
+impl Handler<CommandProgress> for FakeCommandRepo {
+    type Result = Result<(), sea_orm::DbErr>;
+    fn handle(&mut self, _: CommandProgress, _: &mut Context<Self>) -> Self::Result {
         Ok(())
     }
 }
@@ -73,14 +80,16 @@ fn start(timeout: Duration) -> Harness {
         command: "uptime".into(),
         secret: MachineSecret::new(SECRET.into()),
         timeout,
-        requester: deliver,
+        requester: Some(deliver),
         request_id: None,
+        on_started: None,
     };
     let links = CommandLinks {
         send_to_agent,
         drop_route,
         started: repo.clone().recipient(),
-        finished: repo.recipient(),
+        finished: repo.clone().recipient(),
+        progress: repo.recipient(),
         audit,
     };
     Harness {

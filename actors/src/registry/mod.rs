@@ -317,3 +317,28 @@ impl Handler<OnlineMachines> for Registry {
         online
     }
 }
+
+/// Close a machine's agent socket with `code` (machine deleted or secret rotated).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct DisconnectAgent {
+    /// The machine.
+    pub machine_id: MachineId,
+    /// WebSocket close code.
+    pub code: u16,
+    /// Close reason.
+    pub reason: &'static str,
+}
+
+impl Handler<DisconnectAgent> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: DisconnectAgent, _: &mut Context<Self>) {
+        if let Some(entry) = self.agents.get(&msg.machine_id) {
+            entry.recipient.do_send(ToAgent::Disconnect {
+                code: msg.code,
+                reason: msg.reason,
+            });
+        }
+    }
+}

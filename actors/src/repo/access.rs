@@ -57,9 +57,9 @@ impl From<DbErr> for AccessError {
     }
 }
 
-/// May `user_id` do `action` on `machine_id`? Answers with the machine's hostname.
+/// May `user_id` do `action` on `machine_id`? Answers with the machine's row.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<String, AccessError>")]
+#[rtype(result = "Result<machines::Model, AccessError>")]
 pub struct CheckAccess {
     /// The JWT `sub`.
     pub user_id: String,
@@ -164,7 +164,7 @@ fn with_access<F, T>(
     repo: &mut AccessRepo,
     user_id: String,
     then: F,
-) -> AtomicResponse<AccessRepo, Result<T, AccessError>>
+) -> actix::ResponseActFuture<AccessRepo, Result<T, AccessError>>
 where
     F: AsyncFnOnce(DatabaseConnection, UserAccess) -> Result<T, AccessError> + 'static,
     T: 'static,
@@ -172,7 +172,7 @@ where
     let db = repo.db.clone();
     let cached = repo.cached(&user_id);
     let key = user_id.clone();
-    AtomicResponse::new(Box::pin(
+    Box::pin(
         async move {
             let access = match cached {
                 Some(access) => Some(access),
@@ -192,25 +192,25 @@ where
                 result
             },
         ),
-    ))
+    )
 }
 
 impl Handler<CheckAccess> for AccessRepo {
-    type Result = AtomicResponse<Self, Result<String, AccessError>>;
+    type Result = AtomicResponse<Self, Result<machines::Model, AccessError>>;
 
     fn handle(&mut self, check: CheckAccess, _: &mut Context<Self>) -> Self::Result {
         let (machine, action) = (check.machine_id.0, check.action);
-        with_access(self, check.user_id, async move |db, access| {
+        AtomicResponse::new(with_access(self, check.user_id, async move |db, access| {
             let row = machines::Entity::find_by_id(machine)
                 .one(&db)
                 .await?
                 .ok_or(AccessError::UnknownMachine)?;
             if access.allows(machine, action) {
-                Ok(row.hostname)
+                Ok(row)
             } else {
                 Err(AccessError::Forbidden)
             }
-        })
+        }))
     }
 }
 
@@ -218,12 +218,87 @@ impl Handler<VisibleMachines> for AccessRepo {
     type Result = AtomicResponse<Self, Result<Vec<machines::Model>, AccessError>>;
 
     fn handle(&mut self, request: VisibleMachines, _: &mut Context<Self>) -> Self::Result {
-        with_access(self, request.user_id, async move |db, access| {
-            let all = machines::Entity::find().all(&db).await?;
-            Ok(all
-                .into_iter()
-                .filter(|m| access.allows(m.id, Action::View))
-                .collect())
-        })
+        AtomicResponse::new(with_access(
+            self,
+            request.user_id,
+            async move |db, access| {
+                let all = machines::Entity::find().all(&db).await?;
+                Ok(all
+                    .into_iter()
+                    .filter(|m| access.allows(m.id, Action::View))
+                    .collect())
+            },
+        ))
+    }
+}
+
+/// The role of `user_id` as stored (cached like grants); `None` for unknown or disabled users.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<Option<Role>, AccessError>")]
+pub struct UserRole {
+    /// The JWT `sub`.
+    pub user_id: String,
+}
+
+impl Handler<UserRole> for AccessRepo {
+    type Result = AtomicResponse<Self, Result<Option<Role>, AccessError>>;
+
+    fn handle(&mut self, request: UserRole, _: &mut Context<Self>) -> Self::Result {
+        let inner = with_access(
+            self,
+            request.user_id,
+            async move |_, access| Ok(access.role),
+        );
+        AtomicResponse::new(Box::pin(inner.map(|result, _, _| match result {
+            Ok(role) => Ok(Some(role)),
+            Err(AccessError::Forbidden) => Ok(None),
+            Err(other) => Err(other),
+        })))
+    }
+}
+
+/// Replace the grants of `user_id` on `machine_id` (empty removes them all).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), AccessError>")]
+pub struct SetGrants {
+    /// The user.
+    pub user_id: Uuid,
+    /// The machine.
+    pub machine_id: MachineId,
+    /// `view`, `terminal`, `command`.
+    pub levels: Vec<String>,
+}
+
+impl Handler<SetGrants> for AccessRepo {
+    type Result = AtomicResponse<Self, Result<(), AccessError>>;
+
+    fn handle(&mut self, request: SetGrants, _: &mut Context<Self>) -> Self::Result {
+        // The user's cached grants are stale from now on.
+        self.cache.remove(&request.user_id.to_string());
+        let db = self.db.clone();
+        AtomicResponse::new(Box::pin(
+            async move {
+                use sea_orm::TransactionTrait;
+                let txn = db.begin().await?;
+                machine_access::Entity::delete_many()
+                    .filter(machine_access::Column::UserId.eq(request.user_id))
+                    .filter(machine_access::Column::MachineId.eq(request.machine_id.0))
+                    .exec(&txn)
+                    .await?;
+                for level in request.levels {
+                    use sea_orm::ActiveModelTrait;
+                    machine_access::ActiveModel {
+                        user_id: sea_orm::Set(request.user_id),
+                        machine_id: sea_orm::Set(request.machine_id.0),
+                        level: sea_orm::Set(level),
+                    }
+                    .insert(&txn)
+                    .await?;
+                }
+                txn.commit().await?;
+                Ok(())
+            }
+            .into_actor(self),
+        ))
     }
 }

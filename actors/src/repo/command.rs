@@ -116,3 +116,39 @@ impl Handler<CommandFinished> for CommandRepo {
         ))
     }
 }
+
+/// Output received so far by a running command (written at most about once a second).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), DbErr>")]
+pub struct CommandProgress {
+    /// The command.
+    pub command_id: CommandId,
+    /// Total output bytes so far.
+    pub output_bytes: u64,
+    /// The first 64 KiB of output so far.
+    pub output: String,
+}
+
+impl Handler<CommandProgress> for CommandRepo {
+    type Result = AtomicResponse<Self, Result<(), DbErr>>;
+
+    fn handle(&mut self, progress: CommandProgress, _: &mut Context<Self>) -> Self::Result {
+        let db = self.db.clone();
+        AtomicResponse::new(Box::pin(
+            async move {
+                commands::Entity::update_many()
+                    .col_expr(
+                        commands::Column::OutputBytes,
+                        Expr::value(progress.output_bytes as i64),
+                    )
+                    .col_expr(commands::Column::Output, Expr::value(progress.output))
+                    .filter(commands::Column::Id.eq(progress.command_id.to_string()))
+                    .filter(commands::Column::Status.eq("running"))
+                    .exec(&db)
+                    .await
+                    .map(|_| ())
+            }
+            .into_actor(self),
+        ))
+    }
+}

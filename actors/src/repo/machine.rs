@@ -266,8 +266,8 @@ async fn write_seen(
 
 /// The actor serializing writes to `machines`.
 pub struct MachineRepo {
-    db: DatabaseConnection,
-    data_key: DataKey,
+    pub(super) db: DatabaseConnection,
+    pub(super) data_key: DataKey,
     last_seen_written: HashMap<MachineId, Instant>,
 }
 

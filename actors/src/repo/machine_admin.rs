@@ -1,0 +1,70 @@
+//! Operator actions on machines: rotate a secret, delete a machine.
+
+use actix::{AtomicResponse, Context, Handler, Message, WrapFuture};
+use fleetgate_entity::machines;
+use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+
+use super::machine::{EnrolledMachine, MachineError, MachineRepo, new_secret, secret_hash};
+use crate::protocol::MachineId;
+
+/// Give a machine a new secret; the old one stops working. `None` if there is no such machine.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<Option<EnrolledMachine>, MachineError>")]
+pub struct RotateSecret {
+    /// The machine.
+    pub machine_id: MachineId,
+}
+
+/// Delete a machine and everything that hangs off it; `false` if there was none.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<bool, MachineError>")]
+pub struct DeleteMachine {
+    /// The machine.
+    pub machine_id: MachineId,
+}
+
+impl Handler<RotateSecret> for MachineRepo {
+    type Result = AtomicResponse<Self, Result<Option<EnrolledMachine>, MachineError>>;
+
+    fn handle(&mut self, request: RotateSecret, _: &mut Context<Self>) -> Self::Result {
+        let db = self.db.clone();
+        let data_key = self.data_key.clone();
+        AtomicResponse::new(Box::pin(
+            async move {
+                let Some(existing) = machines::Entity::find_by_id(request.machine_id.0)
+                    .one(&db)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let secret = new_secret()?;
+                let mut model: machines::ActiveModel = existing.into();
+                model.secret_hash = Set(secret_hash(&secret));
+                model.secret_sealed = Set(data_key.seal(secret.as_bytes())?);
+                model.update(&db).await?;
+                Ok(Some(EnrolledMachine {
+                    id: request.machine_id,
+                    secret,
+                }))
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
+impl Handler<DeleteMachine> for MachineRepo {
+    type Result = AtomicResponse<Self, Result<bool, MachineError>>;
+
+    fn handle(&mut self, request: DeleteMachine, _: &mut Context<Self>) -> Self::Result {
+        let db = self.db.clone();
+        AtomicResponse::new(Box::pin(
+            async move {
+                let result = machines::Entity::delete_by_id(request.machine_id.0)
+                    .exec(&db)
+                    .await?;
+                Ok(result.rows_affected > 0)
+            }
+            .into_actor(self),
+        ))
+    }
+}
