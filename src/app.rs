@@ -19,6 +19,7 @@ use tracing_actix_web::TracingLogger;
 use crate::auth::JwtAuth;
 use crate::db;
 use crate::http;
+use crate::http::api::throttle::LoginThrottle;
 use crate::http::request_log::RequestSpan;
 use crate::secrets::{SecretStore, Secrets, SecretsError, SecretsNotice};
 use crate::services::Services;
@@ -68,6 +69,10 @@ pub struct AppState {
     pub web_session: WebSessionConfig,
     /// Issues and checks terminal reattach tokens.
     pub session_tokens: SessionTokens,
+    /// Public URL (for agent connect commands).
+    pub public_url: String,
+    /// Failed-login throttle shared by all workers.
+    pub login_throttle: std::sync::Arc<std::sync::Mutex<LoginThrottle>>,
     /// Shutdown signal, cloned into every new socket.
     pub shutdown: ShutdownSignal,
 }
@@ -102,6 +107,9 @@ impl Application {
                 "machines marked offline until they register again"
             );
         }
+        if let Err(err) = crate::cli::users::ensure_first_admin(&db).await {
+            tracing::error!(error = %format!("{err:#}"), "first admin not created");
+        }
         let services = Services::start(&db, secrets.data_key.clone(), &settings);
 
         let jwt = JwtAuth::new(&secrets.jwt_secret, &settings.auth);
@@ -118,6 +126,10 @@ impl Application {
             agent_http_body_bytes: settings.limits.agent_http_body_bytes,
             web_session: web_session_config(&settings),
             session_tokens: SessionTokens::new(secrets.session_token_secret),
+            public_url: settings.server.public_url.clone(),
+            login_throttle: std::sync::Arc::new(std::sync::Mutex::new(LoginThrottle::new(
+                settings.limits.login_failures_per_minute as usize,
+            ))),
             shutdown: signal,
         };
 

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use fleetgate::app::Application;
+use fleetgate::cli::client::{commands, shell};
 use fleetgate::cli::{self, Cli, Command};
 use fleetgate::settings::Settings;
 use fleetgate::telemetry;
@@ -14,6 +15,9 @@ const EXIT_BAD_CONFIG: u8 = 2;
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(outcome) = run_client(cli.command.as_ref()).await {
+        return outcome;
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(err) => {
@@ -27,7 +31,10 @@ async fn main() -> ExitCode {
         Command::Serve => serve(settings).await,
         Command::Migrate { action } => cli::run_migrate(&settings, action).await,
         Command::Machine { action } => cli::run_machine(&settings, action).await,
+        Command::User { action } => cli::run_user(&settings, action).await,
         Command::Secrets { action } => cli::run_secrets(&settings, action),
+        // Client commands were handled by `run_client` above.
+        _ => Ok(()),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -36,6 +43,29 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Client commands talk to a server and need no server settings; `None` for server commands.
+async fn run_client(command: Option<&Command>) -> Option<ExitCode> {
+    let outcome = match command? {
+        Command::Login { server, user } => commands::login(server, user.clone()).await.map(|_| 0),
+        Command::Machines { json } => commands::machines(*json).await.map(|_| 0),
+        Command::Exec {
+            machine,
+            timeout,
+            command,
+        } => commands::exec(machine, command, *timeout).await,
+        Command::Shell { machine } => shell::shell(machine).await.map(|_| 0),
+        Command::Audit { json, limit } => commands::audit(*json, *limit).await.map(|_| 0),
+        _ => return None,
+    };
+    Some(match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("fleetgate: {err:#}");
+            ExitCode::FAILURE
+        }
+    })
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

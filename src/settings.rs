@@ -160,6 +160,8 @@ pub struct LimitSettings {
     pub reattach_grace_secs: u64,
     /// Default command timeout, seconds.
     pub command_timeout_secs: u64,
+    /// Failed logins per user name and per address per minute before 429.
+    pub login_failures_per_minute: u32,
 }
 
 impl Settings {

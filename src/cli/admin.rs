@@ -13,6 +13,14 @@ use crate::db;
 use crate::secrets::{JWT_SECRET_VAR, SecretStore};
 use crate::settings::Settings;
 
+/// `fleetgate user add NAME --role ROLE`.
+pub async fn run_user(settings: &Settings, action: super::UserAction) -> anyhow::Result<()> {
+    let super::UserAction::Add { name, role } = action;
+    let database = open_database(settings).await?;
+    db::migrate_up(&database).await?;
+    super::users::run_user_add(&database, &name, &role).await
+}
+
 /// Opens the configured database (creating the data directory for SQLite).
 async fn open_database(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
     std::fs::create_dir_all(&settings.storage.data_dir).context("creating the data directory")?;

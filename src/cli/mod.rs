@@ -1,12 +1,14 @@
 //! Command-line interface: `serve` plus the operator's admin subcommands.
 
 mod admin;
+pub mod client;
+pub mod users;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-pub use admin::{run_machine, run_migrate, run_secrets};
+pub use admin::{run_machine, run_migrate, run_secrets, run_user};
 
 /// fleetgate: a gateway between operators and a fleet of Linux machines.
 #[derive(Debug, Parser)]
@@ -30,6 +32,52 @@ pub enum Command {
         /// up, down or status.
         #[command(subcommand)]
         action: MigrateAction,
+    },
+    /// Operator accounts.
+    User {
+        /// What to do.
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Log in to a server and keep the token (mode 0600) for the commands below.
+    Login {
+        /// Server URL, e.g. http://127.0.0.1:7070.
+        #[arg(long)]
+        server: String,
+        /// User name (prompted when missing).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// List the machines you may see.
+    Machines {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command on a machine; exits with its exit code.
+    Exec {
+        /// Machine id, name or hostname.
+        machine: String,
+        /// Seconds before the command is given up.
+        #[arg(long)]
+        timeout: Option<u64>,
+        /// The command (after `--`).
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Open an interactive shell on a machine.
+    Shell {
+        /// Machine id, name or hostname.
+        machine: String,
+    },
+    /// Read the audit trail (admins).
+    Audit {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// How many entries.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
     },
     /// Machines of the fleet.
     Machine {
@@ -80,5 +128,18 @@ pub enum MachineAction {
         /// Write `machineId secret` lines to this file (mode 0600) instead of stdout.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+    },
+}
+
+/// `fleetgate user …`
+#[derive(Debug, Clone, Subcommand)]
+pub enum UserAction {
+    /// Create a user; the password is read from stdin.
+    Add {
+        /// Login name.
+        name: String,
+        /// admin, operator or viewer.
+        #[arg(long, default_value = "operator")]
+        role: String,
     },
 }

@@ -1,6 +1,7 @@
 //! HTTP routes, one file per route group.
 
 pub mod agent_api;
+pub mod api;
 pub mod health;
 pub mod problem;
 pub mod request_log;
@@ -12,6 +13,7 @@ use actix_web::web;
 /// Registers every route of the server; agent report bodies are limited to `agent_body_limit`.
 pub fn routes(config: &mut web::ServiceConfig, agent_body_limit: usize) {
     agent_api::routes(config, agent_body_limit);
+    api::routes(config);
     config
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))

@@ -1,0 +1,6 @@
+//! The operator's client commands, talking to a fleetgate server over HTTP and `/ws/web`.
+
+pub mod api;
+pub mod commands;
+pub mod credentials;
+pub mod shell;

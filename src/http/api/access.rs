@@ -1,0 +1,94 @@
+//! `PUT/DELETE /machines/{id}/access/{userId}` (admin): per-machine grants.
+
+use actix_web::{HttpResponse, web};
+use fleetgate_actors::protocol::MachineId;
+use fleetgate_actors::repo::access::{Action, SetGrants};
+use fleetgate_actors::repo::user::GetUser;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::caller::Caller;
+use super::error::ApiError;
+use super::machines::{audit, authorize};
+use crate::app::AppState;
+
+/// Body of the PUT: the levels granted.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grants {
+    levels: Vec<String>,
+}
+
+const LEVELS: [&str; 3] = ["view", "terminal", "command"];
+
+async fn set(
+    caller: &Caller,
+    machine: Uuid,
+    user: Uuid,
+    mut levels: Vec<String>,
+    state: &AppState,
+) -> Result<(), ApiError> {
+    caller.require_admin()?;
+    authorize(state, caller, machine, Action::View).await?;
+    if state
+        .services
+        .users
+        .send(GetUser { id: user })
+        .await??
+        .is_none()
+    {
+        return Err(ApiError::NotFound("no such user".into()));
+    }
+    if let Some(bad) = levels.iter().find(|l| !LEVELS.contains(&l.as_str())) {
+        return Err(ApiError::BadRequest(format!(
+            "unknown level {bad:?}; use view, terminal or command"
+        )));
+    }
+    levels.sort();
+    levels.dedup();
+    state
+        .services
+        .access
+        .send(SetGrants {
+            user_id: user,
+            machine_id: MachineId(machine),
+            levels: levels.clone(),
+        })
+        .await?
+        .map_err(ApiError::internal)?;
+    audit(
+        state,
+        caller,
+        "access.set",
+        Some(machine),
+        json!({ "userId": user.to_string(), "levels": levels }),
+    );
+    Ok(())
+}
+
+/// `PUT /machines/{id}/access/{userId}`
+pub async fn put(
+    caller: Caller,
+    path: web::Path<(Uuid, Uuid)>,
+    body: web::Json<Grants>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (machine, user) = path.into_inner();
+    let levels = body.into_inner().levels;
+    set(&caller, machine, user, levels.clone(), &state).await?;
+    Ok(HttpResponse::Ok().json(
+        json!({ "machineId": machine.to_string(), "userId": user.to_string(), "levels": levels }),
+    ))
+}
+
+/// `DELETE /machines/{id}/access/{userId}`
+pub async fn delete(
+    caller: Caller,
+    path: web::Path<(Uuid, Uuid)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (machine, user) = path.into_inner();
+    set(&caller, machine, user, Vec::new(), &state).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,82 @@
+//! `Caller`: the user behind a request's bearer JWT, with the role stored in the database.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use fleetgate_actors::identity::Role;
+use fleetgate_actors::repo::access::UserRole;
+
+use super::error::ApiError;
+use crate::app::AppState;
+
+/// An authenticated API caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// User id (JWT `sub`).
+    pub user_id: String,
+    /// Role as stored now (not as the token claimed).
+    pub role: Role,
+    /// Source address.
+    pub source_ip: Option<String>,
+}
+
+impl Caller {
+    /// Fails unless the caller is an admin.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.role == Role::Admin {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("administrators only".into()))
+        }
+    }
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer_token(request: &HttpRequest) -> Option<String> {
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = request.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer_token(request);
+        let source_ip = request.peer_addr().map(|addr| addr.ip().to_string());
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
+            let token =
+                token.ok_or_else(|| ApiError::Unauthenticated("bearer token required".into()))?;
+            let user = state
+                .jwt
+                .authenticate(&token)
+                .map_err(|err| ApiError::Unauthenticated(err.to_string()))?;
+            let role = state
+                .services
+                .access
+                .send(UserRole {
+                    user_id: user.user_id.clone(),
+                })
+                .await?
+                .map_err(ApiError::internal)?
+                .ok_or_else(|| ApiError::Unauthenticated("unknown or disabled user".into()))?;
+            Ok(Caller {
+                user_id: user.user_id,
+                role,
+                source_ip,
+            })
+        })
+    }
+}

@@ -1,0 +1,324 @@
+//! `/machines`: list, show, metrics, ports; admin-only enrolment, secret rotation and deletion.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Duration, Utc};
+use fleetgate_actors::protocol::MachineId;
+use fleetgate_actors::registry::DisconnectAgent;
+use fleetgate_actors::repo::access::{AccessError, Action, CheckAccess, VisibleMachines};
+use fleetgate_actors::repo::audit::RecordAudit;
+use fleetgate_actors::repo::machine::EnrollMachine;
+use fleetgate_actors::repo::machine_admin::{DeleteMachine, RotateSecret};
+use fleetgate_actors::repo::queries::{LatestMetric, ListPorts, MetricRange};
+use fleetgate_actors::socket::CLOSE_REVOKED;
+use fleetgate_entity::{machines, metrics};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::caller::Caller;
+use super::error::ApiError;
+use crate::app::AppState;
+
+/// Most points a metrics query returns after downsampling.
+const MAX_POINTS: i64 = 2000;
+
+/// Checks `action` on the machine for the caller; answers with its row.
+pub async fn authorize(
+    state: &AppState,
+    caller: &Caller,
+    machine: Uuid,
+    action: Action,
+) -> Result<machines::Model, ApiError> {
+    let check = CheckAccess {
+        user_id: caller.user_id.clone(),
+        machine_id: MachineId(machine),
+        action,
+    };
+    match state.services.access.send(check).await? {
+        Ok(row) => Ok(row),
+        Err(AccessError::UnknownMachine) => Err(ApiError::NotFound("no such machine".into())),
+        Err(AccessError::Forbidden) => {
+            audit(
+                state,
+                caller,
+                "access.denied",
+                Some(machine),
+                json!({ "action": action.level() }),
+            );
+            Err(ApiError::Forbidden(format!(
+                "{} not allowed on this machine",
+                action.level()
+            )))
+        }
+        Err(AccessError::Database(err)) => Err(ApiError::internal(err)),
+    }
+}
+
+/// Records an audit entry for the caller.
+pub fn audit(
+    state: &AppState,
+    caller: &Caller,
+    action: &'static str,
+    machine: Option<Uuid>,
+    detail: Value,
+) {
+    state.services.audit.do_send(RecordAudit {
+        actor: caller.user_id.clone(),
+        action,
+        machine_id: machine.map(MachineId),
+        detail,
+        source_ip: caller.source_ip.clone(),
+    });
+}
+
+fn metric_json(row: &metrics::Model) -> Value {
+    json!({
+        "at": row.at.to_rfc3339(), "cpu": row.cpu, "ramUsed": row.ram_used, "ramTotal": row.ram_total,
+        "diskUsed": row.disk_used, "diskTotal": row.disk_total, "uptime": row.uptime,
+    })
+}
+
+fn machine_json(row: &machines::Model, latest: Option<&metrics::Model>) -> Value {
+    json!({
+        "id": row.id.to_string(), "name": row.name, "hostname": row.hostname, "ip": row.ip,
+        "os": { "distro": row.os_distro, "release": row.os_release, "kernel": row.os_kernel },
+        "platform": row.platform, "status": row.status,
+        "lastSeen": row.last_seen.map(|t| t.to_rfc3339()),
+        "latestMetrics": latest.map(metric_json),
+    })
+}
+
+async fn with_latest(state: &AppState, row: &machines::Model) -> Result<Value, ApiError> {
+    let latest = state
+        .services
+        .queries
+        .send(LatestMetric {
+            machine_id: MachineId(row.id),
+        })
+        .await??;
+    Ok(machine_json(row, latest.as_ref()))
+}
+
+/// `GET /machines`
+pub async fn list(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let rows = state
+        .services
+        .access
+        .send(VisibleMachines {
+            user_id: caller.user_id.clone(),
+        })
+        .await?
+        .map_err(|err| ApiError::Forbidden(err.to_string()))?;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        items.push(with_latest(&state, row).await?);
+    }
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+/// `GET /machines/{id}`
+pub async fn show(
+    caller: Caller,
+    path: web::Path<Uuid>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let row = authorize(&state, &caller, path.into_inner(), Action::View).await?;
+    Ok(HttpResponse::Ok().json(with_latest(&state, &row).await?))
+}
+
+/// Query of `GET /machines/{id}/metrics`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsQuery {
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    /// Bucket width, seconds.
+    step: Option<i64>,
+}
+
+/// Averages rows into buckets of `step` seconds.
+fn downsample(rows: &[metrics::Model], step: i64) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut bucket: Vec<&metrics::Model> = Vec::new();
+    let flush = |bucket: &mut Vec<&metrics::Model>, out: &mut Vec<Value>| {
+        if let Some(first) = bucket.first() {
+            let n = bucket.len() as f64;
+            let avg = |f: fn(&metrics::Model) -> f64| bucket.iter().map(|r| f(r)).sum::<f64>() / n;
+            let start = first.at.timestamp() - first.at.timestamp().rem_euclid(step);
+            out.push(json!({
+                "at": DateTime::<Utc>::from_timestamp(start, 0).map(|t| t.to_rfc3339()),
+                "cpu": avg(|r| r.cpu), "ramUsed": avg(|r| r.ram_used), "ramTotal": avg(|r| r.ram_total),
+                "diskUsed": avg(|r| r.disk_used), "diskTotal": avg(|r| r.disk_total),
+                "uptime": bucket.last().map(|r| r.uptime), "samples": bucket.len(),
+            }));
+        }
+        bucket.clear();
+    };
+    for row in rows {
+        let key = |r: &metrics::Model| r.at.timestamp().div_euclid(step);
+        if bucket.first().is_some_and(|first| key(first) != key(row)) {
+            flush(&mut bucket, &mut out);
+        }
+        bucket.push(row);
+    }
+    flush(&mut bucket, &mut out);
+    out
+}
+
+/// `GET /machines/{id}/metrics?since=&until=&step=`
+pub async fn metrics(
+    caller: Caller,
+    path: web::Path<Uuid>,
+    query: web::Query<MetricsQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let machine = path.into_inner();
+    authorize(&state, &caller, machine, Action::View).await?;
+    let until = query.until.unwrap_or_else(Utc::now);
+    let since = query.since.unwrap_or(until - Duration::hours(1));
+    if since >= until {
+        return Err(ApiError::BadRequest("since must be before until".into()));
+    }
+    let span = (until - since).num_seconds().max(1);
+    let step = query.step.unwrap_or(60).max(span / MAX_POINTS).max(1);
+    let rows = state
+        .services
+        .queries
+        .send(MetricRange {
+            machine_id: MachineId(machine),
+            since,
+            until,
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(json!({ "step": step, "points": downsample(&rows, step) })))
+}
+
+/// `GET /machines/{id}/ports`
+pub async fn ports(
+    caller: Caller,
+    path: web::Path<Uuid>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let machine = path.into_inner();
+    authorize(&state, &caller, machine, Action::View).await?;
+    let rows = state
+        .services
+        .queries
+        .send(ListPorts {
+            machine_id: MachineId(machine),
+        })
+        .await??;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|p| json!({ "port": p.port, "proto": p.proto, "service": p.service, "state": p.state, "updatedAt": p.updated_at.to_rfc3339() }))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+/// Body of `POST /machines`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMachine {
+    name: String,
+}
+
+fn connect_command(state: &AppState, secret: &str) -> String {
+    let ws = state.public_url.replacen("http", "ws", 1);
+    format!("fleetgate-agent --server {ws}/ws/agent --key {secret}")
+}
+
+/// `POST /machines` (admin): the machine and its secret, shown once.
+pub async fn create(
+    caller: Caller,
+    body: web::Json<NewMachine>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let name = body.into_inner().name;
+    if name.trim().is_empty() || name.len() > 255 {
+        return Err(ApiError::BadRequest(
+            "name must be 1 to 255 characters".into(),
+        ));
+    }
+    let enrolled = state
+        .services
+        .machines
+        .send(EnrollMachine { name: name.clone() })
+        .await?
+        .map_err(ApiError::internal)?;
+    audit(
+        &state,
+        &caller,
+        "machine.add",
+        Some(enrolled.id.0),
+        json!({ "name": name }),
+    );
+    let command = connect_command(&state, &enrolled.secret);
+    Ok(HttpResponse::Created().json(json!({
+        "machine": { "id": enrolled.id.to_string(), "name": name, "status": "offline" },
+        "secret": enrolled.secret, "connectCommand": command,
+    })))
+}
+
+/// `POST /machines/{id}/rotate-secret` (admin): new secret; the agent is disconnected.
+pub async fn rotate_secret(
+    caller: Caller,
+    path: web::Path<Uuid>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let machine_id = MachineId(path.into_inner());
+    let rotated = state
+        .services
+        .machines
+        .send(RotateSecret { machine_id })
+        .await?
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::NotFound("no such machine".into()))?;
+    state.services.registry.do_send(DisconnectAgent {
+        machine_id,
+        code: CLOSE_REVOKED,
+        reason: "secret rotated",
+    });
+    audit(
+        &state,
+        &caller,
+        "machine.rotate_secret",
+        Some(machine_id.0),
+        json!({}),
+    );
+    let command = connect_command(&state, &rotated.secret);
+    Ok(HttpResponse::Ok().json(json!({ "secret": rotated.secret, "connectCommand": command })))
+}
+
+/// `DELETE /machines/{id}` (admin): the agent is disconnected.
+pub async fn delete(
+    caller: Caller,
+    path: web::Path<Uuid>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let machine_id = MachineId(path.into_inner());
+    let deleted = state
+        .services
+        .machines
+        .send(DeleteMachine { machine_id })
+        .await?
+        .map_err(ApiError::internal)?;
+    if !deleted {
+        return Err(ApiError::NotFound("no such machine".into()));
+    }
+    state.services.registry.do_send(DisconnectAgent {
+        machine_id,
+        code: CLOSE_REVOKED,
+        reason: "machine deleted",
+    });
+    audit(
+        &state,
+        &caller,
+        "machine.delete",
+        Some(machine_id.0),
+        json!({}),
+    );
+    Ok(HttpResponse::NoContent().finish())
+}
