@@ -5,6 +5,7 @@ use anyhow::Context;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 
+use fleetgate_actors::repo::audit::{RecordAudit, write_audit};
 use fleetgate_actors::repo::machine::enroll_machine;
 use sea_orm::DatabaseConnection;
 
@@ -44,6 +45,14 @@ pub async fn run_machine(settings: &Settings, action: MachineAction) -> anyhow::
             format!("{name}-{index}")
         };
         let enrolled = enroll_machine(&database, &secrets.data_key, &machine_name).await?;
+        let entry = RecordAudit {
+            actor: "cli".to_owned(),
+            action: "machine.add",
+            machine_id: Some(enrolled.id),
+            detail: serde_json::json!({ "name": machine_name }),
+            source_ip: None,
+        };
+        write_audit(&database, entry).await?;
         lines.push_str(&format!("{} {}\n", enrolled.id, enrolled.secret));
     }
     match out {

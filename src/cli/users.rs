@@ -4,6 +4,7 @@ use std::io::BufRead;
 
 use anyhow::{Context, bail};
 use fleetgate_actors::identity::Role;
+use fleetgate_actors::repo::audit::{RecordAudit, write_audit};
 use fleetgate_actors::repo::user::{CreateUser, create_user};
 use fleetgate_entity::users;
 use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait};
@@ -72,6 +73,14 @@ pub async fn run_user_add(
         line.trim_end_matches(['\r', '\n']).to_owned()
     };
     let user = add_user(db, username, role, password).await?;
+    let entry = RecordAudit {
+        actor: "cli".to_owned(),
+        action: "user.add",
+        machine_id: None,
+        detail: serde_json::json!({ "username": user.username, "role": role.as_str() }),
+        source_ip: None,
+    };
+    write_audit(db, entry).await?;
     println!("created {} {} ({})", role.as_str(), user.username, user.id);
     Ok(())
 }

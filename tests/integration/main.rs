@@ -2,6 +2,8 @@
 
 mod agent_client;
 mod agent_connection;
+mod api;
+mod api_client;
 mod migrations;
 mod repositories;
 mod support;

@@ -44,32 +44,34 @@ impl Actor for AuditRepo {
     type Context = Context<Self>;
 }
 
+/// Writes one entry (shared by the actor and the admin commands, which run without it).
+pub async fn write_audit(db: &DatabaseConnection, entry: RecordAudit) -> Result<(), DbErr> {
+    let action = entry.action;
+    let result = audit_log::ActiveModel {
+        id: NotSet,
+        at: Set(Utc::now()),
+        actor: Set(entry.actor),
+        action: Set(action.to_owned()),
+        machine_id: Set(entry.machine_id.map(|m| m.0)),
+        detail: Set(entry.detail),
+        source_ip: Set(entry.source_ip),
+    }
+    .insert(db)
+    .await
+    .map(|_| ());
+    if let Err(err) = &result {
+        tracing::error!(action, error = %err, "audit entry could not be written");
+    }
+    result
+}
+
 impl Handler<RecordAudit> for AuditRepo {
     type Result = AtomicResponse<Self, Result<(), DbErr>>;
 
     fn handle(&mut self, entry: RecordAudit, _: &mut Context<Self>) -> Self::Result {
         let db = self.db.clone();
         AtomicResponse::new(Box::pin(
-            async move {
-                let action = entry.action;
-                let result = audit_log::ActiveModel {
-                    id: NotSet,
-                    at: Set(Utc::now()),
-                    actor: Set(entry.actor),
-                    action: Set(action.to_owned()),
-                    machine_id: Set(entry.machine_id.map(|m| m.0)),
-                    detail: Set(entry.detail),
-                    source_ip: Set(entry.source_ip),
-                }
-                .insert(&db)
-                .await
-                .map(|_| ());
-                if let Err(err) = &result {
-                    tracing::error!(action, error = %err, "audit entry could not be written");
-                }
-                result
-            }
-            .into_actor(self),
+            async move { write_audit(&db, entry).await }.into_actor(self),
         ))
     }
 }
