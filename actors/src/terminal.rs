@@ -329,6 +329,17 @@ impl TerminalSession {
         ctx.stop();
     }
 
+    /// The owner socket is gone: keep the shell for the grace period, then end the session.
+    fn owner_gone(&mut self, ctx: &mut Context<Self>) {
+        self.owner = None;
+        let grace = self.config.grace;
+        self.grace_timer = Some(ctx.run_later(grace, |session, ctx| {
+            if session.owner.is_none() {
+                session.end("owner_gone", ctx);
+            }
+        }));
+    }
+
     fn input(&mut self, data: String, request_id: Option<String>) {
         if !self.bucket.try_take(Instant::now()) {
             self.links.audit.do_send(RecordAudit {
@@ -403,6 +414,19 @@ impl Actor for TerminalSession {
                 session.end("idle_timeout", ctx);
             }
         });
+        // A socket can close before it has recorded the session (e.g. right after an attach):
+        // notice a dead owner even without its `OwnerGone`.
+        let owner_check =
+            (self.config.grace / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        ctx.run_interval(owner_check, |session, ctx| {
+            if session
+                .owner
+                .as_ref()
+                .is_some_and(|o| !o.deliver.connected())
+            {
+                session.owner_gone(ctx);
+            }
+        });
         // Refresh the reattach token while attached, so it is valid for a grace period after a drop.
         ctx.run_interval(self.config.grace / 2, |session, _| {
             if session.owner.is_some() {
@@ -446,15 +470,7 @@ impl Handler<OwnerRequest> for TerminalSession {
                 self.resize(cols, rows)
             }
             OwnerRequest::Close { from } if self.is_owner(from) => self.end("closed", ctx),
-            OwnerRequest::OwnerGone { from } if self.is_owner(from) => {
-                self.owner = None;
-                let grace = self.config.grace;
-                self.grace_timer = Some(ctx.run_later(grace, |session, ctx| {
-                    if session.owner.is_none() {
-                        session.end("owner_gone", ctx);
-                    }
-                }));
-            }
+            OwnerRequest::OwnerGone { from } if self.is_owner(from) => self.owner_gone(ctx),
             OwnerRequest::Kill => self.end("killed", ctx),
             _ => {
                 tracing::warn!(security = true, session_id = %self.spec.session_id, "request from a socket that does not own the session ignored")

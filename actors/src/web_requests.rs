@@ -259,32 +259,50 @@ impl WebSession {
             deliver: ctx.address().recipient(),
         };
         let user_id = self.user.user_id.clone();
+        let machine_id = MachineId::parse(&claims.machine_id);
         let find = self.links.registry.send(FindTerminal {
             session_id: session_id.clone(),
         });
-        let work = async move {
-            let inboxes = find.await.ok().flatten().ok_or(ErrorCode::UnknownSession)?;
-            inboxes
-                .attach
-                .send(AttachOwner { user_id, owner })
-                .await
-                .map_err(|_| ErrorCode::UnknownSession)??;
-            Ok::<_, ErrorCode>(inboxes.requests)
-        };
-        ctx.spawn(
-            work.into_actor(self)
-                .map(move |outcome, session, ctx| match outcome {
-                    Ok(requests) => {
-                        session.terminals.insert(session_id.clone(), requests);
-                        session.audit(
+        // The session is recorded on this socket before the attach is sent, so that input typed
+        // right after `terminal_opened` is never refused and a drop right after is noticed.
+        ctx.spawn(find.into_actor(self).map(move |found, session, ctx| {
+            let Some(inboxes) = found.ok().flatten() else {
+                return session.error(
+                    ctx,
+                    ErrorCode::UnknownSession,
+                    "session cannot be attached",
+                    request_id,
+                );
+            };
+            session
+                .terminals
+                .insert(session_id.clone(), inboxes.requests.clone());
+            let attach = inboxes.attach.send(AttachOwner { user_id, owner });
+            ctx.spawn(
+                attach
+                    .into_actor(session)
+                    .map(move |outcome, session, ctx| match outcome {
+                        Ok(Ok(())) => session.audit(
                             "terminal.attach",
-                            MachineId::parse(&claims.machine_id),
+                            machine_id,
                             serde_json::json!({ "sessionId": session_id.to_string() }),
-                        );
-                    }
-                    Err(code) => session.error(ctx, code, "session cannot be attached", request_id),
-                }),
-        );
+                        ),
+                        Ok(Err(code)) => {
+                            session.terminals.remove(&session_id);
+                            session.error(ctx, code, "session cannot be attached", request_id);
+                        }
+                        Err(_) => {
+                            session.terminals.remove(&session_id);
+                            session.error(
+                                ctx,
+                                ErrorCode::UnknownSession,
+                                "session cannot be attached",
+                                request_id,
+                            );
+                        }
+                    }),
+            );
+        }));
     }
 
     fn subscribe(&mut self, request_id: Option<String>, ctx: &mut Ctx) {
