@@ -9,6 +9,7 @@ use actix_web::{App, HttpServer, web};
 use fleetgate_actors::agent_session::AgentSessionConfig;
 use fleetgate_actors::protocol::session_token::SessionTokens;
 use fleetgate_actors::repo::machine::mark_all_offline;
+use fleetgate_actors::repo::session::close_interrupted;
 use fleetgate_actors::shutdown::{ShutdownSignal, ShutdownTrigger, shutdown_channel};
 use fleetgate_actors::socket::SocketConfig;
 use fleetgate_actors::terminal::TerminalConfig;
@@ -100,6 +101,14 @@ impl Application {
 
         let db = db::connect(&settings.database_url(), &settings.database).await?;
         db::migrate_up(&db).await?;
+        let (sessions, commands) = close_interrupted(&db).await?;
+        if sessions + commands > 0 {
+            tracing::warn!(
+                sessions,
+                commands,
+                "sessions and commands left open by the last run marked interrupted"
+            );
+        }
         let reset = mark_all_offline(&db).await?;
         if reset > 0 {
             tracing::info!(
@@ -221,6 +230,7 @@ pub struct RunningServer {
 impl RunningServer {
     /// Closes every WebSocket with 1001, drains requests, then closes the database pool.
     pub async fn stop(self) {
+        self.services.close_terminals().await;
         self.shutdown.trigger();
         // Give socket actors a moment to flush their close frames.
         actix_web::rt::time::sleep(Duration::from_millis(200)).await;

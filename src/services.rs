@@ -5,9 +5,10 @@ use std::time::Duration;
 use actix::{Actor, Addr};
 use fleetgate_actors::agent_session::AgentLinks;
 use fleetgate_actors::command::CommandLinks;
-use fleetgate_actors::registry::{Registry, RegistryConfig};
+use fleetgate_actors::registry::{Registry, RegistryConfig, ShutdownTerminals};
 use fleetgate_actors::repo::audit::AuditBarrier;
 use fleetgate_actors::repo::metric::{FlushMetrics, MetricRepoConfig};
+use fleetgate_actors::repo::session::SessionBarrier;
 use fleetgate_actors::repo::{
     AccessRepo, AuditRepo, CommandRepo, MachineRepo, MetricRepo, PortRepo, QueryRepo, ReportRepo,
     SessionRepo, UserRepo,
@@ -123,8 +124,24 @@ impl Services {
         }
     }
 
+    /// Ends every open terminal session as `server_shutdown` (before the sockets close).
+    pub async fn close_terminals(&self) {
+        match self.registry.send(ShutdownTerminals).await {
+            Ok(open) if open > 0 => {
+                tracing::info!(sessions = open, "terminal sessions closed for shutdown");
+                // Let the sessions tell their owners and record their end before sockets close.
+                actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Ok(_) => {}
+            Err(err) => tracing::error!(error = %err, "registry unreachable at shutdown"),
+        }
+    }
+
     /// Writes everything buffered (metric batches, queued audit entries) before shutdown.
     pub async fn flush(&self) {
+        if let Err(err) = self.sessions.send(SessionBarrier).await {
+            tracing::error!(error = %err, "session repository unreachable at shutdown");
+        }
         if let Err(err) = self.audit.send(AuditBarrier).await {
             tracing::error!(error = %err, "audit repository unreachable at shutdown");
         }

@@ -96,6 +96,8 @@ pub enum TerminalEvent {
     Exited(i32),
     /// The agent disconnected.
     AgentGone,
+    /// The server is shutting down.
+    ServerShutdown,
 }
 
 /// A request from a socket of the owning user.
@@ -452,6 +454,7 @@ impl Handler<TerminalEvent> for TerminalSession {
                 self.end("shell_exited", ctx);
             }
             TerminalEvent::AgentGone => self.end("agent_disconnected", ctx),
+            TerminalEvent::ServerShutdown => self.end("server_shutdown", ctx),
         }
     }
 }

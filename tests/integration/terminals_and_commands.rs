@@ -433,3 +433,42 @@ async fn subscribers_get_a_snapshot_and_live_status() {
     );
     server.stop().await;
 }
+
+#[actix_web::test]
+async fn a_restart_closes_open_sessions_and_interrupts_running_commands() {
+    let server = spawn_app().await;
+    let (mut agent, machine, _) = online_agent(&server, "restart").await;
+    let (_, token) = user(&server, Role::Admin, &[]).await;
+    let mut web = WebClient::connect(&server, &token).await;
+    let (session, _) = web.spawn(&machine).await;
+    web.send(json!({"type":"execute_command","machineId":machine,"command":"sleep 1000"}))
+        .await;
+    let command_id = web.next_of("command_started").await["commandId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    agent.next_of("execute_command").await;
+
+    let server = server.restart().await;
+    let row = terminal_sessions::Entity::find_by_id(session)
+        .one(&server.db)
+        .await
+        .expect("q")
+        .expect("row");
+    assert_eq!(
+        row.close_reason.as_deref(),
+        Some("server_shutdown"),
+        "graceful shutdown records open sessions"
+    );
+    assert!(row.ended_at.is_some());
+    let command = commands::Entity::find_by_id(command_id)
+        .one(&server.db)
+        .await
+        .expect("q")
+        .expect("row");
+    assert_eq!(
+        command.status, "interrupted",
+        "a command cut off by the restart is not left running"
+    );
+    server.stop().await;
+}

@@ -16,7 +16,8 @@ mod routes;
 
 pub use routes::{
     AgentHandle, AgentInfo, DropCommand, DropTerminal, FindTerminal, RouteCommand,
-    RouteCommandResponse, RouteTerminal, RouteTerminalExit, RouteTerminalOutput, TerminalInboxes,
+    RouteCommandResponse, RouteTerminal, RouteTerminalExit, RouteTerminalOutput, ShutdownTerminals,
+    TerminalInboxes,
 };
 
 /// Something for an agent's socket to do.

@@ -255,3 +255,19 @@ impl Handler<RouteCommandResponse> for Registry {
         }
     }
 }
+
+/// Ends every open terminal session (server shutdown); answers with how many there were.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "usize")]
+pub struct ShutdownTerminals;
+
+impl Handler<ShutdownTerminals> for Registry {
+    type Result = usize;
+
+    fn handle(&mut self, _: ShutdownTerminals, _: &mut Context<Self>) -> usize {
+        for route in self.terminals.values() {
+            route.events.do_send(TerminalEvent::ServerShutdown);
+        }
+        self.terminals.len()
+    }
+}

@@ -103,3 +103,36 @@ impl Handler<SessionClosed> for SessionRepo {
         ))
     }
 }
+
+/// Completes once every session record sent before it is written (used at shutdown).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct SessionBarrier;
+
+impl Handler<SessionBarrier> for SessionRepo {
+    type Result = ();
+
+    fn handle(&mut self, _: SessionBarrier, _: &mut Context<Self>) {}
+}
+
+/// At start-up: sessions and commands left open by a previous run are closed as interrupted.
+pub async fn close_interrupted(db: &DatabaseConnection) -> Result<(u64, u64), sea_orm::DbErr> {
+    use fleetgate_entity::commands;
+    let now = Utc::now();
+    let sessions = terminal_sessions::Entity::update_many()
+        .col_expr(terminal_sessions::Column::EndedAt, Expr::value(now))
+        .col_expr(
+            terminal_sessions::Column::CloseReason,
+            Expr::value("server_restart"),
+        )
+        .filter(terminal_sessions::Column::EndedAt.is_null())
+        .exec(db)
+        .await?;
+    let commands = commands::Entity::update_many()
+        .col_expr(commands::Column::Status, Expr::value("interrupted"))
+        .col_expr(commands::Column::FinishedAt, Expr::value(now))
+        .filter(commands::Column::Status.eq("running"))
+        .exec(db)
+        .await?;
+    Ok((sessions.rows_affected, commands.rows_affected))
+}

@@ -106,7 +106,11 @@ async fn pump(socket: &mut super::api::WebSocket, session_id: &str) -> anyhow::R
                 let message = json!({ "type": "terminal_resize", "sessionId": session_id, "cols": cols, "rows": rows });
                 socket.send(Message::text(message.to_string())).await?;
             }
-            _ = terminate.recv() => return Ok("terminated".into()),
+            _ = terminate.recv() => {
+                let close = json!({ "type": "close_terminal", "sessionId": session_id });
+                socket.send(Message::text(close.to_string())).await?;
+                return Ok("terminated".into());
+            }
             frame = socket.next() => {
                 let Some(frame) = frame else { return Ok("connection closed".into()) };
                 let Message::Text(text) = frame? else { continue };
