@@ -114,9 +114,10 @@ impl WebSession {
         let lookup = self.links.access.send(check);
         let work = async move {
             match lookup.await {
-                Ok(Ok(_hostname)) => {
-                    Ok(registry.send(AgentInfo { machine_id }).await.ok().flatten())
-                }
+                Ok(Ok(_machine)) => registry
+                    .send(AgentInfo { machine_id })
+                    .await
+                    .map_err(|err| AccessError::Database(err.to_string())),
                 Ok(Err(err)) => Err(err),
                 Err(err) => Err(AccessError::Database(err.to_string())),
             }
@@ -266,7 +267,11 @@ impl WebSession {
         // The session is recorded on this socket before the attach is sent, so that input typed
         // right after `terminal_opened` is never refused and a drop right after is noticed.
         ctx.spawn(find.into_actor(self).map(move |found, session, ctx| {
-            let Some(inboxes) = found.ok().flatten() else {
+            let found = found.unwrap_or_else(|err| {
+                tracing::error!(error = %err, "registry unreachable");
+                None
+            });
+            let Some(inboxes) = found else {
                 return session.error(
                     ctx,
                     ErrorCode::UnknownSession,

@@ -38,7 +38,8 @@ pub fn presented_token(request: &HttpRequest) -> Option<PresentedToken> {
         })
 }
 
-fn bearer(request: &HttpRequest) -> Option<String> {
+/// The token of an `Authorization: Bearer` header, if any.
+pub fn bearer(request: &HttpRequest) -> Option<String> {
     let value = request
         .headers()
         .get(header::AUTHORIZATION)?

@@ -4,6 +4,7 @@ mod agent_client;
 mod agent_connection;
 mod api;
 mod api_client;
+mod cli;
 mod migrations;
 mod repositories;
 mod support;

@@ -55,59 +55,46 @@ fn is_hex_id(text: &str) -> bool {
     text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// A terminal session's id: 128 random bits as 32 lowercase hex chars.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionId(String);
+/// A 32-hex random id type with parsing at the edge.
+macro_rules! hex_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
 
-impl SessionId {
-    /// A fresh random id.
-    pub fn random() -> Self {
-        Self(random_hex_id())
-    }
+        impl $name {
+            /// A fresh random id.
+            pub fn random() -> Self {
+                Self(random_hex_id())
+            }
 
-    /// Parses the wire form; `None` unless it is 32 lowercase hex chars.
-    pub fn parse(text: &str) -> Option<Self> {
-        is_hex_id(text).then(|| Self(text.to_owned()))
-    }
+            /// Parses the wire form; `None` unless it is 32 lowercase hex chars.
+            pub fn parse(text: &str) -> Option<Self> {
+                is_hex_id(text).then(|| Self(text.to_owned()))
+            }
 
-    /// The wire form.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+            /// The wire form.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
 }
 
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A command's id: 128 random bits as 32 lowercase hex chars.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CommandId(String);
-
-impl CommandId {
-    /// A fresh random id.
-    pub fn random() -> Self {
-        Self(random_hex_id())
-    }
-
-    /// Parses the wire form; `None` unless it is 32 lowercase hex chars.
-    pub fn parse(text: &str) -> Option<Self> {
-        is_hex_id(text).then(|| Self(text.to_owned()))
-    }
-
-    /// The wire form.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for CommandId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+hex_id!(
+    /// A terminal session's id: 128 random bits as 32 lowercase hex chars.
+    SessionId
+);
+hex_id!(
+    /// A command's id: 128 random bits as 32 lowercase hex chars.
+    CommandId
+);
 
 /// A user's id (the JWT `sub`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -4,13 +4,13 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
-use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use fleetgate_actors::identity::Role;
 use fleetgate_actors::repo::access::UserRole;
 
 use super::error::ApiError;
 use crate::app::AppState;
+use crate::http::token::bearer;
 
 /// An authenticated API caller.
 #[derive(Debug, Clone)]
@@ -34,26 +34,13 @@ impl Caller {
     }
 }
 
-/// The bearer token of a request, if any.
-pub fn bearer_token(request: &HttpRequest) -> Option<String> {
-    let value = request
-        .headers()
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
-}
-
 impl FromRequest for Caller {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = request.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer_token(request);
+        let token = bearer(request);
         let source_ip = request.peer_addr().map(|addr| addr.ip().to_string());
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;

@@ -4,147 +4,30 @@
 use std::time::{Duration, Instant};
 
 use actix::{
-    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient,
-    SpawnHandle, WrapFuture,
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, SpawnHandle, WrapFuture,
 };
 use chrono::Utc;
 
 use crate::output_buffer::OutputBuffer;
-use crate::protocol::agent::{Capabilities, MachineSecret};
 use crate::protocol::envelope::{SignedKind, sign_now};
 use crate::protocol::payloads::{CLOSE_PAYLOAD, input_payload, resize_payload};
 use crate::protocol::session_token::{SessionClaims, SessionTokens};
 use crate::protocol::web::ServerEvent;
-use crate::protocol::{ConnectionId, ErrorCode, ErrorFrame, MachineId, SessionId};
+use crate::protocol::{ConnectionId, ErrorCode, ErrorFrame};
 use crate::rate_limit::TokenBucket;
 use crate::registry::{DropTerminal, RouteError, SendToAgent};
 use crate::repo::audit::RecordAudit;
 use crate::repo::session::{SessionClosed, SessionOpened};
 use crate::web_session::Deliver;
 
+mod spec;
+
+pub use spec::{
+    AttachOwner, Owner, OwnerRequest, TerminalConfig, TerminalEvent, TerminalLinks, TerminalSpec,
+};
+
 /// Most output handed to the owner in one delivery, bytes.
 const DELIVERY_BATCH: usize = 64 * 1024;
-
-/// Limits and timings of terminal sessions.
-#[derive(Debug, Clone)]
-pub struct TerminalConfig {
-    /// Input messages per second.
-    pub msgs_per_sec: u32,
-    /// Input burst.
-    pub burst: u32,
-    /// Undelivered output bound, bytes.
-    pub buffer_bytes: usize,
-    /// Idle timeout.
-    pub idle_timeout: Duration,
-    /// Reattach grace period after the owner socket drops.
-    pub grace: Duration,
-}
-
-/// The actors a terminal session talks to.
-#[derive(Clone)]
-pub struct TerminalLinks {
-    /// `Registry`: frames to the agent.
-    pub send_to_agent: Recipient<SendToAgent>,
-    /// `Registry`: withdraw the route when done.
-    pub drop_route: Recipient<DropTerminal>,
-    /// `SessionRepo`: opened.
-    pub opened: Recipient<SessionOpened>,
-    /// `SessionRepo`: closed.
-    pub closed: Recipient<SessionClosed>,
-    /// `AuditRepo`.
-    pub audit: Recipient<RecordAudit>,
-}
-
-/// The socket currently owning a session.
-#[derive(Clone)]
-pub struct Owner {
-    /// The owner socket's connection.
-    pub connection_id: ConnectionId,
-    /// Where its events go.
-    pub deliver: Recipient<Deliver>,
-}
-
-/// Everything a new session needs to know.
-pub struct TerminalSpec {
-    /// The session.
-    pub session_id: SessionId,
-    /// The machine.
-    pub machine_id: MachineId,
-    /// Owner's user id (a UUID string).
-    pub user_id: String,
-    /// Initial size.
-    pub cols: u16,
-    /// Initial size.
-    pub rows: u16,
-    /// Key for envelopes.
-    pub secret: MachineSecret,
-    /// What the agent understands.
-    pub capabilities: Capabilities,
-    /// The opening socket.
-    pub owner: Owner,
-    /// `requestId` of the `spawn_terminal`.
-    pub request_id: Option<String>,
-}
-
-/// What the agent side reports for a session.
-#[derive(Message, Debug, Clone, PartialEq, Eq)]
-#[rtype(result = "()")]
-pub enum TerminalEvent {
-    /// Shell output.
-    Output(String),
-    /// The shell exited (agents with `terminal_exit`).
-    Exited(i32),
-    /// The agent disconnected.
-    AgentGone,
-    /// The server is shutting down.
-    ServerShutdown,
-}
-
-/// A request from a socket of the owning user.
-#[derive(Message, Debug, Clone, PartialEq, Eq)]
-#[rtype(result = "()")]
-pub enum OwnerRequest {
-    /// Keystrokes.
-    Input {
-        /// Sending socket.
-        from: ConnectionId,
-        /// The keystrokes.
-        data: String,
-        /// Echoed on errors.
-        request_id: Option<String>,
-    },
-    /// Resize.
-    Resize {
-        /// Sending socket.
-        from: ConnectionId,
-        /// Columns.
-        cols: u16,
-        /// Rows.
-        rows: u16,
-    },
-    /// Close the session.
-    Close {
-        /// Sending socket.
-        from: ConnectionId,
-    },
-    /// The owner socket closed.
-    OwnerGone {
-        /// The closed socket.
-        from: ConnectionId,
-    },
-    /// An administrator ended the session.
-    Kill,
-}
-
-/// Re-bind the session to another socket of the same user.
-#[derive(Message)]
-#[rtype(result = "Result<(), ErrorCode>")]
-pub struct AttachOwner {
-    /// The user asking (must be the owner).
-    pub user_id: String,
-    /// The new owner socket.
-    pub owner: Owner,
-}
 
 /// One open shell.
 pub struct TerminalSession {
