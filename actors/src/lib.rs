@@ -1,11 +1,13 @@
 //! fleetgate's connection layer: one actor per socket, the shared socket plumbing,
 //! and the wire protocol types they speak.
 
+/// The wire protocol, re-exported from its own crate (shared with the agent).
+pub use fleetgate_protocol as protocol;
+
 pub mod agent_session;
 pub mod command;
 pub mod identity;
 pub mod output_buffer;
-pub mod protocol;
 pub mod rate_limit;
 pub mod registry;
 pub mod repo;

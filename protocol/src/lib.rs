@@ -1,4 +1,5 @@
-//! Wire types of PROTOCOL.md: plain Rust, no actix, no I/O.
+//! fleetgate's wire protocol (PROTOCOL.md): message types, signed envelopes, the nonce cache
+//! and ids. Plain Rust, no actix, no I/O: shared by the server and the agent.
 
 pub mod agent;
 pub mod envelope;
