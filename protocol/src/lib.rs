@@ -5,6 +5,7 @@ pub mod agent;
 pub mod envelope;
 pub mod error;
 pub mod ids;
+pub mod key;
 pub mod nonce;
 pub mod payloads;
 pub mod reports;

@@ -6,6 +6,7 @@ mod api;
 mod api_client;
 mod cli;
 mod migrations;
+mod real_agent;
 mod repositories;
 mod support;
 mod terminals_and_commands;
