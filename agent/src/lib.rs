@@ -4,5 +4,6 @@
 pub mod backoff;
 pub mod commands;
 pub mod connection;
+pub mod simulate;
 pub mod system;
 pub mod terminal;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use fleetgate_protocol::key::machine_secret_from_key;
 
 use fleetgate_agent::backoff::{Backoff, random_unit};
@@ -30,6 +30,29 @@ struct Args {
     /// Seconds before a command is killed.
     #[arg(long, default_value_t = 600)]
     command_timeout_secs: u64,
+    /// Run a simulated fleet instead of one agent.
+    #[command(subcommand)]
+    command: Option<Mode>,
+}
+
+/// Other modes.
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// N simulated agents in one process (keys from `fleetgate machine add --count N --out FILE`).
+    Simulate {
+        /// How many agents (at most the number of keys).
+        #[arg(long)]
+        agents: usize,
+        /// File of keys, one per line (`id secret` lines are fine).
+        #[arg(long)]
+        keys: PathBuf,
+        /// New connections per second.
+        #[arg(long, default_value_t = 1000)]
+        ramp: u32,
+        /// Stop after this many seconds (default: run until interrupted).
+        #[arg(long)]
+        duration_secs: Option<u64>,
+    },
 }
 
 fn secret(args: &Args) -> anyhow::Result<String> {
@@ -49,6 +72,15 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Some(Mode::Simulate {
+        agents,
+        keys,
+        ramp,
+        duration_secs,
+    }) = &args.command
+    {
+        return simulate(&args, *agents, keys, *ramp, *duration_secs).await;
+    }
     let config = AgentConfig {
         server: args.server.clone(),
         secret: secret(&args)?,
@@ -67,4 +99,48 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(delay_ms = delay.as_millis() as u64, "reconnecting");
         tokio::time::sleep(delay).await;
     }
+}
+
+/// Runs a simulated fleet, printing counts every second.
+async fn simulate(
+    args: &Args,
+    agents: usize,
+    keys: &std::path::Path,
+    ramp: u32,
+    duration_secs: Option<u64>,
+) -> anyhow::Result<()> {
+    use fleetgate_agent::simulate::{FleetConfig, FleetStats, read_keys, run_fleet};
+    let text =
+        std::fs::read_to_string(keys).with_context(|| format!("reading {}", keys.display()))?;
+    let keys: Vec<String> = read_keys(&text).into_iter().take(agents).collect();
+    anyhow::ensure!(
+        keys.len() == agents,
+        "the key file holds {} keys for {agents} agents",
+        keys.len()
+    );
+    let stats = std::sync::Arc::new(FleetStats::default());
+    let config = FleetConfig {
+        server: args.server.clone(),
+        heartbeat: Duration::from_secs(args.heartbeat_secs.max(1)),
+        ramp_per_sec: ramp,
+    };
+    let started = Instant::now();
+    let fleet = tokio::spawn(run_fleet(config, keys, stats.clone()));
+    let mut report = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = report.tick() => println!("{:>6.1}s {}", started.elapsed().as_secs_f64(), stats.summary()),
+            _ = tokio::signal::ctrl_c() => break,
+            _ = tokio::time::sleep(Duration::from_secs(duration_secs.unwrap_or(u64::MAX / 4))) => break,
+        }
+        if fleet.is_finished() {
+            break;
+        }
+    }
+    println!(
+        "final {:.1}s {}",
+        started.elapsed().as_secs_f64(),
+        stats.summary()
+    );
+    Ok(())
 }

@@ -8,6 +8,7 @@ mod cli;
 mod migrations;
 mod real_agent;
 mod repositories;
+mod simulator;
 mod support;
 mod terminals_and_commands;
 mod upgrade_gate;
