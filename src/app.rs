@@ -99,6 +99,13 @@ impl Application {
         })?;
         let secrets = load_secrets(&settings)?;
 
+        // Bind first: a port in use fails start-up before anything else is started.
+        let bind = settings.server.bind;
+        let listener =
+            TcpListener::bind(bind).map_err(|error| StartupError::Bind { addr: bind, error })?;
+        let address = listener
+            .local_addr()
+            .map_err(|error| StartupError::Bind { addr: bind, error })?;
         let db = db::connect(&settings.database_url(), &settings.database).await?;
         db::migrate_up(&db).await?;
         let (sessions, commands) = close_interrupted(&db).await?;
@@ -142,12 +149,6 @@ impl Application {
             shutdown: signal,
         };
 
-        let bind = settings.server.bind;
-        let listener =
-            TcpListener::bind(bind).map_err(|error| StartupError::Bind { addr: bind, error })?;
-        let address = listener
-            .local_addr()
-            .map_err(|error| StartupError::Bind { addr: bind, error })?;
         let shutdown_timeout = Duration::from_secs(settings.server.shutdown_timeout_secs);
         let agent_body_limit = state.agent_http_body_bytes;
         let server = HttpServer::new(move || {

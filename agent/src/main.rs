@@ -127,11 +127,15 @@ async fn simulate(
     let started = Instant::now();
     let fleet = tokio::spawn(run_fleet(config, keys, stats.clone()));
     let mut report = tokio::time::interval(Duration::from_secs(1));
+    let deadline = tokio::time::sleep(Duration::from_secs(
+        duration_secs.unwrap_or(10 * 365 * 86_400),
+    ));
+    tokio::pin!(deadline);
     loop {
         tokio::select! {
             _ = report.tick() => println!("{:>6.1}s {}", started.elapsed().as_secs_f64(), stats.summary()),
             _ = tokio::signal::ctrl_c() => break,
-            _ = tokio::time::sleep(Duration::from_secs(duration_secs.unwrap_or(u64::MAX / 4))) => break,
+            _ = &mut deadline => break,
         }
         if fleet.is_finished() {
             break;

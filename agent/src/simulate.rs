@@ -139,11 +139,15 @@ async fn simulated_agent(
                 if sink.send(Message::text(format!("{beat}\n"))).await.is_err() { return; }
                 stats.heartbeats.fetch_add(1, Ordering::Relaxed);
             }
-            incoming = stream.next() => {
-                let Some(Ok(Message::Text(text))) = incoming else { return };
-                for reply in respond(&text, &machine_id, &secret, &mut nonces) {
-                    if sink.send(Message::text(reply)).await.is_err() { return; }
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    for reply in respond(&text, &machine_id, &secret, &mut nonces) {
+                        if sink.send(Message::text(reply)).await.is_err() { return; }
+                    }
                 }
+                // Pings are answered by the WebSocket layer; keep going.
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_) | Message::Binary(_))) => {}
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return,
             }
         }
     }
