@@ -329,7 +329,7 @@ async fn a_viewer_cannot_open_a_terminal_and_the_denial_is_audited() {
 
 #[actix_web::test]
 async fn a_dropped_owner_can_reattach_within_the_grace_period() {
-    let server = spawn_app_with(|s| s.limits.reattach_grace_secs = 2).await;
+    let server = spawn_app_with(|s| s.limits.reattach_grace_secs = 5).await;
     let (mut agent, machine, _) = online_agent(&server, "re").await;
     let (_, token) = user(&server, Role::Admin, &[]).await;
     let (_, other_token) = user(&server, Role::Admin, &[]).await;
