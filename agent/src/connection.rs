@@ -51,6 +51,8 @@ pub struct AgentConfig {
     pub heartbeat: Duration,
     /// Command timeout.
     pub command_timeout: Duration,
+    /// CA certificates (PEM) trusted for `wss://` instead of the system roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -63,9 +65,19 @@ struct ServerFrame {
 
 /// Connects, registers and serves until the connection ends.
 pub async fn run_once(config: &AgentConfig) -> anyhow::Result<()> {
-    let (socket, _) = tokio_tungstenite::connect_async(config.server.as_str())
-        .await
-        .with_context(|| format!("connecting to {}", config.server))?;
+    let connector = if config.server.starts_with("wss://") {
+        Some(crate::tls::connector(config.ca_file.as_deref())?)
+    } else {
+        None
+    };
+    let (socket, _) = tokio_tungstenite::connect_async_tls_with_config(
+        config.server.as_str(),
+        None,
+        true,
+        connector,
+    )
+    .await
+    .with_context(|| format!("connecting to {}", config.server))?;
     let (mut sink, mut stream) = socket.split();
     let host = config
         .server
@@ -245,6 +257,7 @@ mod tests {
             secret: SECRET.into(),
             heartbeat: Duration::from_secs(5),
             command_timeout: Duration::from_secs(5),
+            ca_file: None,
         }
     }
 

@@ -7,3 +7,4 @@ pub mod connection;
 pub mod simulate;
 pub mod system;
 pub mod terminal;
+pub mod tls;

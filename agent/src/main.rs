@@ -27,6 +27,9 @@ struct Args {
     /// Seconds between heartbeats.
     #[arg(long, default_value_t = 5)]
     heartbeat_secs: u64,
+    /// CA certificates (PEM) to trust for wss:// instead of the system roots.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
     /// Seconds before a command is killed.
     #[arg(long, default_value_t = 600)]
     command_timeout_secs: u64,
@@ -86,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
         secret: secret(&args)?,
         heartbeat: Duration::from_secs(args.heartbeat_secs.max(1)),
         command_timeout: Duration::from_secs(args.command_timeout_secs.max(1)),
+        ca_file: args.ca_file.clone(),
     };
     let mut backoff = Backoff::default();
     loop {

@@ -21,6 +21,7 @@ async fn the_agent_serves_terminals_and_commands() {
         secret,
         heartbeat: Duration::from_millis(300),
         command_timeout: Duration::from_secs(30),
+        ca_file: None,
     };
     // The agent runs on its own runtime, as it would in its own process.
     std::thread::spawn(move || {
