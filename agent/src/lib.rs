@@ -4,6 +4,7 @@
 pub mod backoff;
 pub mod commands;
 pub mod connection;
+pub mod settings;
 pub mod simulate;
 pub mod system;
 pub mod terminal;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use fleetgate_protocol::key::machine_secret_from_key;
 
 use fleetgate_agent::backoff::{Backoff, random_unit};
@@ -15,9 +15,13 @@ use fleetgate_agent::connection::{AgentConfig, run_once};
 #[derive(Debug, Parser)]
 #[command(name = "fleetgate-agent", version, about)]
 struct Args {
-    /// Server WebSocket URL, e.g. ws://gateway:7070/ws/agent.
+    /// TOML file with the same settings (server, key_file, key, heartbeat_secs, …); flags and
+    /// environment variables win over it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Server WebSocket URL, e.g. wss://gateway:7070/ws/agent.
     #[arg(long, env = "FLEETGATE_AGENT_SERVER")]
-    server: String,
+    server: Option<String>,
     /// File holding the key.
     #[arg(long, conflicts_with = "key")]
     key_file: Option<PathBuf>,
@@ -58,6 +62,36 @@ enum Mode {
     },
 }
 
+/// Flags and environment, completed from the `--config` file where they were not given.
+fn load_args() -> anyhow::Result<Args> {
+    use fleetgate_agent::settings::{given, read_file};
+    let matches = Args::command().get_matches();
+    let mut args = Args::from_arg_matches(&matches)?;
+    let Some(path) = args.config.clone() else {
+        return Ok(args);
+    };
+    let file = read_file(&path)?;
+    if !given(&matches, "server") {
+        args.server = file.server.or(args.server);
+    }
+    if !given(&matches, "key_file") && !given(&matches, "key") {
+        args.key_file = file.key_file.or(args.key_file);
+        args.key = file.key.or(args.key);
+    }
+    if !given(&matches, "heartbeat_secs") {
+        args.heartbeat_secs = file.heartbeat_secs.unwrap_or(args.heartbeat_secs);
+    }
+    if !given(&matches, "command_timeout_secs") {
+        args.command_timeout_secs = file
+            .command_timeout_secs
+            .unwrap_or(args.command_timeout_secs);
+    }
+    if !given(&matches, "ca_file") {
+        args.ca_file = file.ca_file.or(args.ca_file);
+    }
+    Ok(args)
+}
+
 fn secret(args: &Args) -> anyhow::Result<String> {
     let key = match (&args.key_file, &args.key) {
         (Some(path), _) => {
@@ -74,7 +108,11 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
+    let args = load_args()?;
+    let server = args
+        .server
+        .clone()
+        .context("no server: use --server, FLEETGATE_AGENT_SERVER or `server` in --config")?;
     if let Some(Mode::Simulate {
         agents,
         keys,
@@ -82,10 +120,10 @@ async fn main() -> anyhow::Result<()> {
         duration_secs,
     }) = &args.command
     {
-        return simulate(&args, *agents, keys, *ramp, *duration_secs).await;
+        return simulate(&args, &server, *agents, keys, *ramp, *duration_secs).await;
     }
     let config = AgentConfig {
-        server: args.server.clone(),
+        server,
         secret: secret(&args)?,
         heartbeat: Duration::from_secs(args.heartbeat_secs.max(1)),
         command_timeout: Duration::from_secs(args.command_timeout_secs.max(1)),
@@ -108,6 +146,7 @@ async fn main() -> anyhow::Result<()> {
 /// Runs a simulated fleet, printing counts every second.
 async fn simulate(
     args: &Args,
+    server: &str,
     agents: usize,
     keys: &std::path::Path,
     ramp: u32,
@@ -124,7 +163,7 @@ async fn simulate(
     );
     let stats = std::sync::Arc::new(FleetStats::default());
     let config = FleetConfig {
-        server: args.server.clone(),
+        server: server.to_owned(),
         heartbeat: Duration::from_secs(args.heartbeat_secs.max(1)),
         ramp_per_sec: ramp,
     };

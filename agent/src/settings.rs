@@ -1,0 +1,54 @@
+//! The agent's settings: flags and environment first, then an optional TOML file for the rest.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::ArgMatches;
+use clap::parser::ValueSource;
+use serde::Deserialize;
+
+/// The keys of the TOML file (`--config`), named like the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    /// `--server`
+    pub server: Option<String>,
+    /// `--key-file`
+    pub key_file: Option<PathBuf>,
+    /// `--key`
+    pub key: Option<String>,
+    /// `--heartbeat-secs`
+    pub heartbeat_secs: Option<u64>,
+    /// `--command-timeout-secs`
+    pub command_timeout_secs: Option<u64>,
+    /// `--ca-file`
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Reads a TOML settings file.
+pub fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Whether the value of `id` was given on the command line or in the environment.
+pub fn given(matches: &ArgMatches, id: &str) -> bool {
+    matches!(
+        matches.value_source(id),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_settings_file_parses_and_rejects_unknown_keys() {
+        let settings: FileSettings = toml::from_str("server = \"wss://gw:7070/ws/agent\"\nkey_file = \"/etc/fleetgate/agent.key\"\nheartbeat_secs = 10\n").expect("parses");
+        assert_eq!(settings.server.as_deref(), Some("wss://gw:7070/ws/agent"));
+        assert_eq!(settings.heartbeat_secs, Some(10));
+        assert!(toml::from_str::<FileSettings>("sever = \"x\"\n").is_err());
+    }
+}
