@@ -104,10 +104,21 @@ fn secret(args: &Args) -> anyhow::Result<String> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .init();
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("fleetgate-agent: {err:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs the agent (or the simulator) until interrupted; errors are configuration errors.
+async fn run() -> anyhow::Result<()> {
     let args = load_args()?;
     let server = args
         .server
