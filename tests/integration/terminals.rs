@@ -87,12 +87,14 @@ async fn terminal_round_trip_is_signed_and_reaches_the_owner() {
     })
     .await;
     assert!(recorded, "session recorded with byte counts and reason");
-    let actions = audit_actions(&server).await;
-    assert!(
+    // The audit trail is written by its own actor: wait for both entries.
+    let audited = eventually(|| async {
+        let actions = audit_actions(&server).await;
         actions.contains(&"terminal.open".to_owned())
-            && actions.contains(&"terminal.close".to_owned()),
-        "{actions:?}"
-    );
+            && actions.contains(&"terminal.close".to_owned())
+    })
+    .await;
+    assert!(audited, "{:?}", audit_actions(&server).await);
     server.stop().await;
 }
 
@@ -230,15 +232,16 @@ async fn a_dropped_owner_can_reattach_within_the_grace_period() {
         })
         .await
     );
-    let actions = audit_actions(&server).await;
-    assert!(
+    let refusals_audited = eventually(|| async {
+        let actions = audit_actions(&server).await;
         actions
             .iter()
             .filter(|a| *a == "terminal.attach_refused")
             .count()
-            >= 2,
-        "{actions:?}"
-    );
+            >= 2
+    })
+    .await;
+    assert!(refusals_audited, "{:?}", audit_actions(&server).await);
     server.stop().await;
 }
 
