@@ -36,6 +36,23 @@ impl TestServer {
         format!("ws://{}{}", self.address, path)
     }
 
+    /// A `/ws/web` upgrade request carrying `Authorization: Bearer <token>`.
+    pub fn web_request(
+        &self,
+        token: &str,
+    ) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = self
+            .ws_url("/ws/web")
+            .into_client_request()
+            .expect("request");
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("header"),
+        );
+        request
+    }
+
     /// `http://…` URL of `path`.
     pub fn http_url(&self, path: &str) -> String {
         format!("http://{}{}", self.address, path)

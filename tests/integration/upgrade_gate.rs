@@ -126,14 +126,7 @@ async fn web_socket_greets_with_hello() {
         .jwt
         .issue("user-42", Role::Viewer, None)
         .expect("issue");
-    let mut request = server
-        .ws_url("/ws/web")
-        .into_client_request()
-        .expect("request");
-    request.headers_mut().insert(
-        "authorization",
-        HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
-    );
+    let request = server.web_request(&token);
     let (mut socket, _) = tokio_tungstenite::connect_async(request)
         .await
         .expect("upgrade");
@@ -219,14 +212,7 @@ async fn a_socket_whose_token_expires_is_told_and_closed_with_4401() {
     let mut claims = claims(&server.jwt);
     claims.exp = chrono::Utc::now().timestamp() + 1;
     let token = server.jwt.sign(&claims).expect("sign");
-    let mut request = server
-        .ws_url("/ws/web")
-        .into_client_request()
-        .expect("request");
-    request.headers_mut().insert(
-        "authorization",
-        HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
-    );
+    let request = server.web_request(&token);
     let (mut socket, _) = tokio_tungstenite::connect_async(request)
         .await
         .expect("upgrade");

@@ -7,7 +7,6 @@ use futures_util::{SinkExt, StreamExt};
 use sea_orm::{ActiveModelTrait, Set};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::agent_client::WAIT;
@@ -52,14 +51,7 @@ pub struct WebClient {
 impl WebClient {
     /// Connects with a bearer token and consumes `hello`.
     pub async fn connect(server: &TestServer, token: &str) -> Self {
-        let mut request = server
-            .ws_url("/ws/web")
-            .into_client_request()
-            .expect("request");
-        request.headers_mut().insert(
-            "authorization",
-            format!("Bearer {token}").parse().expect("header"),
-        );
+        let request = server.web_request(token);
         let (socket, _) = tokio_tungstenite::connect_async(request)
             .await
             .expect("upgrade");

@@ -260,6 +260,22 @@ pub async fn create(
     })))
 }
 
+/// Closes the machine's agent socket with 4403 and audits why.
+fn revoke_agent(
+    state: &AppState,
+    caller: &Caller,
+    machine_id: MachineId,
+    reason: &'static str,
+    action: &'static str,
+) {
+    state.services.registry.do_send(DisconnectAgent {
+        machine_id,
+        code: CLOSE_REVOKED,
+        reason,
+    });
+    audit(state, caller, action, Some(machine_id.0), json!({}));
+}
+
 /// `POST /machines/{id}/rotate-secret` (admin): new secret; the agent is disconnected.
 pub async fn rotate_secret(
     caller: Caller,
@@ -275,17 +291,12 @@ pub async fn rotate_secret(
         .await?
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::NotFound("no such machine".into()))?;
-    state.services.registry.do_send(DisconnectAgent {
-        machine_id,
-        code: CLOSE_REVOKED,
-        reason: "secret rotated",
-    });
-    audit(
+    revoke_agent(
         &state,
         &caller,
+        machine_id,
+        "secret rotated",
         "machine.rotate_secret",
-        Some(machine_id.0),
-        json!({}),
     );
     let command = connect_command(&state, &rotated.secret);
     Ok(HttpResponse::Ok().json(json!({ "secret": rotated.secret, "connectCommand": command })))
@@ -308,17 +319,12 @@ pub async fn delete(
     if !deleted {
         return Err(ApiError::NotFound("no such machine".into()));
     }
-    state.services.registry.do_send(DisconnectAgent {
-        machine_id,
-        code: CLOSE_REVOKED,
-        reason: "machine deleted",
-    });
-    audit(
+    revoke_agent(
         &state,
         &caller,
+        machine_id,
+        "machine deleted",
         "machine.delete",
-        Some(machine_id.0),
-        json!({}),
     );
     Ok(HttpResponse::NoContent().finish())
 }

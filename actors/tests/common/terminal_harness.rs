@@ -1,0 +1,137 @@
+//! A TerminalSession wired to probe actors, shared by the terminal tests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr, Context, Handler, ResponseFuture};
+use fleetgate_actors::protocol::agent::{Capabilities, MachineSecret};
+use fleetgate_actors::protocol::session_token::SessionTokens;
+use fleetgate_actors::protocol::web::ServerEvent;
+use fleetgate_actors::protocol::{ConnectionId, ErrorCode, MachineId, SessionId};
+use fleetgate_actors::registry::{DropTerminal, SendToAgent};
+use fleetgate_actors::repo::audit::RecordAudit;
+use fleetgate_actors::repo::session::{SessionClosed, SessionOpened};
+use fleetgate_actors::terminal::{
+    Owner, TerminalConfig, TerminalLinks, TerminalSession, TerminalSpec,
+};
+use fleetgate_actors::web_session::Deliver;
+
+use super::{Log, entries, probe};
+
+pub const SECRET: &str = "a97eef2fbf0dbe58d4d7411321e6641d463bdeb5ed1ec1dcc3fffc29b1085de4";
+pub const USER: &str = "0b9c3c1e-4c5a-4a8e-9d5e-1f2a3b4c5d6e";
+
+/// An owner socket that answers deliveries only when the test hands out permits.
+pub struct GatedOwner {
+    pub seen: Log<Deliver>,
+    pub gate: Arc<tokio::sync::Semaphore>,
+}
+
+impl Actor for GatedOwner {
+    type Context = Context<Self>;
+}
+
+impl Handler<Deliver> for GatedOwner {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, delivery: Deliver, _: &mut Context<Self>) -> Self::Result {
+        self.seen.lock().expect("log").push(delivery);
+        let gate = self.gate.clone();
+        Box::pin(async move {
+            if let Ok(permit) = gate.acquire().await {
+                permit.forget();
+            }
+        })
+    }
+}
+
+pub struct Harness {
+    pub terminal: Addr<TerminalSession>,
+    pub machine_id: MachineId,
+    pub session_id: SessionId,
+    pub owner_connection: ConnectionId,
+    pub owner: Log<Deliver>,
+    pub agent: Log<SendToAgent>,
+    pub closed: Log<SessionClosed>,
+    pub dropped: Log<DropTerminal>,
+    pub audits: Log<RecordAudit>,
+}
+
+pub fn config() -> TerminalConfig {
+    TerminalConfig {
+        msgs_per_sec: 1,
+        burst: 3,
+        buffer_bytes: 1024,
+        idle_timeout: Duration::from_secs(3600),
+        grace: Duration::from_millis(100),
+    }
+}
+
+pub fn start_with(
+    capabilities: Capabilities,
+    owner: Owner,
+    owner_log: Log<Deliver>,
+    config: TerminalConfig,
+) -> Harness {
+    let (send_to_agent, agent) = probe::<SendToAgent>();
+    let (drop_route, dropped) = probe::<DropTerminal>();
+    let (opened, _) = probe::<SessionOpened>();
+    let (closed_rx, closed) = probe::<SessionClosed>();
+    let (audit, audits) = probe::<RecordAudit>();
+    let machine_id = MachineId::parse("6f1c2b8e-3d4a-4b5c-9e7f-0a1b2c3d4e5f").expect("uuid");
+    let session_id = SessionId::random();
+    let owner_connection = owner.connection_id;
+    let spec = TerminalSpec {
+        session_id: session_id.clone(),
+        machine_id,
+        user_id: USER.into(),
+        cols: 80,
+        rows: 24,
+        secret: MachineSecret::new(SECRET.into()),
+        capabilities,
+        owner,
+        request_id: Some("req-1".into()),
+    };
+    let links = TerminalLinks {
+        send_to_agent,
+        drop_route,
+        opened,
+        closed: closed_rx,
+        audit,
+    };
+    let terminal = TerminalSession::new(spec, config, links, SessionTokens::new([4; 32])).start();
+    Harness {
+        terminal,
+        machine_id,
+        session_id,
+        owner_connection,
+        owner: owner_log,
+        agent,
+        closed,
+        dropped,
+        audits,
+    }
+}
+
+pub fn start(capabilities: Capabilities) -> Harness {
+    let (deliver, owner_log) = probe::<Deliver>();
+    let owner = Owner {
+        connection_id: ConnectionId::next(),
+        deliver,
+    };
+    start_with(capabilities, owner, owner_log, config())
+}
+
+pub fn events(log: &Log<Deliver>) -> Vec<ServerEvent> {
+    entries(log).into_iter().flat_map(|d| d.events).collect()
+}
+
+pub fn errors(log: &Log<Deliver>) -> Vec<ErrorCode> {
+    entries(log)
+        .into_iter()
+        .filter_map(|d| d.error.map(|e| e.code))
+        .collect()
+}
+
+pub fn frames(log: &Log<SendToAgent>) -> Vec<String> {
+    entries(log).into_iter().map(|m| m.frame).collect()
+}
