@@ -144,12 +144,21 @@ pub async fn enroll(server: &TestServer, name: &str) -> (String, String) {
 }
 
 /// Polls `check` until it holds or `WAIT` passes; returns whether it held.
-pub async fn eventually<F, Fut>(mut check: F) -> bool
+pub async fn eventually<F, Fut>(check: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + crate::agent_client::WAIT;
+    eventually_within(crate::agent_client::WAIT, check).await
+}
+
+/// Polls `check` until it holds or `wait` passes; returns whether it held.
+pub async fn eventually_within<F, Fut>(wait: std::time::Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + wait;
     while tokio::time::Instant::now() < deadline {
         if check().await {
             return true;

@@ -8,7 +8,7 @@ use sea_orm::EntityTrait;
 use serde_json::json;
 
 use crate::fixtures::{audit_actions, online_agent, verified};
-use crate::support::{eventually, spawn_app, spawn_app_with};
+use crate::support::{eventually, eventually_within, spawn_app, spawn_app_with};
 use crate::web_client::{WebClient, user};
 
 #[actix_web::test]
@@ -178,13 +178,23 @@ async fn each_user_sees_only_their_own_output() {
 
 #[actix_web::test]
 async fn a_dropped_owner_can_reattach_within_the_grace_period() {
-    let server = spawn_app_with(|s| s.limits.reattach_grace_secs = 5).await;
+    let server = spawn_app_with(|s| s.limits.reattach_grace_secs = 10).await;
     let (mut agent, machine, _) = online_agent(&server, "re").await;
     let (_, token) = user(&server, Role::Admin, &[]).await;
     let (_, other_token) = user(&server, Role::Admin, &[]).await;
     let mut web = WebClient::connect(&server, &token).await;
     let (session, session_token) = web.spawn(&machine).await;
     web.drop_connection();
+    // Output the server routes before it notices the drop goes to the dying socket (there is no
+    // client acknowledgement in the protocol); send it once the drop has been seen.
+    assert!(
+        eventually(|| async {
+            audit_actions(&server)
+                .await
+                .contains(&"ws.disconnect".to_owned())
+        })
+        .await
+    );
     agent
         .send(
             &json!({"type":"terminal_output","sessionId":session,"output":"kept for you"})
@@ -220,7 +230,7 @@ async fn a_dropped_owner_can_reattach_within_the_grace_period() {
     again.drop_connection();
     let db = server.db.clone();
     assert!(
-        eventually(|| {
+        eventually_within(std::time::Duration::from_secs(30), || {
             let (db, session) = (db.clone(), session.clone());
             async move {
                 terminal_sessions::Entity::find_by_id(session)
