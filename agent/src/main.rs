@@ -46,20 +46,27 @@ struct Args {
 #[derive(Debug, Subcommand)]
 enum Mode {
     /// N simulated agents in one process (keys from `fleetgate machine add --count N --out FILE`).
-    Simulate {
-        /// How many agents (at most the number of keys).
-        #[arg(long)]
-        agents: usize,
-        /// File of keys, one per line (`id secret` lines are fine).
-        #[arg(long)]
-        keys: PathBuf,
-        /// New connections per second.
-        #[arg(long, default_value_t = 1000)]
-        ramp: u32,
-        /// Stop after this many seconds (default: run until interrupted).
-        #[arg(long)]
-        duration_secs: Option<u64>,
-    },
+    Simulate(SimulateArgs),
+}
+
+/// Flags of `simulate`.
+#[derive(Debug, clap::Args)]
+struct SimulateArgs {
+    /// How many agents (at most the number of keys).
+    #[arg(long)]
+    agents: usize,
+    /// File of keys, one per line (`id secret` lines are fine).
+    #[arg(long)]
+    keys: PathBuf,
+    /// New agents started per second (0: all at once).
+    #[arg(long, default_value_t = 1000)]
+    ramp: u32,
+    /// Reconnect with backoff when a connection fails or ends, like the real agent.
+    #[arg(long)]
+    reconnect: bool,
+    /// Stop after this many seconds (default: run until interrupted).
+    #[arg(long)]
+    duration_secs: Option<u64>,
 }
 
 /// Flags and environment, completed from the `--config` file where they were not given.
@@ -124,14 +131,8 @@ async fn run() -> anyhow::Result<()> {
         .server
         .clone()
         .context("no server: use --server, FLEETGATE_AGENT_SERVER or `server` in --config")?;
-    if let Some(Mode::Simulate {
-        agents,
-        keys,
-        ramp,
-        duration_secs,
-    }) = &args.command
-    {
-        return simulate(&args, &server, *agents, keys, *ramp, *duration_secs).await;
+    if let Some(Mode::Simulate(simulation)) = &args.command {
+        return simulate(&args, &server, simulation).await;
     }
     let config = AgentConfig {
         server,
@@ -155,14 +156,14 @@ async fn run() -> anyhow::Result<()> {
 }
 
 /// Runs a simulated fleet, printing counts every second.
-async fn simulate(
-    args: &Args,
-    server: &str,
-    agents: usize,
-    keys: &std::path::Path,
-    ramp: u32,
-    duration_secs: Option<u64>,
-) -> anyhow::Result<()> {
+async fn simulate(args: &Args, server: &str, simulation: &SimulateArgs) -> anyhow::Result<()> {
+    let SimulateArgs {
+        agents,
+        ref keys,
+        ramp,
+        reconnect,
+        duration_secs,
+    } = *simulation;
     use fleetgate_agent::simulate::{FleetConfig, FleetStats, read_keys, run_fleet};
     let text =
         std::fs::read_to_string(keys).with_context(|| format!("reading {}", keys.display()))?;
@@ -174,9 +175,10 @@ async fn simulate(
     );
     let stats = std::sync::Arc::new(FleetStats::default());
     let config = FleetConfig {
-        server: server.to_owned(),
         heartbeat: Duration::from_secs(args.heartbeat_secs.max(1)),
         ramp_per_sec: ramp,
+        reconnect,
+        ..FleetConfig::new(server)
     };
     let started = Instant::now();
     let fleet = tokio::spawn(run_fleet(config, keys, stats.clone()));

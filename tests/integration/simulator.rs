@@ -31,9 +31,8 @@ async fn five_hundred_simulated_agents_register_and_heartbeat() {
     }
     let stats = Arc::new(FleetStats::default());
     let config = FleetConfig {
-        server: server.ws_url("/ws/agent"),
         heartbeat: Duration::from_secs(1),
-        ramp_per_sec: 1000,
+        ..FleetConfig::new(server.ws_url("/ws/agent"))
     };
     let fleet_stats = stats.clone();
     std::thread::spawn(move || {

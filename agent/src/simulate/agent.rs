@@ -1,0 +1,164 @@
+//! One simulated agent: connect, register, heartbeat, answer the server; reconnect if asked to.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Instant, SystemTime};
+
+use fleetgate_protocol::nonce::NonceCache;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::shell::{Reply, respond};
+use super::{FleetConfig, FleetStats};
+use crate::backoff::{Backoff, random_unit};
+
+/// How one connection ended.
+enum Ended {
+    /// It never got as far as `registered`.
+    Failed,
+    /// It was registered, then the socket closed.
+    Closed,
+}
+
+/// Runs one agent until it fails (without reconnect) or forever (with reconnect).
+pub(super) async fn simulated_agent(
+    index: usize,
+    secret: String,
+    config: FleetConfig,
+    stats: Arc<FleetStats>,
+) {
+    let mut backoff = Backoff::default();
+    loop {
+        let started = Instant::now();
+        let ended = one_connection(index, &secret, &config, &stats).await;
+        if matches!(ended, Ended::Failed) {
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        if !config.reconnect {
+            return;
+        }
+        backoff.connection_ended(started.elapsed());
+        tokio::time::sleep(backoff.next_delay(random_unit())).await;
+    }
+}
+
+fn register_frame(index: usize, secret: &str) -> String {
+    let register = json!({
+        "type": "register", "hostname": format!("sim-{index}"), "ip": format!("10.{}.{}.{}", index / 65536 % 256, index / 256 % 256, index % 256),
+        "osInfo": {"distro": "debian", "release": "12", "kernel": "6.1.0-sim"}, "secretKey": secret, "platform": "linux",
+        "agentVersion": env!("CARGO_PKG_VERSION"), "capabilities": ["terminal_close", "terminal_exit", "nonce_check"],
+    });
+    format!("{register}\n")
+}
+
+fn fake_metrics(index: usize, tick: u64, uptime: u64) -> Value {
+    let wobble = ((index as u64 * 7 + tick * 13) % 100) as f64;
+    json!({
+        "cpuUsage": wobble / 2.0, "ramUsage": 40.0 + wobble / 10.0, "ramTotal": 16.0, "ramUsed": 6.4 + wobble / 50.0,
+        "diskUsage": 63.0, "diskTotal": 480.0, "diskUsed": 302.4,
+        "disks": [{"path": "/", "usage": 63.0, "total": 480.0, "used": 302.4}],
+        "uptime": uptime,
+    })
+}
+
+/// `uptime` of a heartbeat: fake, or milliseconds since the stamp epoch.
+fn uptime(config: &FleetConfig, tick: u64) -> u64 {
+    match config.stamp_uptime_since {
+        Some(epoch) => SystemTime::now()
+            .duration_since(epoch)
+            .map_or(0, |since| since.as_millis() as u64),
+        None => 86_400 + tick * config.heartbeat.as_secs(),
+    }
+}
+
+/// One connection: register, then heartbeat and answer until the socket ends.
+async fn one_connection(
+    index: usize,
+    secret: &str,
+    config: &FleetConfig,
+    stats: &FleetStats,
+) -> Ended {
+    let Ok((socket, _)) = tokio_tungstenite::connect_async(config.server.as_str()).await else {
+        return Ended::Failed;
+    };
+    stats.connected.fetch_add(1, Ordering::Relaxed);
+    let (mut sink, mut stream) = socket.split();
+    if sink
+        .send(Message::text(register_frame(index, secret)))
+        .await
+        .is_err()
+    {
+        return Ended::Failed;
+    }
+    stats.registers_sent.fetch_add(1, Ordering::Relaxed);
+    let machine_id = loop {
+        match stream.next().await {
+            Some(Ok(Message::Text(text))) => {
+                let reply: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                if reply["type"] == "registered" {
+                    break reply["machineId"].as_str().unwrap_or_default().to_owned();
+                }
+                if reply["type"] == "error" {
+                    return Ended::Failed;
+                }
+            }
+            Some(Ok(_)) => continue,
+            _ => return Ended::Failed,
+        }
+    };
+    stats.registered.fetch_add(1, Ordering::Relaxed);
+    stats.online.fetch_add(1, Ordering::Relaxed);
+    let mut nonces = NonceCache::new(1024);
+    let mut heartbeat = tokio::time::interval(config.heartbeat);
+    let mut tick = 0u64;
+    loop {
+        tokio::select! {
+            _ = heartbeat.tick() => {
+                tick += 1;
+                let beat = json!({ "type": "heartbeat", "machineId": machine_id, "metrics": fake_metrics(index, tick, uptime(config, tick)),
+                    "ports": [{"port": 22, "proto": "tcp", "service": "sshd", "state": "LISTEN"}] });
+                if sink.send(Message::text(format!("{beat}\n"))).await.is_err() { break; }
+                stats.heartbeats.fetch_add(1, Ordering::Relaxed);
+            }
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    let replies = respond(&text, &machine_id, secret, &config.shell, &mut nonces);
+                    if send_replies(&mut sink, replies, stats).await.is_err() { break; }
+                }
+                // Pings are answered by the WebSocket layer; keep going.
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_) | Message::Binary(_))) => {}
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+            }
+        }
+    }
+    stats.online.fetch_sub(1, Ordering::Relaxed);
+    Ended::Closed
+}
+
+/// Sends replies in order; a flood is paced to its rate.
+async fn send_replies<S>(sink: &mut S, replies: Vec<Reply>, stats: &FleetStats) -> Result<(), ()>
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    for reply in replies {
+        match reply {
+            Reply::Frame(frame) => sink.send(Message::text(frame)).await.map_err(|_| ())?,
+            Reply::Flood(flood) => {
+                let started = Instant::now();
+                let mut sent = 0u64;
+                for frame in flood.frames() {
+                    sink.send(Message::text(frame.text)).await.map_err(|_| ())?;
+                    sent += frame.output_bytes;
+                    stats
+                        .output_bytes
+                        .fetch_add(frame.output_bytes, Ordering::Relaxed);
+                    if let Some(due) = flood.due(started, sent) {
+                        tokio::time::sleep_until(due.into()).await;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

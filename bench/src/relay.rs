@@ -1,0 +1,114 @@
+//! The raw relay: the physical limit a gateway is compared with. It accepts one socket on
+//! `/agent` and one on `/client` and forwards frames between them untouched: no auth, no
+//! signing, no parsing, no database. It runs as its own process, like the server under test.
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+
+use crate::proc_stats::{self, ProcSample};
+
+type Socket = WebSocketStream<TcpStream>;
+
+/// Serves the relay on `addr` until the process is killed (`fleetgate-bench relay`).
+pub async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let (agents_tx, mut agents) = mpsc::unbounded_channel::<Socket>();
+    let (clients_tx, mut clients) = mpsc::unbounded_channel::<Socket>();
+    tokio::spawn(async move {
+        while let (Some(agent), Some(client)) = (agents.recv().await, clients.recv().await) {
+            tokio::spawn(forward_pair(agent, client));
+        }
+    });
+    loop {
+        let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        let (agents_tx, clients_tx) = (agents_tx.clone(), clients_tx.clone());
+        tokio::spawn(async move {
+            let mut path = String::new();
+            let callback = |request: &Request, response: Response| {
+                path = request.uri().path().to_owned();
+                Ok(response)
+            };
+            let Ok(socket) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+                return;
+            };
+            let _ = match path.as_str() {
+                "/agent" => agents_tx.send(socket).is_ok(),
+                _ => clients_tx.send(socket).is_ok(),
+            };
+        });
+    }
+}
+
+/// Forwards every frame both ways until either side closes.
+async fn forward_pair(agent: Socket, client: Socket) {
+    let (mut agent_tx, mut agent_rx) = agent.split();
+    let (mut client_tx, mut client_rx) = client.split();
+    let upstream = async {
+        while let Some(Ok(message)) = client_rx.next().await {
+            if agent_tx.send(message).await.is_err() {
+                break;
+            }
+        }
+    };
+    let downstream = async {
+        while let Some(Ok(message)) = agent_rx.next().await {
+            if client_tx.send(message).await.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::select! { _ = upstream => {}, _ = downstream => {} }
+}
+
+/// A relay process started by the benchmark.
+pub struct RelayProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl RelayProcess {
+    /// Starts `fleetgate-bench relay` on a free port and waits until it accepts.
+    pub async fn start() -> anyhow::Result<Self> {
+        let addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let exe = std::env::current_exe()?;
+        let child = Command::new(exe)
+            .args(["relay", "--bind", &addr.to_string()])
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the relay")?;
+        let started = Instant::now();
+        while TcpStream::connect(addr).await.is_err() {
+            if started.elapsed() > Duration::from_secs(10) {
+                bail!("relay not listening after 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(Self { child, addr })
+    }
+
+    /// `ws://host:port/agent`.
+    pub fn agent_url(&self) -> String {
+        format!("ws://{}/agent", self.addr)
+    }
+
+    /// `ws://host:port/client`.
+    pub fn client_url(&self) -> String {
+        format!("ws://{}/client", self.addr)
+    }
+
+    /// Memory and CPU of the relay.
+    pub fn sample(&self) -> anyhow::Result<ProcSample> {
+        proc_stats::sample(self.child.id().context("relay not running")?)
+    }
+}

@@ -1,0 +1,66 @@
+//! The scenarios, and the set-up most of them share: a server with N pre-enrolled machines and
+//! a simulated fleet connecting to it.
+
+pub mod connect_storm;
+pub mod keystroke_rtt;
+pub mod reconnect_storm;
+pub mod steady_fleet;
+pub mod terminal_throughput;
+
+use std::path::Path;
+use std::time::Duration;
+
+use fleetgate_agent::simulate::FleetConfig;
+
+use crate::fleet::{Fleet, wait_for};
+use crate::proc_stats::ProcSample;
+use crate::server::{ServerOptions, ServerUnderTest};
+
+/// A server with a fleet connected to it.
+pub struct Connected {
+    /// The server process.
+    pub server: ServerUnderTest,
+    /// The simulated agents.
+    pub fleet: Fleet,
+    /// The server before any agent connected.
+    pub idle: ProcSample,
+    /// From starting the fleet until every agent was registered (`None`: not within the limit).
+    pub all_registered_after: Option<Duration>,
+    /// `id secret` lines of the enrolled machines.
+    pub keys: String,
+}
+
+/// Starts a server, enrols `agents` machines, and starts a fleet with `config` (its server
+/// URL is filled in) against it, waiting up to `limit` for every agent to register.
+pub async fn connect_fleet(
+    options: ServerOptions,
+    agents: usize,
+    mut config: FleetConfig,
+    limit: Duration,
+) -> anyhow::Result<Connected> {
+    let mut server = ServerUnderTest::prepare(options).await?;
+    let keys = server.enroll(agents).await?;
+    server.start().await?;
+    // Let start-up work (migrations, first flushes) settle before the idle reading.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = server.sample()?;
+    config.server = server.agent_url();
+    let fleet = Fleet::start(config, &keys);
+    let all_registered_after = wait_for(&fleet.stats.registered, agents as u64, limit).await;
+    Ok(Connected { server, fleet, idle, all_registered_after, keys })
+}
+
+/// Server options for `binary` with SQLite and default settings.
+pub fn sqlite_server(binary: &Path) -> ServerOptions {
+    ServerOptions { binary: binary.to_owned(), postgres: None, env: Vec::new() }
+}
+
+/// KiB as MiB with one decimal.
+pub fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+/// A duration in seconds with two decimals, or the reason there is none.
+pub fn secs(duration: Option<Duration>, missing: &str) -> String {
+    duration.map_or_else(|| missing.to_owned(), |d| format!("{:.2} s", d.as_secs_f64()))
+}

@@ -1,0 +1,215 @@
+//! terminal-throughput: an agent floods terminal output; MiB/s at the operator through
+//! fleetgate and through the raw relay. Then a reader ten times slower than the agent: the
+//! server must keep its memory bounded and tell the reader what it dropped.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use fleetgate_agent::simulate::{FleetConfig, ShellMode};
+use serde_json::json;
+
+use super::{connect_fleet, mib, sqlite_server};
+use crate::checks::Checks;
+use crate::fleet::Fleet;
+use crate::relay::RelayProcess;
+use crate::report::{Table, publish, ratio};
+use crate::server::ServerUnderTest;
+use crate::terminal_peer::{FleetgateTerminal, RelayTerminal, TerminalEvent, TerminalPeer};
+
+/// Flags of `terminal-throughput`.
+#[derive(Debug, clap::Args)]
+pub struct Options {
+    /// Output the agent floods in the fast-reader runs, MiB.
+    #[arg(long, default_value_t = 256)]
+    pub mib: u64,
+    /// Output the agent writes in the slow-reader run, MiB.
+    #[arg(long, default_value_t = 64)]
+    pub slow_mib: u64,
+    /// The agent's pace in the slow-reader run, MiB/s (the reader takes a tenth of it).
+    #[arg(long, default_value_t = 8)]
+    pub slow_agent_mib_per_sec: u64,
+}
+
+/// Output per agent frame (the real agent coalesces up to 16 KiB).
+const CHUNK: usize = 16 * 1024;
+/// A key for the relay run.
+const RELAY_SECRET: &str = "5f1e0b9c8d7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c";
+/// fleetgate's default per-session output buffer (limits.terminal_buffer_bytes).
+const BUFFER_LIMIT_KIB: u64 = 1024;
+
+/// What a reader got.
+#[derive(Debug, Default)]
+struct Received {
+    bytes: u64,
+    dropped: u64,
+    drop_notices: u64,
+    elapsed: Duration,
+    /// CPU the server (or relay) spent meanwhile.
+    cpu_secs: f64,
+}
+
+/// Reads until the terminal ends, sleeping after each output so that it reads at most
+/// `bytes_per_sec` (`None`: as fast as possible).
+async fn read_all(peer: &mut impl TerminalPeer, bytes_per_sec: Option<u64>) -> anyhow::Result<Received> {
+    let mut received = Received::default();
+    let started = Instant::now();
+    loop {
+        match peer.next_event().await? {
+            TerminalEvent::Output(text) => {
+                received.bytes += text.len() as u64;
+                if let Some(rate) = bytes_per_sec {
+                    let due = started + Duration::from_secs_f64(received.bytes as f64 / rate as f64);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+            }
+            TerminalEvent::Dropped(bytes) => {
+                received.dropped += bytes;
+                received.drop_notices += 1;
+            }
+            TerminalEvent::Closed => break,
+            TerminalEvent::Other => {}
+        }
+    }
+    received.elapsed = started.elapsed();
+    Ok(received)
+}
+
+fn flood(bytes: u64, bytes_per_sec: Option<u64>) -> FleetConfig {
+    FleetConfig {
+        shell: ShellMode::Flood { bytes, chunk_bytes: CHUNK, bytes_per_sec },
+        ..FleetConfig::new("")
+    }
+}
+
+fn mib_per_sec(received: &Received) -> f64 {
+    received.bytes as f64 / 1_048_576.0 / received.elapsed.as_secs_f64()
+}
+
+/// Runs the relay, fleetgate with a fast reader, fleetgate with a slow reader.
+pub async fn run(binary: &Path, options: Options) -> anyhow::Result<Checks> {
+    let mut checks = Checks::default();
+    let bytes = options.mib * 1_048_576;
+    let relay = through_relay(bytes).await?;
+    checks.check(relay.bytes == bytes, format!("relay delivered {} of {bytes} bytes", relay.bytes));
+    let (gateway, _) = through_fleetgate(binary, flood(bytes, None), None).await?;
+    checks.check(
+        gateway.bytes + gateway.dropped == bytes,
+        format!("fleetgate: {} delivered + {} dropped ≠ {bytes} sent", gateway.bytes, gateway.dropped),
+    );
+    let mut fast = Table::new(
+        format!("terminal-throughput ({} MiB flood, {} KiB frames, reader as fast as it can)", options.mib, CHUNK / 1024),
+        &["figure", "fleetgate", "raw relay", "fleetgate / relay"],
+    );
+    let (ours, theirs) = (mib_per_sec(&gateway), mib_per_sec(&relay));
+    fast.row(vec!["MiB/s at the reader".into(), format!("{ours:.1}"), format!("{theirs:.1}"), ratio(ours, theirs)]);
+    fast.row(vec![
+        "CPU seconds per GiB (server / relay process)".into(),
+        format!("{:.2}", gateway.cpu_secs * 1024.0 / options.mib as f64),
+        format!("{:.2}", relay.cpu_secs * 1024.0 / options.mib as f64),
+        ratio(gateway.cpu_secs, relay.cpu_secs),
+    ]);
+    fast.row(vec!["bytes delivered".into(), gateway.bytes.to_string(), relay.bytes.to_string(), String::new()]);
+    fast.row(vec!["bytes dropped (output_dropped)".into(), gateway.dropped.to_string(), "–".into(), String::new()]);
+
+    let slow_bytes = options.slow_mib * 1_048_576;
+    let agent_rate = options.slow_agent_mib_per_sec * 1_048_576;
+    let (slow, memory) = through_fleetgate(binary, flood(slow_bytes, Some(agent_rate)), Some(agent_rate / 10)).await?;
+    checks.check(
+        slow.bytes + slow.dropped == slow_bytes,
+        format!("slow reader: {} delivered + {} dropped ≠ {slow_bytes} sent", slow.bytes, slow.dropped),
+    );
+    checks.check(slow.drop_notices > 0, "slow reader got no output_dropped notice");
+    let growth = memory.peak_kib.saturating_sub(memory.idle_kib);
+    let mut slow_table = Table::new(
+        format!(
+            "terminal-throughput, slow reader (agent writes {} MiB at {} MiB/s, reader takes a tenth)",
+            options.slow_mib, options.slow_agent_mib_per_sec
+        ),
+        &["figure", "fleetgate"],
+    );
+    slow_table.row(vec!["bytes delivered".into(), slow.bytes.to_string()]);
+    slow_table.row(vec!["bytes dropped / notices".into(), format!("{} / {}", slow.dropped, slow.drop_notices)]);
+    slow_table.row(vec!["server RSS idle → peak".into(), format!("{} → {}", mib(memory.idle_kib), mib(memory.peak_kib))]);
+    slow_table.row(vec!["server RSS growth, first half → second half".into(), format!("{} → {}", mib(memory.first_half_growth_kib), mib(growth))]);
+    slow_table.row(vec!["configured output buffer per session".into(), mib(BUFFER_LIMIT_KIB)]);
+    let results = json!({
+        "flood_bytes": bytes,
+        "fleetgate": { "mib_per_sec": ours, "delivered": gateway.bytes, "dropped": gateway.dropped, "secs": gateway.elapsed.as_secs_f64(), "server_cpu_secs": gateway.cpu_secs },
+        "relay": { "mib_per_sec": theirs, "delivered": relay.bytes, "secs": relay.elapsed.as_secs_f64(), "relay_cpu_secs": relay.cpu_secs },
+        "ratio": ours / theirs,
+        "slow_reader": {
+            "agent_bytes": slow_bytes, "agent_bytes_per_sec": agent_rate, "reader_bytes_per_sec": agent_rate / 10,
+            "delivered": slow.bytes, "dropped": slow.dropped, "drop_notices": slow.drop_notices,
+            "server_idle_rss_kib": memory.idle_kib, "server_peak_rss_kib": memory.peak_kib,
+            "server_growth_first_half_kib": memory.first_half_growth_kib, "server_growth_kib": growth,
+            "buffer_limit_kib": BUFFER_LIMIT_KIB,
+        },
+    });
+    publish("terminal-throughput", &[fast, slow_table], results)?;
+    Ok(checks)
+}
+
+async fn through_relay(bytes: u64) -> anyhow::Result<Received> {
+    let relay = RelayProcess::start().await?;
+    let mut config = flood(bytes, None);
+    config.server = relay.agent_url();
+    let fleet = Fleet::start(config, RELAY_SECRET);
+    let cpu_before = relay.sample()?.cpu_secs;
+    let mut peer = RelayTerminal::open(&relay.client_url(), RELAY_SECRET).await?;
+    let mut received = read_all(&mut peer, None).await?;
+    received.cpu_secs = relay.sample()?.cpu_secs - cpu_before;
+    fleet.stop().await;
+    Ok(received)
+}
+
+/// Server memory while a terminal ran.
+#[derive(Debug, Default)]
+struct Memory {
+    idle_kib: u64,
+    peak_kib: u64,
+    first_half_growth_kib: u64,
+}
+
+/// Samples the server's RSS every 50 ms until stopped.
+async fn watch_memory(server: &ServerUnderTest, idle_kib: u64, stop: tokio::sync::watch::Receiver<bool>) -> Vec<u64> {
+    let mut samples = Vec::new();
+    while !*stop.borrow() {
+        if let Ok(sample) = server.sample() {
+            samples.push(sample.rss_kib.max(idle_kib));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    samples
+}
+
+async fn through_fleetgate(binary: &Path, config: FleetConfig, reader_rate: Option<u64>) -> anyhow::Result<(Received, Memory)> {
+    let connected = connect_fleet(sqlite_server(binary), 1, config, Duration::from_secs(30)).await?;
+    let machine_id = connected.keys.split_whitespace().next().context("enrolled machine id")?.to_owned();
+    let token = connected.server.admin_token().await?;
+    let idle = connected.server.sample()?;
+    let idle_kib = idle.rss_kib;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let reading = async {
+        let received = async {
+            let mut peer = FleetgateTerminal::open(connected.server.addr(), &token, &machine_id).await?;
+            read_all(&mut peer, reader_rate).await
+        }
+        .await;
+        let _ = stop_tx.send(true);
+        received
+    };
+    let (received, samples) = tokio::join!(reading, watch_memory(&connected.server, idle_kib, stop_rx));
+    let mut received = received?;
+    received.cpu_secs = connected.server.sample()?.cpu_secs - idle.cpu_secs;
+    let half = samples.len() / 2;
+    let memory = Memory {
+        idle_kib,
+        peak_kib: samples.iter().copied().max().unwrap_or(idle_kib),
+        first_half_growth_kib: samples[..half].iter().copied().max().unwrap_or(idle_kib).saturating_sub(idle_kib),
+    };
+    let mut server = connected.server;
+    connected.fleet.stop().await;
+    server.stop().await?;
+    Ok((received, memory))
+}
