@@ -331,3 +331,44 @@ async fn a_shell_exit_closes_the_session_without_a_close_envelope() {
     assert_eq!(entries(&h.closed)[0].reason, "shell_exited");
     assert_eq!(frames(&h.agent).len(), 2);
 }
+
+#[actix::test]
+async fn output_still_buffered_when_the_shell_exits_reaches_the_owner_before_the_close() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let owner_log = log();
+    let owner_addr = GatedOwner {
+        seen: owner_log.clone(),
+        gate: gate.clone(),
+    }
+    .start();
+    let owner = Owner {
+        connection_id: ConnectionId::next(),
+        deliver: owner_addr.recipient(),
+    };
+    let h = start_with(Capabilities::default(), owner, owner_log, config());
+    for i in 0..5 {
+        h.terminal
+            .do_send(TerminalEvent::Output(format!("line {i}\n")));
+    }
+    h.terminal.do_send(TerminalEvent::Exited(0));
+    gate.add_permits(1000);
+    assert!(
+        until(|| events(&h.owner)
+            .iter()
+            .any(|e| matches!(e, ServerEvent::TerminalClosed { .. })))
+        .await
+    );
+    let received = events(&h.owner);
+    let output: String = received
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::TerminalOutput { data, .. } => Some(data.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(output, "line 0\nline 1\nline 2\nline 3\nline 4\n", "{received:?}");
+    assert!(
+        matches!(received.last(), Some(ServerEvent::TerminalClosed { reason, .. }) if *reason == "shell_exited"),
+        "the close comes last: {received:?}"
+    );
+}

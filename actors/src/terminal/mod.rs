@@ -137,17 +137,12 @@ impl TerminalSession {
         });
     }
 
-    /// Hands buffered output to the owner, one delivery at a time (back-pressure).
-    fn pump(&mut self, ctx: &mut Context<Self>) {
-        if self.delivering || self.buffer.is_empty() {
-            return;
-        }
-        let Some(owner) = self.owner.clone() else {
-            return;
-        };
-        let (dropped, data) = self.buffer.take(DELIVERY_BATCH);
+    /// Takes up to about `max_bytes` of buffered output as events: a drop notice first if
+    /// output was dropped, then the output.
+    fn take_output(&mut self, max_bytes: usize) -> Vec<ServerEvent> {
+        let (dropped, data) = self.buffer.take(max_bytes);
         let session_id = self.spec.session_id.to_string();
-        let mut events = Vec::with_capacity(2);
+        let mut events = Vec::with_capacity(3);
         if dropped > 0 {
             events.push(ServerEvent::OutputDropped {
                 session_id: session_id.clone(),
@@ -157,19 +152,33 @@ impl TerminalSession {
         if !data.is_empty() {
             events.push(ServerEvent::TerminalOutput { session_id, data });
         }
+        events
+    }
+
+    /// Hands buffered output to the owner, one delivery at a time (back-pressure).
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.delivering || self.buffer.is_empty() {
+            return;
+        }
+        let Some(owner) = self.owner.clone() else {
+            return;
+        };
+        let events = self.take_output(DELIVERY_BATCH);
         self.delivering = true;
         let delivery = owner.deliver.send(Deliver {
             events,
             request_id: None,
             error: None,
         });
-        ctx.spawn(delivery.into_actor(self).map(|result, session, ctx| {
-            session.delivering = false;
-            if result.is_err() {
-                tracing::debug!(session_id = %session.spec.session_id, "owner socket gone during delivery");
+        // Detached from this actor: if the session ends meanwhile, the delivery in flight
+        // still reaches the owner (a dropped request would be skipped by its receiver).
+        let session = ctx.address();
+        actix::spawn(async move {
+            if delivery.await.is_err() {
+                tracing::debug!("owner socket gone during delivery");
             }
-            session.pump(ctx);
-        }));
+            session.do_send(DeliveryDone);
+        });
     }
 
     /// Ends the session once: tells the owner and the agent, records it, withdraws the route.
@@ -179,13 +188,14 @@ impl TerminalSession {
         }
         self.ended = true;
         let session_id = self.spec.session_id.to_string();
-        self.tell_owner(
-            vec![ServerEvent::TerminalClosed {
-                session_id: session_id.clone(),
-                reason,
-            }],
-            None,
-        );
+        // Output still buffered (at most the buffer limit) goes out before the close, so the
+        // last screen of a finished command is never lost.
+        let mut events = self.take_output(usize::MAX);
+        events.push(ServerEvent::TerminalClosed {
+            session_id: session_id.clone(),
+            reason,
+        });
+        self.tell_owner(events, None);
         let agent_still_has_shell = !matches!(reason, "agent_disconnected" | "shell_exited");
         if agent_still_has_shell && self.spec.capabilities.terminal_close {
             self.send_signed(SignedKind::TerminalClose, CLOSE_PAYLOAD);
@@ -318,6 +328,20 @@ impl Actor for TerminalSession {
                 session.tell_owner(vec![session.opened_event()], None);
             }
         });
+    }
+}
+
+/// The owner took the last delivery: the next may go.
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+struct DeliveryDone;
+
+impl Handler<DeliveryDone> for TerminalSession {
+    type Result = ();
+
+    fn handle(&mut self, _: DeliveryDone, ctx: &mut Context<Self>) {
+        self.delivering = false;
+        self.pump(ctx);
     }
 }
 
