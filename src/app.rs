@@ -1,7 +1,7 @@
 //! Building and running the server: `Application::build(settings)` binds (port 0 allowed)
 //! and returns the bound address, so tests start the real thing.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
@@ -101,8 +101,8 @@ impl Application {
 
         // Bind first: a port in use fails start-up before anything else is started.
         let bind = settings.server.bind;
-        let listener =
-            TcpListener::bind(bind).map_err(|error| StartupError::Bind { addr: bind, error })?;
+        let listener = crate::listener::bind(bind)
+            .map_err(|error| StartupError::Bind { addr: bind, error })?;
         let address = listener
             .local_addr()
             .map_err(|error| StartupError::Bind { addr: bind, error })?;

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cli;
 pub mod db;
 pub mod http;
+pub mod listener;
 pub mod passwords;
 pub mod secrets;
 pub mod services;

@@ -366,7 +366,10 @@ async fn output_still_buffered_when_the_shell_exits_reaches_the_owner_before_the
             _ => None,
         })
         .collect();
-    assert_eq!(output, "line 0\nline 1\nline 2\nline 3\nline 4\n", "{received:?}");
+    assert_eq!(
+        output, "line 0\nline 1\nline 2\nline 3\nline 4\n",
+        "{received:?}"
+    );
     assert!(
         matches!(received.last(), Some(ServerEvent::TerminalClosed { reason, .. }) if *reason == "shell_exited"),
         "the close comes last: {received:?}"

@@ -44,7 +44,9 @@ impl DbProbe {
             options.set_schema_search_path(schema.to_owned());
         }
         Ok(Self {
-            db: Database::connect(options).await.context("opening the server's database")?,
+            db: Database::connect(options)
+                .await
+                .context("opening the server's database")?,
         })
     }
 
@@ -73,7 +75,12 @@ impl DbProbe {
             .query_all_raw(Statement::from_string(backend, sql))
             .await?;
         rows.iter()
-            .map(|row| Ok((row.try_get::<i64>("", "id")?, row.try_get::<i64>("", "uptime")?)))
+            .map(|row| {
+                Ok((
+                    row.try_get::<i64>("", "id")?,
+                    row.try_get::<i64>("", "uptime")?,
+                ))
+            })
             .collect()
     }
 }

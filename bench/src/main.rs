@@ -23,7 +23,10 @@ use clap::{Parser, Subcommand};
 
 /// Command line.
 #[derive(Debug, Parser)]
-#[command(name = "fleetgate-bench", about = "fleetgate benchmarks against a raw relay")]
+#[command(
+    name = "fleetgate-bench",
+    about = "fleetgate benchmarks against a raw relay"
+)]
 struct Cli {
     /// The `fleetgate` binary to test (default: built with cargo beside this binary, same profile).
     #[arg(long, global = true)]
@@ -101,7 +104,8 @@ fn raise_open_files_limit() {
     };
     // SAFETY: plain libc calls on a local struct.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
             limit.rlim_cur = limit.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }

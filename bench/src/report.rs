@@ -77,7 +77,9 @@ impl Table {
             let padded: Vec<String> = widths
                 .iter()
                 .enumerate()
-                .map(|(index, width)| format!("{:width$}", cells.get(index).map_or("", String::as_str)))
+                .map(|(index, width)| {
+                    format!("{:width$}", cells.get(index).map_or("", String::as_str))
+                })
                 .collect();
             format!("| {} |\n", padded.join(" | "))
         };
@@ -108,7 +110,7 @@ pub fn publish(scenario: &str, tables: &[Table], results: Value) -> anyhow::Resu
 }
 
 /// `target/bench` beside the running binary (`target/release/fleetgate-bench`).
-fn bench_dir() -> PathBuf {
+pub fn bench_dir() -> PathBuf {
     std::env::current_exe()
         .ok()
         .and_then(|exe| Some(exe.parent()?.parent()?.join("bench")))
@@ -117,7 +119,11 @@ fn bench_dir() -> PathBuf {
 
 /// `a / b` to two decimals, or `n/a`.
 pub fn ratio(a: f64, b: f64) -> String {
-    if b > 0.0 { format!("{:.2}×", a / b) } else { "n/a".to_owned() }
+    if b > 0.0 {
+        format!("{:.2}×", a / b)
+    } else {
+        "n/a".to_owned()
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! SQLite by default or a fresh PostgreSQL schema.
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -46,7 +46,9 @@ impl ServerUnderTest {
         };
         Ok(Self {
             options,
-            data_dir: tempfile::Builder::new().prefix("fleetgate-bench-").tempdir()?,
+            data_dir: tempfile::Builder::new()
+                .prefix("fleetgate-bench-")
+                .tempdir()?,
             addr,
             schema,
             child: None,
@@ -67,7 +69,10 @@ impl ServerUnderTest {
     pub fn database_url(&self) -> String {
         match &self.options.postgres {
             Some(url) => url.clone(),
-            None => format!("sqlite://{}?mode=ro", self.data_dir.path().join("fleetgate.db").display()),
+            None => format!(
+                "sqlite://{}?mode=ro",
+                self.data_dir.path().join("fleetgate.db").display()
+            ),
         }
     }
 
@@ -101,7 +106,14 @@ impl ServerUnderTest {
     pub async fn enroll(&self, count: usize) -> anyhow::Result<String> {
         let keys = self.data_dir.path().join("keys.txt");
         let status = self
-            .command(&["machine", "add", "sim", "--count", &count.to_string(), "--out"])
+            .command(&[
+                "machine",
+                "add",
+                "sim",
+                "--count",
+                &count.to_string(),
+                "--out",
+            ])
             .arg(&keys)
             .stdout(Stdio::null())
             .status()
@@ -134,7 +146,10 @@ impl ServerUnderTest {
             if let Some(child) = self.child.as_mut()
                 && let Some(status) = child.try_wait()?
             {
-                bail!("server exited at start ({status}); log: {}", self.log_path().display());
+                bail!(
+                    "server exited at start ({status}); log: {}",
+                    self.log_path().display()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -180,6 +195,10 @@ impl ServerUnderTest {
             {
                 child.kill().await?;
             }
+        }
+        let kept = crate::report::bench_dir().join("last-server.log");
+        if std::fs::create_dir_all(kept.parent().unwrap_or(Path::new("."))).is_ok() {
+            let _ = std::fs::copy(self.log_path(), kept);
         }
         if let (Some(url), Some(schema)) = (&self.options.postgres, &self.schema) {
             crate::db_probe::drop_schema(url, schema).await?;

@@ -18,7 +18,9 @@ pub async fn locate(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if !cfg!(debug_assertions) {
         build.arg("--release");
     } else {
-        eprintln!("warning: a debug build of the benchmarks tests a debug server; use --release for figures");
+        eprintln!(
+            "warning: a debug build of the benchmarks tests a debug server; use --release for figures"
+        );
     }
     let status = build.status().await.context("running cargo build")?;
     if !status.success() {

@@ -58,7 +58,11 @@ pub struct FleetgateTerminal {
 
 impl FleetgateTerminal {
     /// Connects with a JWT and opens a terminal on `machine_id`.
-    pub async fn open(addr: std::net::SocketAddr, token: &str, machine_id: &str) -> anyhow::Result<Self> {
+    pub async fn open(
+        addr: std::net::SocketAddr,
+        token: &str,
+        machine_id: &str,
+    ) -> anyhow::Result<Self> {
         let mut request = format!("ws://{addr}/ws/web").into_client_request()?;
         request
             .headers_mut()
@@ -66,7 +70,8 @@ impl FleetgateTerminal {
         let mut socket = connect(request).await?;
         let hello = next_json(&mut socket).await?;
         anyhow::ensure!(hello["type"] == "hello", "expected hello, got {hello}");
-        let spawn = json!({"type": "spawn_terminal", "machineId": machine_id, "cols": 80, "rows": 24});
+        let spawn =
+            json!({"type": "spawn_terminal", "machineId": machine_id, "cols": 80, "rows": 24});
         socket.send(Message::text(spawn.to_string())).await?;
         loop {
             let reply = next_json(&mut socket).await?;
@@ -91,7 +96,9 @@ impl TerminalPeer for FleetgateTerminal {
     async fn next_event(&mut self) -> anyhow::Result<TerminalEvent> {
         let frame = next_json(&mut self.socket).await?;
         Ok(match frame["type"].as_str() {
-            Some("terminal_output") => TerminalEvent::Output(frame["data"].as_str().unwrap_or_default().to_owned()),
+            Some("terminal_output") => {
+                TerminalEvent::Output(frame["data"].as_str().unwrap_or_default().to_owned())
+            }
             Some("output_dropped") => TerminalEvent::Dropped(frame["bytes"].as_u64().unwrap_or(0)),
             Some("terminal_closed") => TerminalEvent::Closed,
             Some("error") => bail!("server error: {frame}"),
@@ -115,28 +122,44 @@ impl RelayTerminal {
     pub async fn open(client_url: &str, secret: &str) -> anyhow::Result<Self> {
         let mut socket = connect(client_url).await?;
         let register = next_json(&mut socket).await?;
-        anyhow::ensure!(register["type"] == "register", "expected register, got {register}");
+        anyhow::ensure!(
+            register["type"] == "register",
+            "expected register, got {register}"
+        );
         let machine_id = "00000000-0000-4000-8000-000000000001".to_owned();
         let session_id = "0123456789abcdef0123456789abcdef".to_owned();
         let registered = json!({"type": "registered", "machineId": machine_id});
         socket.send(Message::text(registered.to_string())).await?;
         let spawn = json!({"type": "spawn_shell", "data": {"sessionId": session_id}});
         socket.send(Message::text(spawn.to_string())).await?;
-        Ok(Self { socket, session_id, machine_id, secret: secret.to_owned() })
+        Ok(Self {
+            socket,
+            session_id,
+            machine_id,
+            secret: secret.to_owned(),
+        })
     }
 }
 
 impl TerminalPeer for RelayTerminal {
     async fn send_input(&mut self, data: &str) -> anyhow::Result<()> {
         let payload = json!({ "data": data }).to_string();
-        let frame = sign_now(SignedKind::TerminalInput, &self.session_id, &self.machine_id, &payload, &self.secret);
+        let frame = sign_now(
+            SignedKind::TerminalInput,
+            &self.session_id,
+            &self.machine_id,
+            &payload,
+            &self.secret,
+        );
         Ok(self.socket.send(Message::text(frame)).await?)
     }
 
     async fn next_event(&mut self) -> anyhow::Result<TerminalEvent> {
         let frame = next_json(&mut self.socket).await?;
         Ok(match frame["type"].as_str() {
-            Some("terminal_output") => TerminalEvent::Output(frame["output"].as_str().unwrap_or_default().to_owned()),
+            Some("terminal_output") => {
+                TerminalEvent::Output(frame["output"].as_str().unwrap_or_default().to_owned())
+            }
             Some("terminal_exit") => TerminalEvent::Closed,
             _ => TerminalEvent::Other,
         })

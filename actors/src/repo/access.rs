@@ -278,8 +278,7 @@ impl Handler<SetGrants> for AccessRepo {
         let db = self.db.clone();
         AtomicResponse::new(Box::pin(
             async move {
-                use sea_orm::TransactionTrait;
-                let txn = db.begin().await?;
+                let txn = super::begin_write(&db).await?;
                 machine_access::Entity::delete_many()
                     .filter(machine_access::Column::UserId.eq(request.user_id))
                     .filter(machine_access::Column::MachineId.eq(request.machine_id.0))

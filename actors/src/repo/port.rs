@@ -6,9 +6,7 @@ use actix::{Actor, ActorFutureExt, AtomicResponse, Context, Handler, Message, Wr
 use chrono::Utc;
 use fleetgate_entity::ports;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, NotSet, QueryFilter, Set, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, NotSet, QueryFilter, Set};
 
 use crate::protocol::MachineId;
 use crate::protocol::agent::PortReport;
@@ -73,7 +71,7 @@ async fn write_set(
     machine_id: MachineId,
     set: PortSet,
 ) -> Result<PortSync, DbErr> {
-    let txn = db.begin().await?;
+    let txn = super::begin_write(&db).await?;
     let existing = ports::Entity::find()
         .filter(ports::Column::MachineId.eq(machine_id.0))
         .all(&txn)

@@ -68,7 +68,9 @@ impl Flood {
                 .map(|&byte| byte as char)
                 .collect();
             FloodFrame {
-                text: json!({"type": "terminal_output", "sessionId": self.session_id, "output": data}).to_string(),
+                text:
+                    json!({"type": "terminal_output", "sessionId": self.session_id, "output": data})
+                        .to_string(),
                 output_bytes: size,
             }
         });

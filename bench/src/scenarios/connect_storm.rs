@@ -27,11 +27,22 @@ pub async fn run(binary: &Path, options: Options) -> anyhow::Result<Checks> {
     let mut checks = Checks::default();
     let mut table = Table::new(
         "connect-storm (agents start all at once, reconnecting with backoff on failure)",
-        &["agents", "all registered after", "failed attempts", "server peak RSS", "server RSS / agent", "server CPU"],
+        &[
+            "agents",
+            "all registered after",
+            "failed attempts",
+            "server peak RSS",
+            "server RSS / agent",
+            "server CPU",
+        ],
     );
     let mut results = Vec::new();
     for &agents in &options.agents {
-        let config = FleetConfig { ramp_per_sec: 0, reconnect: true, ..FleetConfig::new("") };
+        let config = FleetConfig {
+            ramp_per_sec: 0,
+            reconnect: true,
+            ..FleetConfig::new("")
+        };
         let limit = Duration::from_secs(options.limit_secs);
         let connected = connect_fleet(sqlite_server(binary), agents, config, limit).await?;
         let after = connected.server.sample()?;
@@ -42,7 +53,10 @@ pub async fn run(binary: &Path, options: Options) -> anyhow::Result<Checks> {
         let cpu = after.cpu_secs - connected.idle.cpu_secs;
         checks.check(
             connected.all_registered_after.is_some(),
-            format!("connect-storm {agents}: only {registered} registered within {} s", options.limit_secs),
+            format!(
+                "connect-storm {agents}: only {registered} registered within {} s",
+                options.limit_secs
+            ),
         );
         table.row(vec![
             agents.to_string(),

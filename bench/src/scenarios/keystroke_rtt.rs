@@ -37,7 +37,10 @@ pub async fn run(binary: &Path, options: Options) -> anyhow::Result<Checks> {
     let mut gateway = fleetgate_round_trips(binary, options.inputs, &mut checks).await?;
     let (relay_p, gateway_p) = (Percentiles::of(&mut relay), Percentiles::of(&mut gateway));
     let mut table = Table::new(
-        format!("keystroke-rtt ({} single-byte inputs, one at a time, echo shell)", options.inputs),
+        format!(
+            "keystroke-rtt ({} single-byte inputs, one at a time, echo shell)",
+            options.inputs
+        ),
         &["round trip", "fleetgate", "raw relay", "fleetgate / relay"],
     );
     for (name, ours, theirs) in [
@@ -45,7 +48,12 @@ pub async fn run(binary: &Path, options: Options) -> anyhow::Result<Checks> {
         ("p99", gateway_p.p99_ms, relay_p.p99_ms),
         ("max", gateway_p.max_ms, relay_p.max_ms),
     ] {
-        table.row(vec![name.into(), format!("{ours:.3} ms"), format!("{theirs:.3} ms"), ratio(ours, theirs)]);
+        table.row(vec![
+            name.into(),
+            format!("{ours:.3} ms"),
+            format!("{theirs:.3} ms"),
+            ratio(ours, theirs),
+        ]);
     }
     let results = json!({
         "inputs": options.inputs,
@@ -76,7 +84,9 @@ async fn type_one_at_a_time(
     checks: &mut Checks,
     path: &str,
 ) -> anyhow::Result<Vec<Duration>> {
-    await_echo(peer, "sim$ ").await.context("waiting for the prompt")?;
+    await_echo(peer, "sim$ ")
+        .await
+        .context("waiting for the prompt")?;
     let mut round_trips = Vec::with_capacity(inputs);
     let mut wrong = 0usize;
     for index in 0..WARM_UP + inputs {
@@ -90,7 +100,10 @@ async fn type_one_at_a_time(
             round_trips.push(sent.elapsed());
         }
     }
-    checks.check(wrong == 0, format!("keystroke-rtt {path}: {wrong} echoes did not match their input"));
+    checks.check(
+        wrong == 0,
+        format!("keystroke-rtt {path}: {wrong} echoes did not match their input"),
+    );
     Ok(round_trips)
 }
 
@@ -103,7 +116,11 @@ async fn relay_round_trips(inputs: usize, checks: &mut Checks) -> anyhow::Result
     Ok(round_trips)
 }
 
-async fn fleetgate_round_trips(binary: &Path, inputs: usize, checks: &mut Checks) -> anyhow::Result<Vec<Duration>> {
+async fn fleetgate_round_trips(
+    binary: &Path,
+    inputs: usize,
+    checks: &mut Checks,
+) -> anyhow::Result<Vec<Duration>> {
     // The default input limit (100 messages/s, burst 200 per session) is meant for humans;
     // typing one byte per round trip goes far beyond it.
     let unlimited = (inputs * 10).to_string();
@@ -111,12 +128,20 @@ async fn fleetgate_round_trips(binary: &Path, inputs: usize, checks: &mut Checks
         binary: binary.to_owned(),
         postgres: None,
         env: vec![
-            ("FLEETGATE__LIMITS__TERMINAL_MSGS_PER_SEC".into(), unlimited.clone()),
+            (
+                "FLEETGATE__LIMITS__TERMINAL_MSGS_PER_SEC".into(),
+                unlimited.clone(),
+            ),
             ("FLEETGATE__LIMITS__TERMINAL_BURST".into(), unlimited),
         ],
     };
     let connected = connect_fleet(server, 1, FleetConfig::new(""), Duration::from_secs(30)).await?;
-    let machine_id = connected.keys.split_whitespace().next().context("enrolled machine id")?.to_owned();
+    let machine_id = connected
+        .keys
+        .split_whitespace()
+        .next()
+        .context("enrolled machine id")?
+        .to_owned();
     let token = connected.server.admin_token().await?;
     let mut peer = FleetgateTerminal::open(connected.server.addr(), &token, &machine_id).await?;
     let round_trips = type_one_at_a_time(&mut peer, inputs, checks, "fleetgate").await?;

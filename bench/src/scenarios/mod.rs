@@ -47,12 +47,22 @@ pub async fn connect_fleet(
     config.server = server.agent_url();
     let fleet = Fleet::start(config, &keys);
     let all_registered_after = wait_for(&fleet.stats.registered, agents as u64, limit).await;
-    Ok(Connected { server, fleet, idle, all_registered_after, keys })
+    Ok(Connected {
+        server,
+        fleet,
+        idle,
+        all_registered_after,
+        keys,
+    })
 }
 
 /// Server options for `binary` with SQLite and default settings.
 pub fn sqlite_server(binary: &Path) -> ServerOptions {
-    ServerOptions { binary: binary.to_owned(), postgres: None, env: Vec::new() }
+    ServerOptions {
+        binary: binary.to_owned(),
+        postgres: None,
+        env: Vec::new(),
+    }
 }
 
 /// KiB as MiB with one decimal.
@@ -62,5 +72,8 @@ pub fn mib(kib: u64) -> String {
 
 /// A duration in seconds with two decimals, or the reason there is none.
 pub fn secs(duration: Option<Duration>, missing: &str) -> String {
-    duration.map_or_else(|| missing.to_owned(), |d| format!("{:.2} s", d.as_secs_f64()))
+    duration.map_or_else(
+        || missing.to_owned(),
+        |d| format!("{:.2} s", d.as_secs_f64()),
+    )
 }

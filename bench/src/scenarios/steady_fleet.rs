@@ -42,7 +42,17 @@ pub async fn run(binary: &Path, options: Options) -> anyhow::Result<Checks> {
             "steady-fleet ({} agents, heartbeat every {} s, {} s window)",
             options.agents, options.heartbeat_secs, options.duration_secs
         ),
-        &["database", "heartbeats/s stored", "write lag p50", "write lag p99", "write lag max", "backlog start → end (max)", "drained after", "server RSS / agent", "server CPU"],
+        &[
+            "database",
+            "heartbeats/s stored",
+            "write lag p50",
+            "write lag p99",
+            "write lag max",
+            "backlog start → end (max)",
+            "drained after",
+            "server RSS / agent",
+            "server CPU",
+        ],
     );
     let mut results = Vec::new();
     for database in &options.databases {
@@ -51,7 +61,11 @@ pub async fn run(binary: &Path, options: Options) -> anyhow::Result<Checks> {
             "postgres" => Some(options.postgres_url.clone()),
             other => anyhow::bail!("unknown database {other:?}: use sqlite or postgres"),
         };
-        let server = ServerOptions { binary: binary.to_owned(), postgres, env: Vec::new() };
+        let server = ServerOptions {
+            binary: binary.to_owned(),
+            postgres,
+            env: Vec::new(),
+        };
         let result = one_database(server, &options, &mut checks, database).await?;
         table.row(row_of(database, &result));
         results.push(result);
@@ -72,9 +86,17 @@ fn row_of(database: &str, result: &Value) -> Vec<String> {
             "{} → {} ({})",
             result["backlog_start"], result["backlog_end"], result["backlog_max"]
         ),
-        result["drained_secs"].as_f64().map_or("not drained".into(), |s| format!("{s:.2} s")),
-        format!("{:.1} KiB", result["server_rss_per_agent_kib"].as_f64().unwrap_or(0.0)),
-        format!("{:.0} %", result["server_cpu_percent"].as_f64().unwrap_or(0.0)),
+        result["drained_secs"]
+            .as_f64()
+            .map_or("not drained".into(), |s| format!("{s:.2} s")),
+        format!(
+            "{:.1} KiB",
+            result["server_rss_per_agent_kib"].as_f64().unwrap_or(0.0)
+        ),
+        format!(
+            "{:.0} %",
+            result["server_cpu_percent"].as_f64().unwrap_or(0.0)
+        ),
     ]
 }
 
@@ -126,7 +148,8 @@ async fn one_database(
     );
     let stats = connected.fleet.stats.clone();
     let mut probe = LagProbe {
-        probe: DbProbe::connect(&connected.server.database_url(), connected.server.schema()).await?,
+        probe: DbProbe::connect(&connected.server.database_url(), connected.server.schema())
+            .await?,
         epoch,
         last_id: 0,
         rows: 0,
@@ -141,7 +164,8 @@ async fn one_database(
     let start = Instant::now();
     let cpu_start = connected.server.sample()?.cpu_secs;
     let rows_start = probe.rows;
-    let backlog = |probe: &LagProbe| stats.heartbeats.load(Ordering::Relaxed) as i64 - probe.rows as i64;
+    let backlog =
+        |probe: &LagProbe| stats.heartbeats.load(Ordering::Relaxed) as i64 - probe.rows as i64;
     let backlog_start = backlog(&probe);
     let mut backlog_max = backlog_start;
     let mut lags = Vec::new();
@@ -168,10 +192,14 @@ async fn one_database(
     }
     checks.check(
         drained.is_some(),
-        format!("steady-fleet {database}: {} heartbeats sent, only {} stored after 30 s", sent_by_end, probe.rows),
+        format!(
+            "steady-fleet {database}: {} heartbeats sent, only {} stored after 30 s",
+            sent_by_end, probe.rows
+        ),
     );
     let percentiles = Percentiles::of(&mut lags);
-    let per_agent = end_sample.rss_kib.saturating_sub(connected.idle.rss_kib) as f64 / agents as f64;
+    let per_agent =
+        end_sample.rss_kib.saturating_sub(connected.idle.rss_kib) as f64 / agents as f64;
     let result = json!({
         "database": database,
         "agents": agents,

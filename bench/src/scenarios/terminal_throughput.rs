@@ -51,7 +51,10 @@ struct Received {
 
 /// Reads until the terminal ends, sleeping after each output so that it reads at most
 /// `bytes_per_sec` (`None`: as fast as possible).
-async fn read_all(peer: &mut impl TerminalPeer, bytes_per_sec: Option<u64>) -> anyhow::Result<Received> {
+async fn read_all(
+    peer: &mut impl TerminalPeer,
+    bytes_per_sec: Option<u64>,
+) -> anyhow::Result<Received> {
     let mut received = Received::default();
     let started = Instant::now();
     loop {
@@ -59,7 +62,8 @@ async fn read_all(peer: &mut impl TerminalPeer, bytes_per_sec: Option<u64>) -> a
             TerminalEvent::Output(text) => {
                 received.bytes += text.len() as u64;
                 if let Some(rate) = bytes_per_sec {
-                    let due = started + Duration::from_secs_f64(received.bytes as f64 / rate as f64);
+                    let due =
+                        started + Duration::from_secs_f64(received.bytes as f64 / rate as f64);
                     tokio::time::sleep_until(due.into()).await;
                 }
             }
@@ -77,7 +81,11 @@ async fn read_all(peer: &mut impl TerminalPeer, bytes_per_sec: Option<u64>) -> a
 
 fn flood(bytes: u64, bytes_per_sec: Option<u64>) -> FleetConfig {
     FleetConfig {
-        shell: ShellMode::Flood { bytes, chunk_bytes: CHUNK, bytes_per_sec },
+        shell: ShellMode::Flood {
+            bytes,
+            chunk_bytes: CHUNK,
+            bytes_per_sec,
+        },
         ..FleetConfig::new("")
     }
 }
@@ -91,35 +99,71 @@ pub async fn run(binary: &Path, options: Options) -> anyhow::Result<Checks> {
     let mut checks = Checks::default();
     let bytes = options.mib * 1_048_576;
     let relay = through_relay(bytes).await?;
-    checks.check(relay.bytes == bytes, format!("relay delivered {} of {bytes} bytes", relay.bytes));
+    checks.check(
+        relay.bytes == bytes,
+        format!("relay delivered {} of {bytes} bytes", relay.bytes),
+    );
     let (gateway, _) = through_fleetgate(binary, flood(bytes, None), None).await?;
     checks.check(
         gateway.bytes + gateway.dropped == bytes,
-        format!("fleetgate: {} delivered + {} dropped ≠ {bytes} sent", gateway.bytes, gateway.dropped),
+        format!(
+            "fleetgate: {} delivered + {} dropped ≠ {bytes} sent",
+            gateway.bytes, gateway.dropped
+        ),
     );
     let mut fast = Table::new(
-        format!("terminal-throughput ({} MiB flood, {} KiB frames, reader as fast as it can)", options.mib, CHUNK / 1024),
+        format!(
+            "terminal-throughput ({} MiB flood, {} KiB frames, reader as fast as it can)",
+            options.mib,
+            CHUNK / 1024
+        ),
         &["figure", "fleetgate", "raw relay", "fleetgate / relay"],
     );
     let (ours, theirs) = (mib_per_sec(&gateway), mib_per_sec(&relay));
-    fast.row(vec!["MiB/s at the reader".into(), format!("{ours:.1}"), format!("{theirs:.1}"), ratio(ours, theirs)]);
+    fast.row(vec![
+        "MiB/s at the reader".into(),
+        format!("{ours:.1}"),
+        format!("{theirs:.1}"),
+        ratio(ours, theirs),
+    ]);
     fast.row(vec![
         "CPU seconds per GiB (server / relay process)".into(),
         format!("{:.2}", gateway.cpu_secs * 1024.0 / options.mib as f64),
         format!("{:.2}", relay.cpu_secs * 1024.0 / options.mib as f64),
         ratio(gateway.cpu_secs, relay.cpu_secs),
     ]);
-    fast.row(vec!["bytes delivered".into(), gateway.bytes.to_string(), relay.bytes.to_string(), String::new()]);
-    fast.row(vec!["bytes dropped (output_dropped)".into(), gateway.dropped.to_string(), "–".into(), String::new()]);
+    fast.row(vec![
+        "bytes delivered".into(),
+        gateway.bytes.to_string(),
+        relay.bytes.to_string(),
+        String::new(),
+    ]);
+    fast.row(vec![
+        "bytes dropped (output_dropped)".into(),
+        gateway.dropped.to_string(),
+        "–".into(),
+        String::new(),
+    ]);
 
     let slow_bytes = options.slow_mib * 1_048_576;
     let agent_rate = options.slow_agent_mib_per_sec * 1_048_576;
-    let (slow, memory) = through_fleetgate(binary, flood(slow_bytes, Some(agent_rate)), Some(agent_rate / 10)).await?;
+    let (slow, memory) = through_fleetgate(
+        binary,
+        flood(slow_bytes, Some(agent_rate)),
+        Some(agent_rate / 10),
+    )
+    .await?;
     checks.check(
         slow.bytes + slow.dropped == slow_bytes,
-        format!("slow reader: {} delivered + {} dropped ≠ {slow_bytes} sent", slow.bytes, slow.dropped),
+        format!(
+            "slow reader: {} delivered + {} dropped ≠ {slow_bytes} sent",
+            slow.bytes, slow.dropped
+        ),
     );
-    checks.check(slow.drop_notices > 0, "slow reader got no output_dropped notice");
+    checks.check(
+        slow.drop_notices > 0,
+        "slow reader got no output_dropped notice",
+    );
     let growth = memory.peak_kib.saturating_sub(memory.idle_kib);
     let mut slow_table = Table::new(
         format!(
@@ -129,10 +173,22 @@ pub async fn run(binary: &Path, options: Options) -> anyhow::Result<Checks> {
         &["figure", "fleetgate"],
     );
     slow_table.row(vec!["bytes delivered".into(), slow.bytes.to_string()]);
-    slow_table.row(vec!["bytes dropped / notices".into(), format!("{} / {}", slow.dropped, slow.drop_notices)]);
-    slow_table.row(vec!["server RSS idle → peak".into(), format!("{} → {}", mib(memory.idle_kib), mib(memory.peak_kib))]);
-    slow_table.row(vec!["server RSS growth, first half → second half".into(), format!("{} → {}", mib(memory.first_half_growth_kib), mib(growth))]);
-    slow_table.row(vec!["configured output buffer per session".into(), mib(BUFFER_LIMIT_KIB)]);
+    slow_table.row(vec![
+        "bytes dropped / notices".into(),
+        format!("{} / {}", slow.dropped, slow.drop_notices),
+    ]);
+    slow_table.row(vec![
+        "server RSS idle → peak".into(),
+        format!("{} → {}", mib(memory.idle_kib), mib(memory.peak_kib)),
+    ]);
+    slow_table.row(vec![
+        "server RSS growth, first half → second half".into(),
+        format!("{} → {}", mib(memory.first_half_growth_kib), mib(growth)),
+    ]);
+    slow_table.row(vec![
+        "configured output buffer per session".into(),
+        mib(BUFFER_LIMIT_KIB),
+    ]);
     let results = json!({
         "flood_bytes": bytes,
         "fleetgate": { "mib_per_sec": ours, "delivered": gateway.bytes, "dropped": gateway.dropped, "secs": gateway.elapsed.as_secs_f64(), "server_cpu_secs": gateway.cpu_secs },
@@ -172,7 +228,11 @@ struct Memory {
 }
 
 /// Samples the server's RSS every 50 ms until stopped.
-async fn watch_memory(server: &ServerUnderTest, idle_kib: u64, stop: tokio::sync::watch::Receiver<bool>) -> Vec<u64> {
+async fn watch_memory(
+    server: &ServerUnderTest,
+    idle_kib: u64,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<u64> {
     let mut samples = Vec::new();
     while !*stop.borrow() {
         if let Ok(sample) = server.sample() {
@@ -183,30 +243,47 @@ async fn watch_memory(server: &ServerUnderTest, idle_kib: u64, stop: tokio::sync
     samples
 }
 
-async fn through_fleetgate(binary: &Path, config: FleetConfig, reader_rate: Option<u64>) -> anyhow::Result<(Received, Memory)> {
-    let connected = connect_fleet(sqlite_server(binary), 1, config, Duration::from_secs(30)).await?;
-    let machine_id = connected.keys.split_whitespace().next().context("enrolled machine id")?.to_owned();
+async fn through_fleetgate(
+    binary: &Path,
+    config: FleetConfig,
+    reader_rate: Option<u64>,
+) -> anyhow::Result<(Received, Memory)> {
+    let connected =
+        connect_fleet(sqlite_server(binary), 1, config, Duration::from_secs(30)).await?;
+    let machine_id = connected
+        .keys
+        .split_whitespace()
+        .next()
+        .context("enrolled machine id")?
+        .to_owned();
     let token = connected.server.admin_token().await?;
     let idle = connected.server.sample()?;
     let idle_kib = idle.rss_kib;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let reading = async {
         let received = async {
-            let mut peer = FleetgateTerminal::open(connected.server.addr(), &token, &machine_id).await?;
+            let mut peer =
+                FleetgateTerminal::open(connected.server.addr(), &token, &machine_id).await?;
             read_all(&mut peer, reader_rate).await
         }
         .await;
         let _ = stop_tx.send(true);
         received
     };
-    let (received, samples) = tokio::join!(reading, watch_memory(&connected.server, idle_kib, stop_rx));
+    let (received, samples) =
+        tokio::join!(reading, watch_memory(&connected.server, idle_kib, stop_rx));
     let mut received = received?;
     received.cpu_secs = connected.server.sample()?.cpu_secs - idle.cpu_secs;
     let half = samples.len() / 2;
     let memory = Memory {
         idle_kib,
         peak_kib: samples.iter().copied().max().unwrap_or(idle_kib),
-        first_half_growth_kib: samples[..half].iter().copied().max().unwrap_or(idle_kib).saturating_sub(idle_kib),
+        first_half_growth_kib: samples[..half]
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(idle_kib)
+            .saturating_sub(idle_kib),
     };
     let mut server = connected.server;
     connected.fleet.stop().await;
