@@ -34,6 +34,7 @@ pub async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
         let (agents_tx, clients_tx) = (agents_tx.clone(), clients_tx.clone());
         tokio::spawn(async move {
             let mut path = String::new();
+            #[allow(clippy::result_large_err)] // the signature tungstenite asks for
             let callback = |request: &Request, response: Response| {
                 path = request.uri().path().to_owned();
                 Ok(response)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Smoke run of every benchmark scenario: small fleets, seconds each. It proves the harness
+# still works and checks correctness only (everyone registered, every byte delivered or
+# counted as dropped, nobody shown online early); it never judges speed.
+# Usage: bench/run-all.sh [--release]   (debug by default, reusing the test build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+profile_flag=()
+profile_dir=debug
+if [[ "${1:-}" == "--release" ]]; then
+  profile_flag=(--release)
+  profile_dir=release
+fi
+
+cargo build "${profile_flag[@]}" -p fleetgate -p fleetgate-bench
+bench=(target/"$profile_dir"/fleetgate-bench --server-bin target/"$profile_dir"/fleetgate)
+
+"${bench[@]}" connect-storm --agents 50,200 --limit-secs 60
+"${bench[@]}" steady-fleet --agents 100 --duration-secs 4 --heartbeat-secs 1 --databases sqlite
+"${bench[@]}" keystroke-rtt --inputs 300
+"${bench[@]}" terminal-throughput --mib 8 --slow-mib 16 --slow-agent-mib-per-sec 8
+"${bench[@]}" reconnect-storm --agents 100 --limit-secs 90
+echo "bench smoke run: every scenario passed its correctness checks"
