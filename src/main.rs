@@ -9,6 +9,11 @@ use fleetgate::cli::{self, Cli, Command};
 use fleetgate::settings::Settings;
 use fleetgate::telemetry;
 
+/// jemalloc: less heap per agent socket and less fragmentation than glibc's malloc with
+/// ten thousand connections (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Exit code for a bad configuration.
 const EXIT_BAD_CONFIG: u8 = 2;
 

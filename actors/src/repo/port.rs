@@ -45,10 +45,19 @@ fn to_set(ports: Vec<PortReport>) -> PortSet {
         .collect()
 }
 
+/// A 64-bit fingerprint of a port set: what the repository remembers per machine, so ten
+/// thousand machines cost 16 bytes each rather than a copy of every port list.
+fn fingerprint(set: &PortSet) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    set.hash(&mut hasher);
+    hasher.finish()
+}
+
 /// The actor owning writes to `ports`.
 pub struct PortRepo {
     db: DatabaseConnection,
-    last_synced: HashMap<MachineId, PortSet>,
+    last_synced: HashMap<MachineId, u64>,
 }
 
 impl PortRepo {
@@ -135,18 +144,19 @@ impl Handler<SyncPorts> for PortRepo {
 
     fn handle(&mut self, request: SyncPorts, _: &mut Context<Self>) -> Self::Result {
         let set = to_set(request.ports);
-        if self.last_synced.get(&request.machine_id) == Some(&set) {
+        let print = fingerprint(&set);
+        if self.last_synced.get(&request.machine_id) == Some(&print) {
             return AtomicResponse::new(Box::pin(
                 async { Ok(PortSync::Unchanged) }.into_actor(self),
             ));
         }
         let machine_id = request.machine_id;
-        let write = write_set(self.db.clone(), machine_id, set.clone());
+        let write = write_set(self.db.clone(), machine_id, set);
         AtomicResponse::new(Box::pin(write.into_actor(self).map(
             move |result, repo: &mut PortRepo, _| {
                 match &result {
                     Ok(_) => {
-                        repo.last_synced.insert(machine_id, set);
+                        repo.last_synced.insert(machine_id, print);
                     }
                     Err(err) => tracing::error!(%machine_id, error = %err, "port sync failed"),
                 }
