@@ -10,14 +10,15 @@ use actix_web_actors::ws::{self, CloseCode, WebsocketContext};
 use chrono::Utc;
 
 use crate::command::CommandChunk;
+use crate::direct_routes::DirectRoutes;
 use crate::protocol::agent::{
     AgentMessage, Capabilities, Heartbeat, MachineSecret, Register, parse_agent_frame,
 };
 use crate::protocol::server::registered_frame;
 use crate::protocol::{ConnectionId, ErrorCode, ErrorFrame, MachineId};
 use crate::registry::{
-    HeartbeatSeen, RegisterAgent, RouteCommandResponse, RouteTerminalExit, RouteTerminalOutput,
-    ToAgent, UnregisterAgent,
+    HeartbeatSeen, RegisterAgent, RouteCommandResponse, RouteError, RouteTerminalExit,
+    RouteTerminalOutput, SendToAgent, ToAgent, UnregisterAgent,
 };
 use crate::repo::Enrollment;
 use crate::repo::audit::RecordAudit;
@@ -26,6 +27,7 @@ use crate::repo::metric::RecordMetric;
 use crate::repo::port::SyncPorts;
 use crate::shutdown::ShutdownSignal;
 use crate::socket::{self, CLOSE_UNAUTHENTICATED, Inbound, SocketConfig};
+use crate::terminal::TerminalEvent;
 use crate::violations::ViolationCounter;
 
 /// Settings an agent socket needs.
@@ -88,6 +90,7 @@ pub struct AgentSession {
     capabilities: Capabilities,
     last_heard: Instant,
     violations: ViolationCounter,
+    routes: DirectRoutes,
 }
 
 impl AgentSession {
@@ -104,6 +107,7 @@ impl AgentSession {
             capabilities: Capabilities::default(),
             last_heard: Instant::now(),
             violations,
+            routes: DirectRoutes::default(),
         }
     }
 
@@ -157,20 +161,28 @@ impl AgentSession {
                 ErrorFrame::new(ErrorCode::InvalidField, "already registered"),
             ),
             (Stage::Registered(id), AgentMessage::TerminalOutput(output)) => {
-                self.links.terminal_output.do_send(RouteTerminalOutput {
-                    machine_id: id,
-                    session_id: output.session_id,
-                    output: output.output,
-                });
+                let event = TerminalEvent::Output(output.output);
+                if let Err(TerminalEvent::Output(text)) =
+                    self.routes.deliver(&output.session_id, event)
+                {
+                    self.links.terminal_output.do_send(RouteTerminalOutput {
+                        machine_id: id,
+                        session_id: output.session_id,
+                        output: text,
+                    });
+                }
             }
             (Stage::Registered(id), AgentMessage::TerminalExit(exit))
                 if self.capabilities.terminal_exit =>
             {
-                self.links.terminal_exit.do_send(RouteTerminalExit {
-                    machine_id: id,
-                    session_id: exit.session_id,
-                    exit_code: exit.exit_code,
-                });
+                let event = TerminalEvent::Exited(exit.exit_code);
+                if self.routes.deliver(&exit.session_id, event).is_err() {
+                    self.links.terminal_exit.do_send(RouteTerminalExit {
+                        machine_id: id,
+                        session_id: exit.session_id,
+                        exit_code: exit.exit_code,
+                    });
+                }
             }
             (Stage::Registered(id), AgentMessage::CommandResponse(response)) => {
                 if MachineId::parse(&response.machine_id) != Some(id) {
@@ -263,6 +275,7 @@ impl AgentSession {
             connection_id: self.connection_id,
             hostname,
             recipient: ctx.address().recipient(),
+            frames: ctx.address().recipient(),
             secret,
             capabilities: self.capabilities,
         });
@@ -364,6 +377,23 @@ impl Handler<ToAgent> for AgentSession {
             ToAgent::Disconnect { code, reason } => {
                 socket::close(ctx, CloseCode::from(code), reason)
             }
+            ToAgent::RouteTerminal { session_id, events } => self.routes.add(session_id, events),
+            ToAgent::DropTerminal { session_id } => self.routes.remove(&session_id),
+        }
+    }
+}
+
+impl Handler<SendToAgent> for AgentSession {
+    type Result = Result<(), RouteError>;
+
+    /// A frame straight from a terminal of this machine (no hop through the registry).
+    fn handle(&mut self, msg: SendToAgent, ctx: &mut Self::Context) -> Self::Result {
+        match self.stage {
+            Stage::Registered(id) if id == msg.machine_id => {
+                ctx.text(msg.frame);
+                Ok(())
+            }
+            _ => Err(RouteError::MachineOffline),
         }
     }
 }

@@ -6,6 +6,7 @@ pub use fleetgate_protocol as protocol;
 
 pub mod agent_session;
 pub mod command;
+pub mod direct_routes;
 pub mod identity;
 pub mod output_buffer;
 pub mod rate_limit;

@@ -11,7 +11,7 @@ use crate::protocol::web::{ClientFrame, ClientRequest, ServerEvent};
 use crate::protocol::{CommandId, ErrorCode, MachineId, SessionId};
 use crate::registry::{
     AgentHandle, AgentInfo, FindTerminal, MachineStatusChanged, RouteCommand, RouteTerminal,
-    SubscribeStatus, TerminalInboxes,
+    SubscribeStatus, TerminalInboxes, ToAgent,
 };
 use crate::repo::access::{AccessError, Action, CheckAccess, VisibleMachines};
 use crate::terminal::{AttachOwner, Owner, OwnerRequest, TerminalSession, TerminalSpec};
@@ -160,13 +160,13 @@ impl WebSession {
                 owner,
                 request_id,
             };
-            let terminal = TerminalSession::new(
-                spec,
-                session.config.terminal.clone(),
-                session.links.terminal.clone(),
-                session.tokens.clone(),
-            )
-            .start();
+            // The terminal talks to the agent's socket directly; its output is routed to it
+            // before the shell is spawned, so all of it takes that one path, in order.
+            let mut links = session.links.terminal.clone();
+            links.send_to_agent = agent.frames;
+            let context = actix::Context::new();
+            agent.socket.do_send(ToAgent::RouteTerminal { session_id: session_id.clone(), events: context.address().recipient() });
+            let terminal = context.run(TerminalSession::new(spec, session.config.terminal.clone(), links, session.tokens.clone()));
             let inboxes = TerminalInboxes { attach: terminal.clone().recipient(), requests: terminal.clone().recipient() };
             session.links.registry.do_send(RouteTerminal {
                 session_id: session_id.clone(),

@@ -25,6 +25,7 @@ fn register(
         connection_id,
         hostname,
         recipient,
+        frames: probe::<fleetgate_actors::registry::SendToAgent>().0,
         secret: fleetgate_actors::protocol::agent::MachineSecret::new("ab".repeat(32)),
         capabilities: Default::default(),
     }

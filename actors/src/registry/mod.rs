@@ -33,6 +33,20 @@ pub enum ToAgent {
         /// Close reason.
         reason: &'static str,
     },
+    /// Hand this session's output straight to its terminal (no hop through the registry).
+    /// Sent by the web socket that opens the terminal, before the shell is spawned, so all of
+    /// the session's output takes this one path and stays in order.
+    RouteTerminal {
+        /// The session.
+        session_id: SessionId,
+        /// Its terminal's event inbox.
+        events: Recipient<TerminalEvent>,
+    },
+    /// The session ended: forget its route.
+    DropTerminal {
+        /// The session.
+        session_id: SessionId,
+    },
 }
 
 /// An agent's socket has registered as `machine_id`; replaces any older connection.
@@ -47,6 +61,8 @@ pub struct RegisterAgent {
     pub hostname: String,
     /// Where to send frames for this machine.
     pub recipient: Recipient<ToAgent>,
+    /// The same socket, for senders that want to know whether the frame could be sent.
+    pub frames: Recipient<SendToAgent>,
     /// The verified secret, to sign envelopes.
     pub secret: MachineSecret,
     /// Extensions the agent announced.
@@ -130,6 +146,7 @@ pub struct RegistryConfig {
 struct AgentEntry {
     connection_id: ConnectionId,
     recipient: Recipient<ToAgent>,
+    frames: Recipient<SendToAgent>,
     hostname: String,
     last_heartbeat: Instant,
     online: bool,
@@ -214,6 +231,7 @@ impl Handler<RegisterAgent> for Registry {
         let entry = AgentEntry {
             connection_id: msg.connection_id,
             recipient: msg.recipient,
+            frames: msg.frames,
             hostname: msg.hostname.clone(),
             last_heartbeat: Instant::now(),
             online: true,

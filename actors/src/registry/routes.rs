@@ -3,7 +3,7 @@
 
 use actix::{Context, Handler, Message, Recipient};
 
-use super::Registry;
+use super::{Registry, SendToAgent, ToAgent};
 use crate::command::CommandChunk;
 use crate::protocol::agent::{Capabilities, MachineSecret};
 use crate::protocol::{CommandId, MachineId, SessionId};
@@ -38,6 +38,10 @@ pub struct AgentHandle {
     pub secret: MachineSecret,
     /// Announced extensions.
     pub capabilities: Capabilities,
+    /// The agent's socket, for routes and control.
+    pub socket: Recipient<ToAgent>,
+    /// The agent's socket, for frames whose sender wants to know they went out.
+    pub frames: Recipient<SendToAgent>,
 }
 
 /// The handle of a connected machine's agent, if any.
@@ -141,6 +145,8 @@ impl Handler<AgentInfo> for Registry {
         self.agents.get(&msg.machine_id).map(|entry| AgentHandle {
             secret: entry.secret.clone(),
             capabilities: entry.capabilities,
+            socket: entry.recipient.clone(),
+            frames: entry.frames.clone(),
         })
     }
 }
@@ -162,7 +168,14 @@ impl Handler<DropTerminal> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: DropTerminal, _: &mut Context<Self>) {
-        self.terminals.remove(&msg.session_id);
+        let Some(route) = self.terminals.remove(&msg.session_id) else {
+            return;
+        };
+        if let Some(agent) = self.agents.get(&route.machine_id) {
+            agent.recipient.do_send(ToAgent::DropTerminal {
+                session_id: msg.session_id,
+            });
+        }
     }
 }
 

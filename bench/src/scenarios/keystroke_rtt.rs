@@ -8,7 +8,7 @@ use anyhow::Context;
 use fleetgate_agent::simulate::FleetConfig;
 use serde_json::json;
 
-use super::connect_fleet;
+use super::{Connected, connect_fleet};
 use crate::checks::Checks;
 use crate::fleet::Fleet;
 use crate::relay::RelayProcess;
@@ -30,11 +30,44 @@ const WARM_UP: usize = 100;
 /// A key for the relay run (the relay checks nothing; the agent verifies envelopes with it).
 const RELAY_SECRET: &str = "5f1e0b9c8d7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c";
 
-/// Runs the relay, then fleetgate.
+/// Inputs typed on one path before switching to the other: both paths are measured in
+/// alternating blocks, so a noisy moment on the machine hits both alike.
+const BLOCK: usize = 500;
+
+/// Opens a terminal through the relay and one through fleetgate, then types into them in
+/// alternating blocks.
 pub async fn run(binary: &Path, options: Options) -> anyhow::Result<Checks> {
     let mut checks = Checks::default();
-    let mut relay = relay_round_trips(options.inputs, &mut checks).await?;
-    let mut gateway = fleetgate_round_trips(binary, options.inputs, &mut checks).await?;
+    let relay = RelayProcess::start().await?;
+    let relay_fleet = Fleet::start(FleetConfig::new(relay.agent_url()), RELAY_SECRET);
+    let mut relay_peer = RelayTerminal::open(&relay.client_url(), RELAY_SECRET).await?;
+    let gateway_fleet = fleetgate_with_one_agent(binary, options.inputs).await?;
+    let mut gateway_peer = open_fleetgate_terminal(&gateway_fleet).await?;
+    let (mut relay, mut gateway) = (Vec::new(), Vec::new());
+    let mut wrong = [0usize; 2];
+    await_echo(&mut relay_peer, "sim$ ")
+        .await
+        .context("relay prompt")?;
+    await_echo(&mut gateway_peer, "sim$ ")
+        .await
+        .context("fleetgate prompt")?;
+    type_block(&mut relay_peer, WARM_UP, &mut Vec::new(), &mut wrong[0]).await?;
+    type_block(&mut gateway_peer, WARM_UP, &mut Vec::new(), &mut wrong[1]).await?;
+    while relay.len() < options.inputs {
+        let block = BLOCK.min(options.inputs - relay.len());
+        type_block(&mut relay_peer, block, &mut relay, &mut wrong[0]).await?;
+        type_block(&mut gateway_peer, block, &mut gateway, &mut wrong[1]).await?;
+    }
+    for (path, wrong) in ["relay", "fleetgate"].iter().zip(wrong) {
+        checks.check(
+            wrong == 0,
+            format!("keystroke-rtt {path}: {wrong} echoes did not match their input"),
+        );
+    }
+    relay_fleet.stop().await;
+    let mut server = gateway_fleet.server;
+    gateway_fleet.fleet.stop().await;
+    server.stop().await?;
     let (relay_p, gateway_p) = (Percentiles::of(&mut relay), Percentiles::of(&mut gateway));
     let mut table = Table::new(
         format!(
@@ -77,53 +110,30 @@ async fn await_echo(peer: &mut impl TerminalPeer, expected: &str) -> anyhow::Res
     }
 }
 
-/// Types `inputs` single bytes one at a time; returns the timed round trips.
-async fn type_one_at_a_time(
+/// Types `count` single bytes one at a time, appending each round trip to `round_trips`.
+async fn type_block(
     peer: &mut impl TerminalPeer,
-    inputs: usize,
-    checks: &mut Checks,
-    path: &str,
-) -> anyhow::Result<Vec<Duration>> {
-    await_echo(peer, "sim$ ")
-        .await
-        .context("waiting for the prompt")?;
-    let mut round_trips = Vec::with_capacity(inputs);
-    let mut wrong = 0usize;
-    for index in 0..WARM_UP + inputs {
+    count: usize,
+    round_trips: &mut Vec<Duration>,
+    wrong: &mut usize,
+) -> anyhow::Result<()> {
+    for index in 0..count {
         let key = char::from(b'a' + (index % 26) as u8).to_string();
         let sent = Instant::now();
         peer.send_input(&key).await?;
         if !await_echo(peer, &key).await? {
-            wrong += 1;
+            *wrong += 1;
         }
-        if index >= WARM_UP {
-            round_trips.push(sent.elapsed());
-        }
+        round_trips.push(sent.elapsed());
     }
-    checks.check(
-        wrong == 0,
-        format!("keystroke-rtt {path}: {wrong} echoes did not match their input"),
-    );
-    Ok(round_trips)
+    Ok(())
 }
 
-async fn relay_round_trips(inputs: usize, checks: &mut Checks) -> anyhow::Result<Vec<Duration>> {
-    let relay = RelayProcess::start().await?;
-    let fleet = Fleet::start(FleetConfig::new(relay.agent_url()), RELAY_SECRET);
-    let mut peer = RelayTerminal::open(&relay.client_url(), RELAY_SECRET).await?;
-    let round_trips = type_one_at_a_time(&mut peer, inputs, checks, "relay").await?;
-    fleet.stop().await;
-    Ok(round_trips)
-}
-
-async fn fleetgate_round_trips(
-    binary: &Path,
-    inputs: usize,
-    checks: &mut Checks,
-) -> anyhow::Result<Vec<Duration>> {
+/// A server with one simulated agent and an input limit raised for the test.
+async fn fleetgate_with_one_agent(binary: &Path, inputs: usize) -> anyhow::Result<Connected> {
     // The default input limit (100 messages/s, burst 200 per session) is meant for humans;
     // typing one byte per round trip goes far beyond it.
-    let unlimited = (inputs * 10).to_string();
+    let unlimited = ((inputs + WARM_UP) * 10).to_string();
     let server = ServerOptions {
         binary: binary.to_owned(),
         postgres: None,
@@ -135,18 +145,16 @@ async fn fleetgate_round_trips(
             ("FLEETGATE__LIMITS__TERMINAL_BURST".into(), unlimited),
         ],
     };
-    let connected = connect_fleet(server, 1, FleetConfig::new(""), Duration::from_secs(30)).await?;
+    connect_fleet(server, 1, FleetConfig::new(""), Duration::from_secs(30)).await
+}
+
+/// Logs in and opens a terminal on the one enrolled machine.
+async fn open_fleetgate_terminal(connected: &Connected) -> anyhow::Result<FleetgateTerminal> {
     let machine_id = connected
         .keys
         .split_whitespace()
         .next()
-        .context("enrolled machine id")?
-        .to_owned();
+        .context("enrolled machine id")?;
     let token = connected.server.admin_token().await?;
-    let mut peer = FleetgateTerminal::open(connected.server.addr(), &token, &machine_id).await?;
-    let round_trips = type_one_at_a_time(&mut peer, inputs, checks, "fleetgate").await?;
-    let mut server = connected.server;
-    connected.fleet.stop().await;
-    server.stop().await?;
-    Ok(round_trips)
+    FleetgateTerminal::open(connected.server.addr(), &token, machine_id).await
 }
