@@ -14,7 +14,8 @@ if [[ "${1:-}" == "--release" ]]; then
 fi
 
 cargo build "${profile_flag[@]}" -p fleetgate -p fleetgate-bench
-bench=(target/"$profile_dir"/fleetgate-bench --server-bin target/"$profile_dir"/fleetgate)
+target_dir="${CARGO_TARGET_DIR:-target}"
+bench=("$target_dir/$profile_dir/fleetgate-bench" --server-bin "$target_dir/$profile_dir/fleetgate")
 
 "${bench[@]}" connect-storm --agents 50,200 --limit-secs 60
 "${bench[@]}" steady-fleet --agents 100 --duration-secs 4 --heartbeat-secs 1 --databases sqlite

@@ -2,10 +2,8 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Actor;
 use chrono::Utc;
 use fleetgate_actors::protocol::agent::Capabilities;
 use fleetgate_actors::protocol::envelope::{SignedKind, verify_envelope};
@@ -17,9 +15,9 @@ use fleetgate_actors::terminal::{AttachOwner, Owner, OwnerRequest, TerminalConfi
 use fleetgate_actors::web_session::Deliver;
 
 use common::terminal_harness::{
-    GatedOwner, SECRET, USER, config, errors, events, frames, start, start_with,
+    SECRET, USER, config, errors, events, frames, start, start_gated, start_with,
 };
-use common::{entries, log, probe, until};
+use common::{entries, probe, until};
 
 #[actix::test]
 async fn opening_spawns_the_shell_then_tells_the_owner() {
@@ -227,18 +225,7 @@ async fn reattach_by_the_same_user_delivers_buffered_output_and_others_are_refus
 
 #[actix::test]
 async fn a_slow_reader_gets_the_newest_output_and_a_drop_notice() {
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let owner_log = log();
-    let owner_addr = GatedOwner {
-        seen: owner_log.clone(),
-        gate: gate.clone(),
-    }
-    .start();
-    let owner = Owner {
-        connection_id: ConnectionId::next(),
-        deliver: owner_addr.recipient(),
-    };
-    let h = start_with(Capabilities::default(), owner, owner_log, config());
+    let (h, gate) = start_gated();
     for i in 0..20 {
         h.terminal
             .do_send(TerminalEvent::Output(format!("{i:02}{}", "x".repeat(98))));
@@ -334,18 +321,7 @@ async fn a_shell_exit_closes_the_session_without_a_close_envelope() {
 
 #[actix::test]
 async fn output_still_buffered_when_the_shell_exits_reaches_the_owner_before_the_close() {
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let owner_log = log();
-    let owner_addr = GatedOwner {
-        seen: owner_log.clone(),
-        gate: gate.clone(),
-    }
-    .start();
-    let owner = Owner {
-        connection_id: ConnectionId::next(),
-        deliver: owner_addr.recipient(),
-    };
-    let h = start_with(Capabilities::default(), owner, owner_log, config());
+    let (h, gate) = start_gated();
     for i in 0..5 {
         h.terminal
             .do_send(TerminalEvent::Output(format!("line {i}\n")));

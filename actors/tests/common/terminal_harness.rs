@@ -16,7 +16,7 @@ use fleetgate_actors::terminal::{
 };
 use fleetgate_actors::web_session::Deliver;
 
-use super::{Log, entries, probe};
+use super::{Log, entries, log, probe};
 
 pub const SECRET: &str = "a97eef2fbf0dbe58d4d7411321e6641d463bdeb5ed1ec1dcc3fffc29b1085de4";
 pub const USER: &str = "0b9c3c1e-4c5a-4a8e-9d5e-1f2a3b4c5d6e";
@@ -134,4 +134,21 @@ pub fn errors(log: &Log<Deliver>) -> Vec<ErrorCode> {
 
 pub fn frames(log: &Log<SendToAgent>) -> Vec<String> {
     entries(log).into_iter().map(|m| m.frame).collect()
+}
+
+/// A terminal whose owner answers deliveries only when the test adds permits to the gate.
+pub fn start_gated() -> (Harness, Arc<tokio::sync::Semaphore>) {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let owner_log = log();
+    let owner_addr = GatedOwner {
+        seen: owner_log.clone(),
+        gate: gate.clone(),
+    }
+    .start();
+    let owner = Owner {
+        connection_id: ConnectionId::next(),
+        deliver: owner_addr.recipient(),
+    };
+    let harness = start_with(Capabilities::default(), owner, owner_log, config());
+    (harness, gate)
 }
