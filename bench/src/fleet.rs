@@ -26,6 +26,7 @@ impl Fleet {
     /// Disconnects every agent.
     pub async fn stop(mut self) {
         self.task.abort();
+        // An aborted task ends with a cancellation error: that is the expected outcome.
         let _ = (&mut self.task).await;
     }
 }

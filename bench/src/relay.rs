@@ -14,9 +14,15 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 
+use crate::fleet::Fleet;
 use crate::proc_stats::{self, ProcSample};
+use fleetgate_agent::simulate::FleetConfig;
 
 type Socket = WebSocketStream<TcpStream>;
+
+/// The simulated agent's key behind the relay (the relay checks nothing; the agent verifies
+/// envelopes with it and the bench signs them with it).
+pub const AGENT_SECRET: &str = "5f1e0b9c8d7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c";
 
 /// Serves the relay on `addr` until the process is killed (`fleetgate-bench relay`).
 pub async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
@@ -42,10 +48,14 @@ pub async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
             let Ok(socket) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
                 return;
             };
-            let _ = match path.as_str() {
-                "/agent" => agents_tx.send(socket).is_ok(),
-                _ => clients_tx.send(socket).is_ok(),
+            let queue = if path == "/agent" {
+                &agents_tx
+            } else {
+                &clients_tx
             };
+            if queue.send(socket).is_err() {
+                eprintln!("relay: pairing task gone; dropping a {path} socket");
+            }
         });
     }
 }
@@ -96,6 +106,14 @@ impl RelayProcess {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         Ok(Self { child, addr })
+    }
+
+    /// Starts a relay and one simulated agent (with `config`) behind it.
+    pub async fn start_with_agent(mut config: FleetConfig) -> anyhow::Result<(Self, Fleet)> {
+        let relay = Self::start().await?;
+        config.server = relay.agent_url();
+        let fleet = Fleet::start(config, AGENT_SECRET);
+        Ok((relay, fleet))
     }
 
     /// `ws://host:port/agent`.

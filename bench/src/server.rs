@@ -197,8 +197,10 @@ impl ServerUnderTest {
             }
         }
         let kept = crate::report::bench_dir().join("last-server.log");
-        if std::fs::create_dir_all(kept.parent().unwrap_or(Path::new("."))).is_ok() {
-            let _ = std::fs::copy(self.log_path(), kept);
+        let copied = std::fs::create_dir_all(kept.parent().unwrap_or(Path::new(".")))
+            .and_then(|()| std::fs::copy(self.log_path(), &kept));
+        if let Err(err) = copied {
+            eprintln!("warning: server log not kept in {}: {err}", kept.display());
         }
         if let (Some(url), Some(schema)) = (&self.options.postgres, &self.schema) {
             crate::db_probe::drop_schema(url, schema).await?;

@@ -124,7 +124,7 @@ async fn one_connection(
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
                     let replies = respond(&text, &machine_id, secret, &config.shell, &mut nonces);
-                    if send_replies(&mut sink, replies, stats).await.is_err() { break; }
+                    if send_replies(&mut sink, replies).await.is_err() { break; }
                 }
                 // Pings are answered by the WebSocket layer; keep going.
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_) | Message::Binary(_))) => {}
@@ -137,7 +137,7 @@ async fn one_connection(
 }
 
 /// Sends replies in order; a flood is paced to its rate.
-async fn send_replies<S>(sink: &mut S, replies: Vec<Reply>, stats: &FleetStats) -> Result<(), ()>
+async fn send_replies<S>(sink: &mut S, replies: Vec<Reply>) -> Result<(), ()>
 where
     S: futures_util::Sink<Message> + Unpin,
 {
@@ -150,9 +150,6 @@ where
                 for frame in flood.frames() {
                     sink.send(Message::text(frame.text)).await.map_err(|_| ())?;
                     sent += frame.output_bytes;
-                    stats
-                        .output_bytes
-                        .fetch_add(frame.output_bytes, Ordering::Relaxed);
                     if let Some(due) = flood.due(started, sent) {
                         tokio::time::sleep_until(due.into()).await;
                     }

@@ -26,8 +26,6 @@ pub struct FleetStats {
     pub failed: AtomicU64,
     /// Heartbeats sent.
     pub heartbeats: AtomicU64,
-    /// Terminal output bytes sent by fake shells.
-    pub output_bytes: AtomicU64,
 }
 
 impl FleetStats {

@@ -10,11 +10,10 @@ use serde_json::json;
 
 use super::{Connected, connect_fleet};
 use crate::checks::Checks;
-use crate::fleet::Fleet;
-use crate::relay::RelayProcess;
+use crate::relay::{self, RelayProcess};
 use crate::report::{Percentiles, Table, publish, ratio};
 use crate::server::ServerOptions;
-use crate::terminal_peer::{FleetgateTerminal, RelayTerminal, TerminalEvent, TerminalPeer};
+use crate::terminal_peer::{RelayTerminal, TerminalEvent, TerminalPeer};
 
 /// Flags of `keystroke-rtt`.
 #[derive(Debug, clap::Args)]
@@ -27,9 +26,6 @@ pub struct Options {
 /// Untimed inputs first, to warm caches and connections on both paths.
 const WARM_UP: usize = 100;
 
-/// A key for the relay run (the relay checks nothing; the agent verifies envelopes with it).
-const RELAY_SECRET: &str = "5f1e0b9c8d7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c";
-
 /// Inputs typed on one path before switching to the other: both paths are measured in
 /// alternating blocks, so a noisy moment on the machine hits both alike.
 const BLOCK: usize = 500;
@@ -38,11 +34,11 @@ const BLOCK: usize = 500;
 /// alternating blocks.
 pub async fn run(binary: &Path, options: Options) -> anyhow::Result<Checks> {
     let mut checks = Checks::default();
-    let relay = RelayProcess::start().await?;
-    let relay_fleet = Fleet::start(FleetConfig::new(relay.agent_url()), RELAY_SECRET);
-    let mut relay_peer = RelayTerminal::open(&relay.client_url(), RELAY_SECRET).await?;
+    let (relay, relay_fleet) = RelayProcess::start_with_agent(FleetConfig::new("")).await?;
+    let mut relay_peer = RelayTerminal::open(&relay.client_url(), relay::AGENT_SECRET).await?;
     let gateway_fleet = fleetgate_with_one_agent(binary, options.inputs).await?;
-    let mut gateway_peer = open_fleetgate_terminal(&gateway_fleet).await?;
+    let token = gateway_fleet.server.admin_token().await?;
+    let mut gateway_peer = gateway_fleet.open_terminal(&token).await?;
     let (mut relay, mut gateway) = (Vec::new(), Vec::new());
     let mut wrong = [0usize; 2];
     await_echo(&mut relay_peer, "sim$ ")
@@ -146,15 +142,4 @@ async fn fleetgate_with_one_agent(binary: &Path, inputs: usize) -> anyhow::Resul
         ],
     };
     connect_fleet(server, 1, FleetConfig::new(""), Duration::from_secs(30)).await
-}
-
-/// Logs in and opens a terminal on the one enrolled machine.
-async fn open_fleetgate_terminal(connected: &Connected) -> anyhow::Result<FleetgateTerminal> {
-    let machine_id = connected
-        .keys
-        .split_whitespace()
-        .next()
-        .context("enrolled machine id")?;
-    let token = connected.server.admin_token().await?;
-    FleetgateTerminal::open(connected.server.addr(), &token, machine_id).await
 }

@@ -10,11 +10,13 @@ pub mod terminal_throughput;
 use std::path::Path;
 use std::time::Duration;
 
+use anyhow::Context;
 use fleetgate_agent::simulate::FleetConfig;
 
 use crate::fleet::{Fleet, wait_for};
 use crate::proc_stats::ProcSample;
 use crate::server::{ServerOptions, ServerUnderTest};
+use crate::terminal_peer::FleetgateTerminal;
 
 /// A server with a fleet connected to it.
 pub struct Connected {
@@ -28,6 +30,18 @@ pub struct Connected {
     pub all_registered_after: Option<Duration>,
     /// `id secret` lines of the enrolled machines.
     pub keys: String,
+}
+
+impl Connected {
+    /// Opens a terminal on the first enrolled machine as the holder of `token`.
+    pub async fn open_terminal(&self, token: &str) -> anyhow::Result<FleetgateTerminal> {
+        let machine_id = self
+            .keys
+            .split_whitespace()
+            .next()
+            .context("enrolled machine id")?;
+        FleetgateTerminal::open(self.server.addr(), token, machine_id).await
+    }
 }
 
 /// Starts a server, enrols `agents` machines, and starts a fleet with `config` (its server

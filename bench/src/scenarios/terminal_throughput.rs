@@ -5,17 +5,15 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use fleetgate_agent::simulate::{FleetConfig, ShellMode};
 use serde_json::json;
 
 use super::{connect_fleet, mib, sqlite_server};
 use crate::checks::Checks;
-use crate::fleet::Fleet;
-use crate::relay::RelayProcess;
+use crate::relay::{self, RelayProcess};
 use crate::report::{Table, publish, ratio};
 use crate::server::ServerUnderTest;
-use crate::terminal_peer::{FleetgateTerminal, RelayTerminal, TerminalEvent, TerminalPeer};
+use crate::terminal_peer::{RelayTerminal, TerminalEvent, TerminalPeer};
 
 /// Flags of `terminal-throughput`.
 #[derive(Debug, clap::Args)]
@@ -33,8 +31,6 @@ pub struct Options {
 
 /// Output per agent frame (the real agent coalesces up to 16 KiB).
 const CHUNK: usize = 16 * 1024;
-/// A key for the relay run.
-const RELAY_SECRET: &str = "5f1e0b9c8d7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c";
 /// fleetgate's default per-session output buffer (limits.terminal_buffer_bytes).
 const BUFFER_LIMIT_KIB: u64 = 1024;
 
@@ -207,12 +203,9 @@ pub async fn run(binary: &Path, options: Options) -> anyhow::Result<Checks> {
 }
 
 async fn through_relay(bytes: u64) -> anyhow::Result<Received> {
-    let relay = RelayProcess::start().await?;
-    let mut config = flood(bytes, None);
-    config.server = relay.agent_url();
-    let fleet = Fleet::start(config, RELAY_SECRET);
+    let (relay, fleet) = RelayProcess::start_with_agent(flood(bytes, None)).await?;
     let cpu_before = relay.sample()?.cpu_secs;
-    let mut peer = RelayTerminal::open(&relay.client_url(), RELAY_SECRET).await?;
+    let mut peer = RelayTerminal::open(&relay.client_url(), relay::AGENT_SECRET).await?;
     let mut received = read_all(&mut peer, None).await?;
     received.cpu_secs = relay.sample()?.cpu_secs - cpu_before;
     fleet.stop().await;
@@ -250,20 +243,13 @@ async fn through_fleetgate(
 ) -> anyhow::Result<(Received, Memory)> {
     let connected =
         connect_fleet(sqlite_server(binary), 1, config, Duration::from_secs(30)).await?;
-    let machine_id = connected
-        .keys
-        .split_whitespace()
-        .next()
-        .context("enrolled machine id")?
-        .to_owned();
     let token = connected.server.admin_token().await?;
     let idle = connected.server.sample()?;
     let idle_kib = idle.rss_kib;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let reading = async {
         let received = async {
-            let mut peer =
-                FleetgateTerminal::open(connected.server.addr(), &token, &machine_id).await?;
+            let mut peer = connected.open_terminal(&token).await?;
             read_all(&mut peer, reader_rate).await
         }
         .await;
