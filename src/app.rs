@@ -257,6 +257,7 @@ fn web_session_config(settings: &Settings) -> WebSessionConfig {
             buffer_bytes: limits.terminal_buffer_bytes,
             idle_timeout: Duration::from_secs(limits.terminal_idle_secs),
             grace: Duration::from_secs(limits.reattach_grace_secs),
+            replay_bytes: limits.terminal_replay_bytes,
         },
         command_timeout: Duration::from_secs(limits.command_timeout_secs),
     }

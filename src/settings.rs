@@ -154,6 +154,8 @@ pub struct LimitSettings {
     pub terminal_burst: u32,
     /// Undelivered output bound per session, bytes.
     pub terminal_buffer_bytes: usize,
+    /// Output already delivered kept per session for replay after a reattach, bytes (0: none).
+    pub terminal_replay_bytes: usize,
     /// Terminal idle timeout, seconds.
     pub terminal_idle_secs: u64,
     /// Reattach grace period, seconds.

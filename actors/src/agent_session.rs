@@ -26,7 +26,7 @@ use crate::repo::machine::{AuthenticateMachine, MachineDetails, MachineError, To
 use crate::repo::metric::RecordMetric;
 use crate::repo::port::SyncPorts;
 use crate::shutdown::ShutdownSignal;
-use crate::socket::{self, CLOSE_UNAUTHENTICATED, Inbound, SocketConfig};
+use crate::socket::{self, CLOSE_UNAUTHENTICATED, Inbound, InboundFrames, SocketConfig};
 use crate::terminal::TerminalEvent;
 use crate::violations::ViolationCounter;
 
@@ -88,7 +88,7 @@ pub struct AgentSession {
     stage: Stage,
     register_deadline: Option<SpawnHandle>,
     capabilities: Capabilities,
-    last_heard: Instant,
+    inbound: InboundFrames,
     violations: ViolationCounter,
     routes: DirectRoutes,
 }
@@ -97,6 +97,7 @@ impl AgentSession {
     /// A session for a freshly upgraded socket.
     pub fn new(config: AgentSessionConfig, links: AgentLinks, shutdown: ShutdownSignal) -> Self {
         let violations = ViolationCounter::new(config.socket.violations_per_minute);
+        let inbound = InboundFrames::new(config.socket.max_frame_bytes);
         Self {
             config,
             links,
@@ -105,7 +106,7 @@ impl AgentSession {
             stage: Stage::AwaitingRegister,
             register_deadline: None,
             capabilities: Capabilities::default(),
-            last_heard: Instant::now(),
+            inbound,
             violations,
             routes: DirectRoutes::default(),
         }
@@ -334,7 +335,9 @@ impl Actor for AgentSession {
     type Context = WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        socket::start_keepalive(ctx, &self.config.socket, |session| session.last_heard);
+        socket::start_keepalive(ctx, &self.config.socket, |session| {
+            session.inbound.last_heard()
+        });
         socket::close_on_shutdown(ctx, self.shutdown.clone());
         self.register_deadline = Some(ctx.run_later(self.config.register_timeout, |session, ctx| {
             if !matches!(session.stage, Stage::Registered(_)) {
@@ -356,9 +359,16 @@ impl Actor for AgentSession {
 
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for AgentSession {
     fn handle(&mut self, event: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
-        match socket::triage(event, ctx, &mut self.last_heard) {
+        match self.inbound.triage(event, ctx) {
             Inbound::Text(text) => self.handle_text(&text, ctx),
-            Inbound::Refused(frame) => self.refuse(ctx, frame),
+            Inbound::Fatal {
+                error,
+                code,
+                reason,
+            } => {
+                self.refuse(ctx, error);
+                socket::close(ctx, code, reason);
+            }
             Inbound::Handled => {}
         }
     }

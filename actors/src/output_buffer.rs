@@ -1,6 +1,19 @@
 //! Undelivered terminal output, bounded: past the limit the oldest output is dropped and counted.
+//! Every byte of a session's output has an offset (its position in the session's whole output
+//! stream), so a client can tell what it has seen and what was dropped.
 
 use std::collections::VecDeque;
+
+/// Output handed out by [`OutputBuffer::take`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TakenOutput {
+    /// Bytes dropped (for a slow reader) just before `offset`, since the last take.
+    pub dropped: u64,
+    /// Offset of the first byte of `data` in the session's output.
+    pub offset: u64,
+    /// The output.
+    pub data: String,
+}
 
 /// Output waiting for a slow or absent reader.
 #[derive(Debug)]
@@ -9,6 +22,8 @@ pub struct OutputBuffer {
     chunks: VecDeque<String>,
     bytes: usize,
     dropped: u64,
+    /// Offset of the first byte waiting (or of the next byte to arrive when empty).
+    start: u64,
 }
 
 impl OutputBuffer {
@@ -19,6 +34,7 @@ impl OutputBuffer {
             chunks: VecDeque::new(),
             bytes: 0,
             dropped: 0,
+            start: 0,
         }
     }
 
@@ -29,7 +45,11 @@ impl OutputBuffer {
             while !chunk.is_char_boundary(cut) {
                 cut += 1;
             }
-            self.dropped += cut as u64;
+            // Everything waiting and the chunk's head are older than what is kept.
+            let waiting = self.bytes;
+            self.chunks.clear();
+            self.bytes = 0;
+            self.discard(waiting + cut);
             chunk.drain(..cut);
         }
         self.bytes += chunk.len();
@@ -38,27 +58,42 @@ impl OutputBuffer {
             match self.chunks.pop_front() {
                 Some(old) => {
                     self.bytes -= old.len();
-                    self.dropped += old.len() as u64;
+                    self.discard(old.len());
                 }
                 None => break,
             }
         }
     }
 
-    /// Takes up to about `max_bytes` of output (whole chunks, at least one) and the count of
-    /// bytes dropped since the last take.
-    pub fn take(&mut self, max_bytes: usize) -> (u64, String) {
-        let mut out = String::new();
+    fn discard(&mut self, bytes: usize) {
+        self.dropped += bytes as u64;
+        self.start += bytes as u64;
+    }
+
+    /// Takes up to about `max_bytes` of output (whole chunks, at least one) with its offset
+    /// and the count of bytes dropped since the last take.
+    pub fn take(&mut self, max_bytes: usize) -> TakenOutput {
+        let offset = self.start;
+        let mut data = String::new();
         while let Some(front) = self.chunks.front() {
-            if !out.is_empty() && out.len() + front.len() > max_bytes {
+            if !data.is_empty() && data.len() + front.len() > max_bytes {
                 break;
             }
             if let Some(chunk) = self.chunks.pop_front() {
                 self.bytes -= chunk.len();
-                out.push_str(&chunk);
+                if data.is_empty() {
+                    data = chunk;
+                } else {
+                    data.push_str(&chunk);
+                }
             }
         }
-        (std::mem::take(&mut self.dropped), out)
+        self.start += data.len() as u64;
+        TakenOutput {
+            dropped: std::mem::take(&mut self.dropped),
+            offset,
+            data,
+        }
     }
 
     /// Whether nothing waits (neither output nor a drop notice).
@@ -70,11 +105,24 @@ impl OutputBuffer {
     pub fn len(&self) -> usize {
         self.bytes
     }
+
+    /// Offset just past the last byte received (the session's output so far, in bytes).
+    pub fn end_offset(&self) -> u64 {
+        self.start + self.bytes as u64
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn taken(dropped: u64, offset: u64, data: &str) -> TakenOutput {
+        TakenOutput {
+            dropped,
+            offset,
+            data: data.into(),
+        }
+    }
 
     #[test]
     fn keeps_the_newest_output_within_the_limit() {
@@ -83,26 +131,28 @@ mod tests {
         buffer.push("bbbb".into());
         buffer.push("cccc".into());
         assert!(buffer.len() <= 10);
-        let (dropped, data) = buffer.take(100);
-        assert_eq!(dropped, 4);
-        assert_eq!(data, "bbbbcccc");
+        assert_eq!(buffer.take(100), taken(4, 4, "bbbbcccc"));
         assert!(buffer.is_empty());
+        assert_eq!(buffer.end_offset(), 12);
     }
 
     #[test]
     fn an_oversized_chunk_keeps_its_tail() {
         let mut buffer = OutputBuffer::new(4);
+        buffer.push("ab".into());
         buffer.push("123456".into());
-        assert_eq!(buffer.take(100), (2, "3456".into()));
+        assert_eq!(buffer.take(100), taken(4, 4, "3456"));
+        assert_eq!(buffer.end_offset(), 8);
     }
 
     #[test]
-    fn take_respects_the_batch_size() {
+    fn take_respects_the_batch_size_and_counts_offsets() {
         let mut buffer = OutputBuffer::new(100);
         for chunk in ["ab", "cd", "ef"] {
             buffer.push(chunk.into());
         }
-        assert_eq!(buffer.take(4), (0, "abcd".into()));
-        assert_eq!(buffer.take(4), (0, "ef".into()));
+        assert_eq!(buffer.take(4), taken(0, 0, "abcd"));
+        assert_eq!(buffer.take(4), taken(0, 4, "ef"));
+        assert_eq!(buffer.take(4), taken(0, 6, ""));
     }
 }

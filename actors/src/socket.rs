@@ -5,6 +5,11 @@ use std::time::{Duration, Instant};
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext};
 use actix_web_actors::ws::{self, CloseCode, CloseReason, WebsocketContext};
 
+use actix_web::error::PayloadError;
+use actix_web::web::Bytes;
+use futures_util::{Stream, StreamExt};
+
+use crate::message_assembly::{AssemblyError, MessageAssembler};
 use crate::protocol::{ErrorCode, ErrorFrame};
 use crate::shutdown::ShutdownSignal;
 
@@ -31,62 +36,131 @@ pub struct SocketConfig {
 /// What a socket actor should do with one incoming WebSocket event.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Inbound {
-    /// A text frame to parse.
+    /// A whole text message (reassembled if it came in fragments) to parse.
     Text(String),
-    /// A frame refused at the transport level; reply with this error and count a violation.
-    Refused(ErrorFrame),
-    /// Nothing to do (ping, pong, or the socket is closing).
+    /// A message refused at the transport level: reply with this error, record the
+    /// violation, then close with `code`.
+    Fatal {
+        /// The `error` frame to send first.
+        error: ErrorFrame,
+        /// The close code.
+        code: CloseCode,
+        /// The close reason.
+        reason: &'static str,
+    },
+    /// Nothing to do (ping, pong, a fragment of an unfinished message, or the socket is closing).
     Handled,
 }
 
-/// Sorts a WebSocket event: answers pings, records liveness, closes on close or overflow.
-pub fn triage<A>(
-    event: Result<ws::Message, ws::ProtocolError>,
-    ctx: &mut WebsocketContext<A>,
-    last_heard: &mut Instant,
-) -> Inbound
-where
-    A: Actor<Context = WebsocketContext<A>>,
-{
-    *last_heard = Instant::now();
-    match event {
-        Ok(ws::Message::Text(text)) => Inbound::Text(text.to_string()),
-        Ok(ws::Message::Binary(_)) => Inbound::Refused(ErrorFrame::new(
-            ErrorCode::BinaryFrame,
-            "binary frames are refused; send one JSON object per text frame",
-        )),
-        Ok(ws::Message::Continuation(_)) => Inbound::Refused(ErrorFrame::new(
-            ErrorCode::BadJson,
-            "fragmented messages are refused; send one JSON object per text frame",
-        )),
-        Ok(ws::Message::Ping(payload)) => {
-            ctx.pong(&payload);
-            Inbound::Handled
-        }
-        Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => Inbound::Handled,
-        Ok(ws::Message::Close(reason)) => {
-            ctx.close(reason);
-            ctx.stop();
-            Inbound::Handled
-        }
-        Err(ws::ProtocolError::Overflow) => {
-            let frame = ErrorFrame::new(ErrorCode::TooLarge, "frame exceeds the size limit");
-            send_error(ctx, &frame);
-            close(ctx, CloseCode::Size, "frame too large");
-            Inbound::Handled
-        }
-        Err(ws::ProtocolError::Io(err)) => {
-            // v1 agents drop the connection without a close frame: routine, not an attack.
-            tracing::info!(error = %err, "websocket connection lost");
-            ctx.stop();
-            Inbound::Handled
-        }
-        Err(err) => {
-            tracing::warn!(security = true, error = %err, "websocket protocol error; closing");
-            close(ctx, CloseCode::Protocol, "protocol error");
-            Inbound::Handled
+/// The incoming side of one socket: liveness and the message being reassembled.
+#[derive(Debug)]
+pub struct InboundFrames {
+    last_heard: Instant,
+    assembler: MessageAssembler,
+}
+
+impl InboundFrames {
+    /// Incoming frames of a socket whose whole messages may be at most `max_message_bytes`.
+    pub fn new(max_message_bytes: usize) -> Self {
+        Self {
+            last_heard: Instant::now(),
+            assembler: MessageAssembler::new(max_message_bytes),
         }
     }
+
+    /// When the peer was last heard from.
+    pub fn last_heard(&self) -> Instant {
+        self.last_heard
+    }
+
+    /// Sorts a WebSocket event: answers pings, records liveness, reassembles fragmented
+    /// messages, closes on close or overflow.
+    pub fn triage<A>(
+        &mut self,
+        event: Result<ws::Message, ws::ProtocolError>,
+        ctx: &mut WebsocketContext<A>,
+    ) -> Inbound
+    where
+        A: Actor<Context = WebsocketContext<A>>,
+    {
+        self.last_heard = Instant::now();
+        match event {
+            Ok(ws::Message::Text(_)) if self.assembler.in_progress() => {
+                fatal(AssemblyError::StartBeforeEnd)
+            }
+            Ok(ws::Message::Text(text)) => Inbound::Text(text.to_string()),
+            Ok(ws::Message::Binary(_)) => fatal(AssemblyError::Binary),
+            Ok(ws::Message::Continuation(item)) => match self.assembler.push(item) {
+                Ok(Some(text)) => Inbound::Text(text),
+                Ok(None) => Inbound::Handled,
+                Err(err) => fatal(err),
+            },
+            Ok(ws::Message::Ping(payload)) => {
+                ctx.pong(&payload);
+                Inbound::Handled
+            }
+            Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => Inbound::Handled,
+            Ok(ws::Message::Close(reason)) => {
+                ctx.close(reason);
+                ctx.stop();
+                Inbound::Handled
+            }
+            Err(ws::ProtocolError::Overflow) => fatal(AssemblyError::TooLarge),
+            // With the payload wrapped in [`end_on_error`], the only I/O error left is the
+            // stream's own check that a text frame is UTF-8.
+            Err(ws::ProtocolError::Io(_)) => fatal(AssemblyError::InvalidUtf8),
+            Err(
+                ws::ProtocolError::ContinuationNotStarted | ws::ProtocolError::ContinuationStarted,
+            ) => fatal(if self.assembler.in_progress() {
+                AssemblyError::StartBeforeEnd
+            } else {
+                AssemblyError::ContinuationWithoutStart
+            }),
+            Err(err) => {
+                tracing::warn!(security = true, error = %err, "websocket protocol error; closing");
+                close(ctx, CloseCode::Protocol, "protocol error");
+                Inbound::Handled
+            }
+        }
+    }
+}
+
+/// The error reply and close code for a message refused while it was assembled.
+fn fatal(err: AssemblyError) -> Inbound {
+    let (code, error_code, reason) = match err {
+        AssemblyError::TooLarge => (CloseCode::Size, ErrorCode::TooLarge, "message too large"),
+        AssemblyError::Binary => (
+            CloseCode::Unsupported,
+            ErrorCode::BinaryFrame,
+            "binary messages are refused",
+        ),
+        AssemblyError::InvalidUtf8 => (CloseCode::Invalid, ErrorCode::BadJson, "invalid UTF-8"),
+        AssemblyError::ContinuationWithoutStart | AssemblyError::StartBeforeEnd => (
+            CloseCode::Protocol,
+            ErrorCode::BadJson,
+            "bad message fragmentation",
+        ),
+    };
+    Inbound::Fatal {
+        error: ErrorFrame::new(error_code, err.to_string()),
+        code,
+        reason,
+    }
+}
+
+/// Ends the incoming byte stream at its first error instead of passing the error on, so that
+/// every complete frame already read from a connection that broke (an agent that vanished
+/// without a close frame) is still decoded and handled before the socket actor stops.
+pub fn end_on_error<S>(stream: S) -> impl Stream<Item = Result<Bytes, PayloadError>> + 'static
+where
+    S: Stream<Item = Result<Bytes, PayloadError>> + 'static,
+{
+    stream.take_while(|chunk| {
+        if let Err(err) = chunk {
+            tracing::info!(error = %err, "websocket connection lost");
+        }
+        std::future::ready(chunk.is_ok())
+    })
 }
 
 /// Sends an `error` frame.

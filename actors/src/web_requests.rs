@@ -58,9 +58,10 @@ impl WebSession {
                     from,
                 })
             }
-            ClientRequest::AttachTerminal { session_token } => {
-                self.attach(&session_token, request_id, ctx)
-            }
+            ClientRequest::AttachTerminal {
+                session_token,
+                offset,
+            } => self.attach(&session_token, offset, request_id, ctx),
             ClientRequest::ExecuteCommand {
                 machine_id,
                 command,
@@ -222,7 +223,13 @@ impl WebSession {
         );
     }
 
-    fn attach(&mut self, token: &str, request_id: Option<String>, ctx: &mut Ctx) {
+    fn attach(
+        &mut self,
+        token: &str,
+        seen_offset: Option<u64>,
+        request_id: Option<String>,
+        ctx: &mut Ctx,
+    ) {
         let claims = match self.tokens.verify(token, Utc::now().timestamp()) {
             Ok(claims) => claims,
             Err(err) => {
@@ -282,7 +289,11 @@ impl WebSession {
             session
                 .terminals
                 .insert(session_id.clone(), inboxes.requests.clone());
-            let attach = inboxes.attach.send(AttachOwner { user_id, owner });
+            let attach = inboxes.attach.send(AttachOwner {
+                user_id,
+                owner,
+                seen_offset,
+            });
             ctx.spawn(
                 attach
                     .into_actor(session)

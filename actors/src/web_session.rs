@@ -18,7 +18,7 @@ use crate::registry::Registry;
 use crate::repo::AccessRepo;
 use crate::repo::audit::RecordAudit;
 use crate::shutdown::ShutdownSignal;
-use crate::socket::{self, CLOSE_UNAUTHENTICATED, Inbound, SocketConfig};
+use crate::socket::{self, CLOSE_UNAUTHENTICATED, Inbound, InboundFrames, SocketConfig};
 use crate::terminal::{OwnerRequest, TerminalConfig, TerminalLinks};
 use crate::violations::ViolationCounter;
 
@@ -82,7 +82,7 @@ pub struct WebSession {
     pub(crate) terminals: HashMap<SessionId, Recipient<OwnerRequest>>,
     pub(crate) subscribed: bool,
     shutdown: ShutdownSignal,
-    last_heard: Instant,
+    inbound: InboundFrames,
     violations: ViolationCounter,
 }
 
@@ -97,6 +97,7 @@ impl WebSession {
         shutdown: ShutdownSignal,
     ) -> Self {
         let violations = ViolationCounter::new(config.socket.violations_per_minute);
+        let inbound = InboundFrames::new(config.socket.max_frame_bytes);
         Self {
             user,
             source_ip,
@@ -107,7 +108,7 @@ impl WebSession {
             terminals: HashMap::new(),
             subscribed: false,
             shutdown,
-            last_heard: Instant::now(),
+            inbound,
             violations,
         }
     }
@@ -190,7 +191,9 @@ impl Actor for WebSession {
     type Context = WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        socket::start_keepalive(ctx, &self.config.socket, |session| session.last_heard);
+        socket::start_keepalive(ctx, &self.config.socket, |session| {
+            session.inbound.last_heard()
+        });
         socket::close_on_shutdown(ctx, self.shutdown.clone());
         self.schedule_expiry(ctx);
         self.audit(
@@ -221,9 +224,16 @@ impl Actor for WebSession {
 
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WebSession {
     fn handle(&mut self, event: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
-        match socket::triage(event, ctx, &mut self.last_heard) {
+        match self.inbound.triage(event, ctx) {
             Inbound::Text(text) => self.handle_text(&text, ctx),
-            Inbound::Refused(frame) => self.refuse(ctx, frame),
+            Inbound::Fatal {
+                error,
+                code,
+                reason,
+            } => {
+                self.refuse(ctx, error);
+                socket::close(ctx, code, reason);
+            }
             Inbound::Handled => {}
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix::Actor;
 use actix_codec::{Decoder, Encoder};
-use actix_http::ws::{Codec, Frame, Message};
+use actix_http::ws::{Codec, Frame, Item, Message};
 use actix_web::error::PayloadError;
 use actix_web_actors::ws::WebsocketContext;
 use bytes::{Bytes, BytesMut};
@@ -22,7 +22,7 @@ use fleetgate_actors::repo::machine::TouchLastSeen;
 use fleetgate_actors::repo::metric::RecordMetric;
 use fleetgate_actors::repo::port::SyncPorts;
 use fleetgate_actors::shutdown::{ShutdownTrigger, shutdown_channel};
-use fleetgate_actors::socket::SocketConfig;
+use fleetgate_actors::socket::{SocketConfig, end_on_error};
 use futures_util::{Stream, StreamExt};
 
 use common::{
@@ -31,7 +31,7 @@ use common::{
 
 const SECRET: &str = "a97eef2fbf0dbe58d4d7411321e6641d463bdeb5ed1ec1dcc3fffc29b1085de4";
 const MACHINE: &str = "6f1c2b8e-3d4a-4b5c-9e7f-0a1b2c3d4e5f";
-const FRAME_LIMIT: usize = 4096;
+const FRAME_LIMIT: usize = 16 * 1024;
 
 type Output = futures_channel::mpsc::UnboundedReceiver<Bytes>;
 
@@ -62,6 +62,7 @@ struct Harness {
     output: Output,
     buffer: BytesMut,
     decoder: Codec,
+    encoder: std::cell::RefCell<Codec>,
     asked: Log<AuthRequest>,
     registered: Log<Registration>,
     unregistered: Log<UnregisterAgent>,
@@ -124,13 +125,17 @@ impl Harness {
         let (trigger, signal) = shutdown_channel();
         let (input, incoming) = futures_channel::mpsc::unbounded();
         let session = AgentSession::new(config, links, signal);
-        let output =
-            WebsocketContext::with_codec(session, incoming, Codec::new().max_size(FRAME_LIMIT));
+        let output = WebsocketContext::with_codec(
+            session,
+            end_on_error(incoming),
+            Codec::new().max_size(FRAME_LIMIT),
+        );
         Self {
             input,
             output: drive(output),
             buffer: BytesMut::new(),
             decoder: Codec::new().client_mode(),
+            encoder: std::cell::RefCell::new(Codec::new().client_mode()),
             asked,
             registered,
             unregistered,
@@ -147,12 +152,43 @@ impl Harness {
 
     fn send(&self, message: Message) {
         let mut encoded = BytesMut::new();
-        Codec::new()
-            .client_mode()
+        self.encoder
+            .borrow_mut()
             .encode(message, &mut encoded)
             .expect("encode");
         self.input
             .unbounded_send(Ok(encoded.freeze()))
+            .expect("session alive");
+    }
+
+    /// Sends `text` as one message split into `pieces` frames (first + continuations).
+    fn fragmented(&self, text: &str, pieces: usize) {
+        let bytes = text.as_bytes();
+        let step = bytes.len().div_ceil(pieces);
+        let chunks: Vec<Bytes> = bytes.chunks(step).map(Bytes::copy_from_slice).collect();
+        let last = chunks.len() - 1;
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let item = match i {
+                0 => Item::FirstText(chunk),
+                i if i == last => Item::Last(chunk),
+                _ => Item::Continue(chunk),
+            };
+            self.send(Message::Continuation(item));
+        }
+    }
+
+    /// Feeds raw bytes (for frames the encoder refuses to produce).
+    fn raw(&self, bytes: BytesMut) {
+        self.input
+            .unbounded_send(Ok(bytes.freeze()))
+            .expect("session alive");
+    }
+
+    /// Ends the connection with an I/O error, as a TCP reset does.
+    fn reset(&self) {
+        let error = PayloadError::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        self.input
+            .unbounded_send(Err(error))
             .expect("session alive");
     }
 
@@ -359,4 +395,141 @@ async fn repeated_violations_close_with_1008() {
         assert_eq!(session.error_code().await, "bad_json");
     }
     assert_eq!(session.reply().await, Reply::Close(Some(1008)));
+}
+
+fn command_response(output: &str, completed: bool) -> String {
+    format!(
+        r#"{{"type":"command_response","machineId":"{MACHINE}","commandId":"c0ffee00c0ffee00c0ffee00c0ffee00","output":"{output}","exitCode":{},"completed":{completed}}}"#,
+        if completed { 3 } else { 0 }
+    ) + "\n"
+}
+
+#[actix::test]
+async fn fragmented_messages_are_reassembled_and_handled_once() {
+    let mut session = harness();
+    session.register().await;
+    let big_output = "o".repeat(6000);
+    session.fragmented(&command_response(&big_output, false), 2);
+    let shell_output = "t".repeat(12_000);
+    session.fragmented(
+        &format!(
+            r#"{{"type":"terminal_output","sessionId":"3f2a9c0e5b7d4e1a8c6b2d0f9e7a5c31","output":"{shell_output}"}}"#
+        ),
+        3,
+    );
+    assert!(
+        until(|| entries(&session.responses).len() == 1 && entries(&session.outputs).len() == 1)
+            .await
+    );
+    assert_eq!(entries(&session.responses)[0].chunk.output, big_output);
+    assert_eq!(entries(&session.outputs)[0].output, shell_output);
+    actix::clock::sleep(Duration::from_millis(50)).await;
+    assert_eq!(entries(&session.responses).len(), 1, "handled exactly once");
+    assert_eq!(entries(&session.outputs).len(), 1, "handled exactly once");
+    assert!(
+        !entries(&session.audits)
+            .iter()
+            .any(|a| a.action == "security.bad_frame"),
+        "fragments are not violations"
+    );
+}
+
+#[actix::test]
+async fn a_heartbeat_in_40_fragments_with_a_ping_between_them_is_stored_once() {
+    let mut session = harness();
+    session.register().await;
+    let ports: Vec<String> = (1..=150)
+        .map(|p| format!(r#"{{"port":{p},"proto":"tcp","service":"svc-{p}","state":"LISTEN"}}"#))
+        .collect();
+    let heartbeat = format!(
+        r#"{{"type":"heartbeat","machineId":"{MACHINE}","metrics":{{"cpuUsage":1.5}},"ports":[{}]}}"#,
+        ports.join(",")
+    );
+    let bytes = heartbeat.as_bytes();
+    let step = bytes.len().div_ceil(40);
+    let chunks: Vec<Bytes> = bytes.chunks(step).map(Bytes::copy_from_slice).collect();
+    assert_eq!(chunks.len(), 40);
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let item = match i {
+            0 => Item::FirstText(chunk),
+            39 => Item::Last(chunk),
+            _ => Item::Continue(chunk),
+        };
+        session.send(Message::Continuation(item));
+        if i == 20 {
+            session.send(Message::Ping(Bytes::from_static(b"mid")));
+        }
+    }
+    assert!(until(|| entries(&session.ports).len() == 1).await);
+    assert_eq!(entries(&session.ports)[0].ports.len(), 150);
+    assert_eq!(entries(&session.metrics).len(), 1);
+    assert_eq!(entries(&session.metrics)[0].cpu, 1.5);
+}
+
+#[actix::test]
+async fn fragments_adding_up_past_the_limit_close_with_1009_and_store_nothing() {
+    let mut session = harness();
+    session.register().await;
+    let piece = FRAME_LIMIT / 2;
+    let output = "x".repeat(FRAME_LIMIT + 100);
+    session.fragmented(&command_response(&output, true), 3);
+    assert!(
+        FRAME_LIMIT + 100 > piece * 2,
+        "every fragment alone is within the limit"
+    );
+    assert_eq!(session.error_code().await, "too_large");
+    assert_eq!(session.reply().await, Reply::Close(Some(1009)));
+    actix::clock::sleep(Duration::from_millis(50)).await;
+    assert!(entries(&session.responses).is_empty());
+}
+
+#[actix::test]
+async fn a_continuation_without_a_start_is_a_protocol_error() {
+    let mut session = harness();
+    session.register().await;
+    // The client codec refuses to encode this, so write the frame by hand: FIN + opcode 0,
+    // masked, 1 byte of payload.
+    let mut frame = BytesMut::from(&[0x80u8, 0x81, 0, 0, 0, 0, b'x'][..]);
+    session.raw(frame.split());
+    assert_eq!(session.error_code().await, "bad_json");
+    assert_eq!(session.reply().await, Reply::Close(Some(1002)));
+}
+
+#[actix::test]
+async fn binary_fragments_are_refused_with_1003() {
+    let mut session = harness();
+    session.register().await;
+    session.send(Message::Continuation(Item::FirstBinary(
+        Bytes::from_static(b"\x00"),
+    )));
+    assert_eq!(session.error_code().await, "binary_frame");
+    assert_eq!(session.reply().await, Reply::Close(Some(1003)));
+}
+
+#[actix::test]
+async fn frames_read_before_a_connection_reset_are_all_handled() {
+    let mut session = harness();
+    session.register().await;
+    // Both frames and the reset arrive together, as when an agent writes and then vanishes.
+    let mut encoded = BytesMut::new();
+    let mut encoder = Codec::new().client_mode();
+    for text in [
+        command_response("last words", false),
+        command_response("", true),
+    ] {
+        encoder
+            .encode(Message::Text(text.into()), &mut encoded)
+            .expect("encode");
+    }
+    session.raw(encoded);
+    session.reset();
+    assert!(until(|| entries(&session.responses).len() == 2).await);
+    let responses = entries(&session.responses);
+    assert_eq!(responses[0].chunk.output, "last words");
+    assert!(responses[1].chunk.completed);
+    assert_eq!(responses[1].chunk.exit_code, 3);
+    assert!(
+        until(|| entries(&session.unregistered).len() == 1).await,
+        "and then the session ends"
+    );
 }

@@ -193,6 +193,7 @@ async fn reattach_by_the_same_user_delivers_buffered_output_and_others_are_refus
                 connection_id: ConnectionId::next(),
                 deliver: stranger,
             },
+            seen_offset: None,
         })
         .await
         .expect("send");
@@ -208,6 +209,7 @@ async fn reattach_by_the_same_user_delivers_buffered_output_and_others_are_refus
                 connection_id: ConnectionId::next(),
                 deliver: again,
             },
+            seen_offset: None,
         })
         .await
         .expect("send");
@@ -311,6 +313,7 @@ async fn a_shell_exit_closes_the_session_without_a_close_envelope() {
         terminal_close: true,
         terminal_exit: true,
         nonce_check: true,
+        ordered: true,
     });
     assert!(until(|| frames(&h.agent).len() == 2).await);
     h.terminal.do_send(TerminalEvent::Exited(0));
@@ -349,5 +352,159 @@ async fn output_still_buffered_when_the_shell_exits_reaches_the_owner_before_the
     assert!(
         matches!(received.last(), Some(ServerEvent::TerminalClosed { reason, .. }) if *reason == "shell_exited"),
         "the close comes last: {received:?}"
+    );
+}
+
+/// The signed payloads of every `terminal_resize` the agent was sent.
+fn resizes(h: &common::terminal_harness::Harness) -> Vec<String> {
+    let mut nonces = NonceCache::new(64);
+    frames(&h.agent)
+        .iter()
+        .filter_map(|frame| verify_envelope(frame, SECRET, Utc::now(), &mut nonces).ok())
+        .filter(|envelope| envelope.kind == SignedKind::TerminalResize)
+        .map(|envelope| envelope.payload)
+        .collect()
+}
+
+#[actix::test]
+async fn v1_agents_get_the_size_again_once_the_shell_has_spoken() {
+    let h = start(Capabilities::default());
+    assert!(until(|| frames(&h.agent).len() == 2).await);
+    h.terminal.do_send(OwnerRequest::Resize {
+        from: h.owner_connection,
+        cols: 132,
+        rows: 50,
+    });
+    h.terminal.do_send(TerminalEvent::Output("$ ".into()));
+    h.terminal.do_send(TerminalEvent::Output("more".into()));
+    assert!(until(|| resizes(&h).len() == 3).await);
+    assert_eq!(
+        resizes(&h),
+        vec![
+            r#"{"cols":80,"rows":24}"#,
+            r#"{"cols":132,"rows":50}"#,
+            r#"{"cols":132,"rows":50}"#
+        ],
+        "the latest size is sent again once, on the first output"
+    );
+    actix::clock::sleep(Duration::from_millis(50)).await;
+    assert_eq!(resizes(&h).len(), 3);
+}
+
+#[actix::test]
+async fn agents_that_apply_messages_in_order_keep_one_resize() {
+    let h = start(Capabilities {
+        ordered: true,
+        ..Capabilities::default()
+    });
+    assert!(until(|| frames(&h.agent).len() == 2).await);
+    h.terminal.do_send(TerminalEvent::Output("$ ".into()));
+    assert!(until(|| !events(&h.owner).is_empty()).await);
+    assert!(
+        until(|| events(&h.owner)
+            .iter()
+            .any(|e| matches!(e, ServerEvent::TerminalOutput { .. })))
+        .await
+    );
+    assert_eq!(resizes(&h), vec![r#"{"cols":80,"rows":24}"#]);
+}
+
+/// Output events as (offset, data), drop notices as (u64::MAX, bytes).
+fn output_stream(log: &common::Log<Deliver>) -> Vec<(u64, String)> {
+    events(log)
+        .into_iter()
+        .filter_map(|e| match e {
+            ServerEvent::TerminalOutput { offset, data, .. } => Some((offset, data)),
+            ServerEvent::OutputDropped { bytes, .. } => Some((u64::MAX, bytes.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[actix::test]
+async fn output_carries_offsets_and_a_reattach_replays_after_the_clients_offset() {
+    let h = start(Capabilities::default());
+    for (sent, chunk) in ["hello ", "world", "!"].into_iter().enumerate() {
+        h.terminal.do_send(TerminalEvent::Output(chunk.into()));
+        assert!(until(|| output_stream(&h.owner).len() == sent + 1).await);
+    }
+    assert_eq!(
+        output_stream(&h.owner),
+        vec![
+            (0, "hello ".to_owned()),
+            (6, "world".to_owned()),
+            (11, "!".to_owned())
+        ]
+    );
+    // The client saw only "hello " before its socket died; the rest was in flight.
+    h.terminal.do_send(OwnerRequest::OwnerGone {
+        from: h.owner_connection,
+    });
+    h.terminal.do_send(TerminalEvent::Output(" after".into()));
+    let (again, again_log) = probe::<Deliver>();
+    let attached = h
+        .terminal
+        .send(AttachOwner {
+            user_id: USER.into(),
+            owner: Owner {
+                connection_id: ConnectionId::next(),
+                deliver: again,
+            },
+            seen_offset: Some(6),
+        })
+        .await
+        .expect("send");
+    assert_eq!(attached, Ok(()));
+    assert!(until(|| output_stream(&again_log).len() == 2).await);
+    let stream = output_stream(&again_log);
+    assert_eq!(
+        stream[0],
+        (6, "world!".to_owned()),
+        "replayed from offset 6"
+    );
+    assert_eq!(
+        stream[1],
+        (12, " after".to_owned()),
+        "then the buffered output"
+    );
+}
+
+#[actix::test]
+async fn a_reattach_from_before_the_replay_window_is_told_what_is_gone() {
+    let (deliver, owner_log) = probe::<Deliver>();
+    let owner = Owner {
+        connection_id: ConnectionId::next(),
+        deliver,
+    };
+    let small = TerminalConfig {
+        replay_bytes: 10,
+        ..config()
+    };
+    let h = start_with(Capabilities::default(), owner, owner_log, small);
+    for (sent, chunk) in ["aaaaa", "bbbbb", "ccccc"].into_iter().enumerate() {
+        h.terminal.do_send(TerminalEvent::Output(chunk.into()));
+        assert!(until(|| output_stream(&h.owner).len() == sent + 1).await);
+    }
+    h.terminal.do_send(OwnerRequest::OwnerGone {
+        from: h.owner_connection,
+    });
+    let (again, again_log) = probe::<Deliver>();
+    h.terminal
+        .send(AttachOwner {
+            user_id: USER.into(),
+            owner: Owner {
+                connection_id: ConnectionId::next(),
+                deliver: again,
+            },
+            seen_offset: Some(2),
+        })
+        .await
+        .expect("send")
+        .expect("attached");
+    assert!(until(|| output_stream(&again_log).len() == 2).await);
+    assert_eq!(
+        output_stream(&again_log),
+        vec![(u64::MAX, "3".to_owned()), (5, "bbbbbccccc".to_owned())],
+        "bytes 2..5 are announced as dropped, the rest replayed"
     );
 }

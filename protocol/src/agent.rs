@@ -193,6 +193,9 @@ pub struct Capabilities {
     pub terminal_exit: bool,
     /// Rejects replayed nonces.
     pub nonce_check: bool,
+    /// Applies server messages one at a time, in the order they were sent (so a
+    /// `terminal_resize` right after `spawn_shell` reaches the new shell).
+    pub ordered: bool,
 }
 
 impl Capabilities {
@@ -203,6 +206,7 @@ impl Capabilities {
             terminal_close: has("terminal_close"),
             terminal_exit: has("terminal_exit"),
             nonce_check: has("nonce_check"),
+            ordered: has("ordered"),
         }
     }
 }

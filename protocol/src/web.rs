@@ -65,6 +65,10 @@ pub enum ClientRequest {
         /// From `terminal_opened`.
         #[serde(rename = "sessionToken")]
         session_token: String,
+        /// fleetgate extension: the offset just past the last output byte the client
+        /// received; output after it is replayed (or announced as dropped).
+        #[serde(default)]
+        offset: Option<u64>,
     },
     /// Run a command.
     ExecuteCommand {
@@ -205,6 +209,8 @@ pub enum ServerEvent {
         session_id: String,
         /// The output.
         data: String,
+        /// Offset of the first byte of `data` in the session's whole output (bytes).
+        offset: u64,
     },
     /// Output discarded because the client fell behind.
     OutputDropped {

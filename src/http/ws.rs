@@ -5,6 +5,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws::WsResponseBuilder;
 use fleetgate_actors::agent_session::AgentSession;
+use fleetgate_actors::socket::end_on_error;
 use fleetgate_actors::web_session::WebSession;
 
 use super::problem::Problem;
@@ -22,7 +23,7 @@ pub async fn agent_socket(
         state.services.agent_links(),
         state.shutdown.clone(),
     );
-    WsResponseBuilder::new(session, &request, stream)
+    WsResponseBuilder::new(session, &request, end_on_error(stream))
         .frame_size(state.agent_session.socket.max_frame_bytes)
         .start()
 }
@@ -53,7 +54,7 @@ pub async fn web_socket(
         state.shutdown.clone(),
     );
     let protocols: Vec<&str> = presented.subprotocol.as_deref().into_iter().collect();
-    WsResponseBuilder::new(session, &request, stream)
+    WsResponseBuilder::new(session, &request, end_on_error(stream))
         .frame_size(state.web_session.socket.max_frame_bytes)
         .protocols(&protocols)
         .start()

@@ -8,7 +8,7 @@ use actix::{
 };
 use chrono::Utc;
 
-use crate::output_buffer::OutputBuffer;
+use crate::output_buffer::{OutputBuffer, TakenOutput};
 use crate::protocol::envelope::{SignedKind, sign_now};
 use crate::protocol::payloads::{CLOSE_PAYLOAD, input_payload, resize_payload};
 use crate::protocol::session_token::{SessionClaims, SessionTokens};
@@ -16,6 +16,7 @@ use crate::protocol::web::ServerEvent;
 use crate::protocol::{ConnectionId, ErrorCode, ErrorFrame};
 use crate::rate_limit::TokenBucket;
 use crate::registry::{DropTerminal, RouteError, SendToAgent};
+use crate::replay_log::ReplayLog;
 use crate::repo::audit::RecordAudit;
 use crate::repo::session::{SessionClosed, SessionOpened};
 use crate::web_session::Deliver;
@@ -38,7 +39,10 @@ pub struct TerminalSession {
     owner: Option<Owner>,
     bucket: TokenBucket,
     buffer: OutputBuffer,
+    replay: ReplayLog,
     delivering: bool,
+    size: (u16, u16),
+    output_seen: bool,
     last_activity: Instant,
     grace_timer: Option<SpawnHandle>,
     bytes_in: u64,
@@ -59,6 +63,9 @@ impl TerminalSession {
             owner: Some(spec.owner.clone()),
             bucket: TokenBucket::new(config.msgs_per_sec, config.burst, now),
             buffer: OutputBuffer::new(config.buffer_bytes),
+            replay: ReplayLog::new(config.replay_bytes),
+            size: (spec.cols, spec.rows),
+            output_seen: false,
             spec,
             config,
             links,
@@ -137,22 +144,43 @@ impl TerminalSession {
         });
     }
 
-    /// Takes up to about `max_bytes` of buffered output as events: a drop notice first if
-    /// output was dropped, then the output.
+    /// Takes up to about `max_bytes` of buffered output as events (a drop notice first if
+    /// output was dropped, then the output) and keeps a copy for replay.
     fn take_output(&mut self, max_bytes: usize) -> Vec<ServerEvent> {
-        let (dropped, data) = self.buffer.take(max_bytes);
+        let taken = self.buffer.take(max_bytes);
+        self.replay.record(taken.offset, &taken.data);
+        self.output_events(taken)
+    }
+
+    /// `output_dropped` (when bytes were lost) and `terminal_output` (when there is output).
+    fn output_events(&self, taken: TakenOutput) -> Vec<ServerEvent> {
         let session_id = self.spec.session_id.to_string();
-        let mut events = Vec::with_capacity(3);
-        if dropped > 0 {
+        let mut events = Vec::with_capacity(2);
+        if taken.dropped > 0 {
             events.push(ServerEvent::OutputDropped {
                 session_id: session_id.clone(),
-                bytes: dropped,
+                bytes: taken.dropped,
             });
         }
-        if !data.is_empty() {
-            events.push(ServerEvent::TerminalOutput { session_id, data });
+        if !taken.data.is_empty() {
+            events.push(ServerEvent::TerminalOutput {
+                session_id,
+                data: taken.data,
+                offset: taken.offset,
+            });
         }
         events
+    }
+
+    /// Output already handed out after `seen`, for a client that reattaches: what is still
+    /// kept, after a drop notice for what is not.
+    fn replay_events(&self, seen: u64) -> Vec<ServerEvent> {
+        let replay = self.replay.since(seen);
+        self.output_events(TakenOutput {
+            dropped: replay.gap,
+            offset: replay.offset,
+            data: replay.data,
+        })
     }
 
     /// Hands buffered output to the owner, one delivery at a time (back-pressure).
@@ -256,7 +284,20 @@ impl TerminalSession {
     }
 
     fn resize(&mut self, cols: u16, rows: u16) {
+        self.size = (cols, rows);
         self.send_signed(SignedKind::TerminalResize, &resize_payload(cols, rows));
+    }
+
+    /// v1 agents usually drop the resize sent right after `spawn_shell` (they handle it before
+    /// the shell exists, PROTOCOL.md 2.9a). The shell's first output proves it exists: send the
+    /// current size again then. A PTY set to the size it already has does not signal the shell,
+    /// so agents that did apply the first resize see no redraw.
+    fn first_output(&mut self) {
+        self.output_seen = true;
+        if !self.spec.capabilities.ordered {
+            let (cols, rows) = self.size;
+            self.resize(cols, rows);
+        }
     }
 }
 
@@ -351,6 +392,9 @@ impl Handler<TerminalEvent> for TerminalSession {
     fn handle(&mut self, event: TerminalEvent, ctx: &mut Context<Self>) {
         match event {
             TerminalEvent::Output(output) => {
+                if !self.output_seen {
+                    self.first_output();
+                }
                 self.last_activity = Instant::now();
                 self.bytes_out += output.len() as u64;
                 self.buffer.push(output);
@@ -402,7 +446,11 @@ impl Handler<AttachOwner> for TerminalSession {
         if let Some(previous) = self.owner.replace(attach.owner) {
             tracing::info!(session_id = %self.spec.session_id, previous = %previous.connection_id, "session moved to another socket");
         }
-        self.tell_owner(vec![self.opened_event()], None);
+        let mut events = vec![self.opened_event()];
+        if let Some(seen) = attach.seen_offset {
+            events.extend(self.replay_events(seen));
+        }
+        self.tell_owner(events, None);
         self.pump(ctx);
         Ok(())
     }

@@ -24,6 +24,8 @@ pub struct TerminalConfig {
     pub idle_timeout: Duration,
     /// Reattach grace period after the owner socket drops.
     pub grace: Duration,
+    /// Output already handed to the owner kept for replay after a reattach, bytes.
+    pub replay_bytes: usize,
 }
 
 /// The actors a terminal session talks to.
@@ -130,4 +132,7 @@ pub struct AttachOwner {
     pub user_id: String,
     /// The new owner socket.
     pub owner: Owner,
+    /// The offset just past the last output byte the client received, when it knows it:
+    /// output after it is sent again first.
+    pub seen_offset: Option<u64>,
 }

@@ -63,6 +63,7 @@ pub fn config() -> TerminalConfig {
         buffer_bytes: 1024,
         idle_timeout: Duration::from_secs(3600),
         grace: Duration::from_millis(100),
+        replay_bytes: 64 * 1024,
     }
 }
 
