@@ -42,6 +42,28 @@ pub fn heartbeat_frame(machine_id: &str, cpu: f64, ports: &[(u16, &str, &str)]) 
     )
 }
 
+/// `text` as one message in `pieces` frames (a text frame, then continuations), as widely used
+/// client libraries send large messages.
+pub fn fragments(text: &str, pieces: usize) -> Vec<Message> {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let bytes = text.as_bytes();
+    let chunks: Vec<&[u8]> = bytes.chunks(bytes.len().div_ceil(pieces)).collect();
+    let last = chunks.len() - 1;
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            let opcode = if i == 0 { Data::Text } else { Data::Continue };
+            Message::Frame(Frame::message(
+                chunk.to_vec(),
+                OpCode::Data(opcode),
+                i == last,
+            ))
+        })
+        .collect()
+}
+
 impl ScriptedAgent {
     /// Opens `/ws/agent` at `url`.
     pub async fn connect(url: &str) -> Self {
@@ -54,6 +76,20 @@ impl ScriptedAgent {
     /// Sends one text frame.
     pub async fn send(&mut self, text: &str) {
         self.socket.send(Message::text(text)).await.expect("send");
+    }
+
+    /// Sends `text` as one message in `pieces` frames (see [`fragments`]); a ping goes out
+    /// after the fragment numbered `ping_after`, if given.
+    pub async fn send_fragmented(&mut self, text: &str, pieces: usize, ping_after: Option<usize>) {
+        for (i, frame) in fragments(text, pieces).into_iter().enumerate() {
+            self.socket.send(frame).await.expect("send");
+            if ping_after == Some(i) {
+                self.socket
+                    .send(Message::Ping(b"between".to_vec().into()))
+                    .await
+                    .expect("ping");
+            }
+        }
     }
 
     /// The next message of `kind` (e.g. `spawn_shell`), skipping others.

@@ -6,6 +6,7 @@ mod api;
 mod api_client;
 mod cli;
 mod commands_and_status;
+mod deployed_agents;
 mod fixtures;
 mod migrations;
 mod real_agent;

@@ -69,6 +69,13 @@ impl WebClient {
             .expect("send");
     }
 
+    /// Sends one JSON message in `pieces` fragments.
+    pub async fn send_fragmented(&mut self, message: serde_json::Value, pieces: usize) {
+        for frame in crate::agent_client::fragments(&message.to_string(), pieces) {
+            self.socket.send(frame).await.expect("send");
+        }
+    }
+
     /// The next JSON message; `None` once the socket closes.
     pub async fn next(&mut self) -> Option<serde_json::Value> {
         loop {
@@ -108,6 +115,16 @@ impl WebClient {
 
     /// Drops the connection.
     pub fn drop_connection(self) {
+        drop(self.socket);
+    }
+
+    /// Kills the TCP connection with a reset: no close frame, no FIN, unread data discarded.
+    pub fn reset_connection(self) {
+        if let MaybeTlsStream::Plain(tcp) = self.socket.get_ref() {
+            socket2::SockRef::from(tcp)
+                .set_linger(Some(std::time::Duration::ZERO))
+                .expect("linger");
+        }
         drop(self.socket);
     }
 }
