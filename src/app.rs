@@ -258,6 +258,7 @@ fn web_session_config(settings: &Settings) -> WebSessionConfig {
             idle_timeout: Duration::from_secs(limits.terminal_idle_secs),
             grace: Duration::from_secs(limits.reattach_grace_secs),
             replay_bytes: limits.terminal_replay_bytes,
+            flow_window: limits.terminal_flow_window_bytes,
         },
         command_timeout: Duration::from_secs(limits.command_timeout_secs),
     }

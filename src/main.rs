@@ -60,7 +60,9 @@ async fn run_client(command: Option<&Command>) -> Option<ExitCode> {
             timeout,
             command,
         } => commands::exec(machine, command, *timeout).await,
-        Command::Shell { machine } => shell::shell(machine).await.map(|_| 0),
+        Command::Shell { machine, attach } => shell::shell(machine.as_deref(), attach.as_deref())
+            .await
+            .map(|_| 0),
         Command::Audit { json, limit } => commands::audit(*json, *limit).await.map(|_| 0),
         _ => return None,
     };

@@ -156,6 +156,8 @@ pub struct LimitSettings {
     pub terminal_buffer_bytes: usize,
     /// Output already delivered kept per session for replay after a reattach, bytes (0: none).
     pub terminal_replay_bytes: usize,
+    /// Output an agent with `flow_control` may send ahead of the reader, per session, bytes.
+    pub terminal_flow_window_bytes: u64,
     /// Terminal idle timeout, seconds.
     pub terminal_idle_secs: u64,
     /// Reattach grace period, seconds.
@@ -242,7 +244,7 @@ impl Settings {
                 return Err(invalid(key, "must be greater than zero"));
             }
         }
-        let sizes: [(&'static str, usize); 4] = [
+        let sizes: [(&'static str, usize); 5] = [
             ("limits.agent_frame_bytes", self.limits.agent_frame_bytes),
             ("limits.web_frame_bytes", self.limits.web_frame_bytes),
             (
@@ -253,11 +255,21 @@ impl Settings {
                 "limits.terminal_buffer_bytes",
                 self.limits.terminal_buffer_bytes,
             ),
+            (
+                "limits.terminal_flow_window_bytes",
+                usize::try_from(self.limits.terminal_flow_window_bytes).unwrap_or(usize::MAX),
+            ),
         ];
         for (key, value) in sizes {
             if value < 1024 {
                 return Err(invalid(key, "must be at least 1024 bytes"));
             }
+        }
+        if self.limits.terminal_flow_window_bytes > self.limits.terminal_buffer_bytes as u64 {
+            return Err(invalid(
+                "limits.terminal_flow_window_bytes",
+                "must not exceed limits.terminal_buffer_bytes",
+            ));
         }
         if self.limits.terminal_msgs_per_sec == 0 || self.limits.terminal_burst == 0 {
             return Err(invalid(

@@ -17,6 +17,7 @@ pub mod repo;
 pub mod sealing;
 pub mod shutdown;
 pub mod socket;
+pub mod socket_drain;
 pub mod terminal;
 pub mod violations;
 pub mod web_requests;

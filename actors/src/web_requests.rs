@@ -344,7 +344,7 @@ impl WebSession {
                     },
                     last_seen: machine.last_seen.map(|t| t.to_rfc3339()),
                 };
-                ctx.text(event.to_json(request_id.as_deref()));
+                session.send_text(ctx, event.to_json(request_id.as_deref()));
             }
             if !session.subscribed {
                 session.subscribed = true;
@@ -366,7 +366,7 @@ impl Handler<MachineStatusChanged> for WebSession {
             action: Action::View,
         };
         let allowed = self.links.access.send(check);
-        ctx.spawn(allowed.into_actor(self).map(move |outcome, _, ctx| {
+        ctx.spawn(allowed.into_actor(self).map(move |outcome, session, ctx| {
             if matches!(outcome, Ok(Ok(_))) {
                 let event = ServerEvent::MachineStatus {
                     machine_id: change.machine_id.to_string(),
@@ -374,7 +374,7 @@ impl Handler<MachineStatusChanged> for WebSession {
                     status: if change.online { "online" } else { "offline" },
                     last_seen: Some(change.at.to_rfc3339()),
                 };
-                ctx.text(event.to_json(None));
+                session.send_text(ctx, event.to_json(None));
             }
         }));
     }

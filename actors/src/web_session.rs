@@ -5,7 +5,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorContext, Addr, AsyncContext, Handler, Message, Recipient, StreamHandler};
+use actix::{
+    Actor, ActorContext, Addr, AsyncContext, Handler, Message, Recipient, ResponseFuture,
+    StreamHandler,
+};
 use actix_web_actors::ws::{self, CloseCode, WebsocketContext};
 use serde::Serialize;
 
@@ -19,6 +22,7 @@ use crate::repo::AccessRepo;
 use crate::repo::audit::RecordAudit;
 use crate::shutdown::ShutdownSignal;
 use crate::socket::{self, CLOSE_UNAUTHENTICATED, Inbound, InboundFrames, SocketConfig};
+use crate::socket_drain::DrainTracker;
 use crate::terminal::{OwnerRequest, TerminalConfig, TerminalLinks};
 use crate::violations::ViolationCounter;
 
@@ -83,6 +87,7 @@ pub struct WebSession {
     pub(crate) subscribed: bool,
     shutdown: ShutdownSignal,
     inbound: InboundFrames,
+    drain: DrainTracker,
     violations: ViolationCounter,
 }
 
@@ -95,6 +100,7 @@ impl WebSession {
         links: WebLinks,
         tokens: SessionTokens,
         shutdown: ShutdownSignal,
+        drain: DrainTracker,
     ) -> Self {
         let violations = ViolationCounter::new(config.socket.violations_per_minute);
         let inbound = InboundFrames::new(config.socket.max_frame_bytes);
@@ -109,6 +115,7 @@ impl WebSession {
             subscribed: false,
             shutdown,
             inbound,
+            drain,
             violations,
         }
     }
@@ -129,22 +136,26 @@ impl WebSession {
         });
     }
 
+    /// Queues one text message, counted so that deliveries can wait until it was written.
+    pub(crate) fn send_text(&mut self, ctx: &mut WebsocketContext<Self>, text: String) {
+        self.drain.queued(text.len());
+        ctx.text(text);
+    }
+
     /// Sends an error frame.
     pub(crate) fn error(
-        &self,
+        &mut self,
         ctx: &mut WebsocketContext<Self>,
         code: ErrorCode,
         message: &str,
         request_id: Option<String>,
     ) {
-        socket::send_error(
-            ctx,
-            &ErrorFrame {
-                code,
-                message: message.to_owned(),
-                request_id,
-            },
-        );
+        let frame = ErrorFrame {
+            code,
+            message: message.to_owned(),
+            request_id,
+        };
+        self.send_text(ctx, frame.to_json());
     }
 
     /// Replies with `error`, audits, and closes with 1008 past the violation limit.
@@ -155,7 +166,7 @@ impl WebSession {
             None,
             serde_json::json!({ "code": frame.code, "message": frame.message }),
         );
-        socket::send_error(ctx, &frame);
+        self.send_text(ctx, frame.to_json());
         if self.violations.record(Instant::now()) {
             socket::close(ctx, CloseCode::Policy, "repeated protocol violations");
         }
@@ -167,9 +178,9 @@ impl WebSession {
         let left = u64::try_from(self.user.expires_at.saturating_sub(now)).unwrap_or(0);
         ctx.run_later(Duration::from_secs(left), |session, ctx| {
             session.audit("ws.token_expired", None, serde_json::json!({}));
-            socket::send_error(
+            session.send_text(
                 ctx,
-                &ErrorFrame::new(ErrorCode::Unauthenticated, "token expired"),
+                ErrorFrame::new(ErrorCode::Unauthenticated, "token expired").to_json(),
             );
             socket::close(
                 ctx,
@@ -207,7 +218,7 @@ impl Actor for WebSession {
             server_version: env!("CARGO_PKG_VERSION"),
         };
         match serde_json::to_string(&hello) {
-            Ok(text) => ctx.text(text),
+            Ok(text) => self.send_text(ctx, text),
             Err(err) => tracing::error!(error = %err, "could not encode hello"),
         }
     }
@@ -244,19 +255,22 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WebSession {
 }
 
 impl Handler<Deliver> for WebSession {
-    type Result = ();
+    /// Resolves once the events have been written to the socket (or the socket is gone), so
+    /// a sender that waits for it goes at the reader's pace.
+    type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, delivery: Deliver, ctx: &mut Self::Context) {
+    fn handle(&mut self, delivery: Deliver, ctx: &mut Self::Context) -> Self::Result {
         for event in &delivery.events {
             if let ServerEvent::TerminalClosed { session_id, .. } = event
                 && let Some(id) = SessionId::parse(session_id)
             {
                 self.terminals.remove(&id);
             }
-            ctx.text(event.to_json(delivery.request_id.as_deref()));
+            self.send_text(ctx, event.to_json(delivery.request_id.as_deref()));
         }
         if let Some(error) = &delivery.error {
-            socket::send_error(ctx, error);
+            self.send_text(ctx, error.to_json());
         }
+        Box::pin(self.drain.until_written())
     }
 }

@@ -314,6 +314,7 @@ async fn a_shell_exit_closes_the_session_without_a_close_envelope() {
         terminal_exit: true,
         nonce_check: true,
         ordered: true,
+        flow_control: false,
     });
     assert!(until(|| frames(&h.agent).len() == 2).await);
     h.terminal.do_send(TerminalEvent::Exited(0));
@@ -507,4 +508,78 @@ async fn a_reattach_from_before_the_replay_window_is_told_what_is_gone() {
         vec![(u64::MAX, "3".to_owned()), (5, "bbbbbccccc".to_owned())],
         "bytes 2..5 are announced as dropped, the rest replayed"
     );
+}
+
+/// The byte counts of every `terminal_credit` the agent was sent.
+fn credits(h: &common::terminal_harness::Harness) -> Vec<u64> {
+    let mut nonces = NonceCache::new(256);
+    frames(&h.agent)
+        .iter()
+        .filter_map(|frame| verify_envelope(frame, SECRET, Utc::now(), &mut nonces).ok())
+        .filter(|envelope| envelope.kind == SignedKind::TerminalCredit)
+        .map(|envelope| {
+            let payload: serde_json::Value =
+                serde_json::from_str(&envelope.payload).expect("payload");
+            payload["bytes"].as_u64().expect("bytes")
+        })
+        .collect()
+}
+
+fn flow_control() -> Capabilities {
+    Capabilities {
+        flow_control: true,
+        ordered: true,
+        ..Capabilities::default()
+    }
+}
+
+#[actix::test]
+async fn flow_control_grants_a_window_and_returns_credit_once_the_owner_has_read() {
+    let (h, gate) = common::terminal_harness::start_gated_with(flow_control());
+    assert!(until(|| !frames(&h.agent).is_empty()).await);
+    let spawn: serde_json::Value = serde_json::from_str(&frames(&h.agent)[0]).expect("json");
+    assert_eq!(spawn["data"]["flowWindow"], config().flow_window);
+    // Within the harness's 1 KiB buffer, as a window-respecting agent would stay.
+    for _ in 0..4 {
+        h.terminal.do_send(TerminalEvent::Output("x".repeat(250)));
+    }
+    assert!(until(|| !events(&h.owner).is_empty()).await);
+    actix::clock::sleep(Duration::from_millis(50)).await;
+    assert!(
+        credits(&h).is_empty(),
+        "nothing is returned while the owner has not written its delivery"
+    );
+    gate.add_permits(1000);
+    assert!(until(|| credits(&h).iter().sum::<u64>() == 1000).await);
+    let delivered: usize = events(&h.owner)
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::TerminalOutput { data, .. } => Some(data.len()),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(delivered, 1000, "nothing dropped");
+}
+
+#[actix::test]
+async fn no_credit_is_returned_while_nobody_is_attached() {
+    let h = start(flow_control());
+    assert!(until(|| !frames(&h.agent).is_empty()).await);
+    h.terminal.do_send(OwnerRequest::OwnerGone {
+        from: h.owner_connection,
+    });
+    h.terminal.do_send(TerminalEvent::Output("y".repeat(2000)));
+    actix::clock::sleep(Duration::from_millis(50)).await;
+    assert!(credits(&h).is_empty());
+}
+
+#[actix::test]
+async fn agents_without_flow_control_get_no_window_and_no_credit() {
+    let h = start(Capabilities::default());
+    assert!(until(|| !frames(&h.agent).is_empty()).await);
+    assert!(!frames(&h.agent)[0].contains("flowWindow"));
+    h.terminal.do_send(TerminalEvent::Output("z".repeat(2000)));
+    assert!(until(|| !events(&h.owner).is_empty()).await);
+    actix::clock::sleep(Duration::from_millis(50)).await;
+    assert!(credits(&h).is_empty());
 }

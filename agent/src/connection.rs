@@ -17,8 +17,14 @@ use crate::commands;
 use crate::system::{Sampler, listening_ports, primary_ip, register_fields};
 use crate::terminal::Terminals;
 
-/// Capabilities this agent announces (PROTOCOL.md 2.8).
-pub const CAPABILITIES: [&str; 3] = ["terminal_close", "terminal_exit", "nonce_check"];
+/// Capabilities this agent announces (PROTOCOL.md 2.8, docs/protocol.md).
+pub const CAPABILITIES: [&str; 5] = [
+    "terminal_close",
+    "terminal_exit",
+    "nonce_check",
+    "ordered",
+    "flow_control",
+];
 /// Nonces remembered for replay protection.
 const NONCE_CACHE: usize = 100_000;
 
@@ -165,24 +171,24 @@ fn handle(
                 tracing::warn!("spawn_shell without a usable sessionId; ignored");
                 return;
             };
-            if let Err(err) = terminals.spawn(session_id, out.clone()) {
+            let flow_window = frame.data["flowWindow"].as_u64();
+            if let Err(err) = terminals.spawn(session_id, flow_window, out.clone()) {
                 tracing::error!(session_id, error = %err, "cannot start a shell");
             }
         }
-        "terminal_stdin" | "terminal_resize" | "execute_command" | "terminal_close" => {
-            match verify_envelope(text, &config.secret, Utc::now(), nonces) {
-                Ok(envelope) if envelope.machine_id == machine_id => {
-                    act(envelope, machine_id, config, terminals, out)
-                }
-                Ok(_) => tracing::warn!(
-                    security = true,
-                    "signed message for another machine refused"
-                ),
-                Err(err) => {
-                    tracing::warn!(security = true, kind = frame.kind, reason = %err, "signed message refused")
-                }
+        "terminal_stdin" | "terminal_resize" | "execute_command" | "terminal_close"
+        | "terminal_credit" => match verify_envelope(text, &config.secret, Utc::now(), nonces) {
+            Ok(envelope) if envelope.machine_id == machine_id => {
+                act(envelope, machine_id, config, terminals, out)
             }
-        }
+            Ok(_) => tracing::warn!(
+                security = true,
+                "signed message for another machine refused"
+            ),
+            Err(err) => {
+                tracing::warn!(security = true, kind = frame.kind, reason = %err, "signed message refused")
+            }
+        },
         "trigger_scan" => {
             tracing::info!("trigger_scan received; this agent has no package scanner")
         }
@@ -224,6 +230,10 @@ fn act(
             }
         }
         SignedKind::TerminalClose => terminals.close(session_id),
+        SignedKind::TerminalCredit => match payload["bytes"].as_u64() {
+            Some(bytes) => terminals.grant(session_id, bytes),
+            None => tracing::warn!("terminal_credit without bytes; ignored"),
+        },
         SignedKind::ExecuteCommand => {
             let (Some(command_id), Some(command)) =
                 (payload["commandId"].as_str(), payload["command"].as_str())

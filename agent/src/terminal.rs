@@ -1,13 +1,17 @@
 //! Shells in real PTYs: output coalesced into frames of up to 16 KiB, flushed within 5 ms;
-//! many sessions at once, each with its own reader thread.
+//! many sessions at once, each with its own reader thread. Under flow control a session sends
+//! output only while it has credit from the server; without credit its output is not read,
+//! so the shell blocks on a full PTY, as over SSH.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use crate::connection::Outbound;
 
@@ -16,11 +20,49 @@ const FRAME_BYTES: usize = 16 * 1024;
 /// Output is flushed at most this long after it was read.
 const FLUSH_AFTER: Duration = Duration::from_millis(5);
 
+/// Output bytes a session may still send (flow control); may dip below zero by one frame.
+#[derive(Debug, Default)]
+pub struct Credit {
+    bytes: AtomicI64,
+    granted: Notify,
+}
+
+impl Credit {
+    /// A session starting with `window` bytes of credit.
+    pub fn new(window: u64) -> Self {
+        Self {
+            bytes: AtomicI64::new(i64::try_from(window).unwrap_or(i64::MAX)),
+            granted: Notify::new(),
+        }
+    }
+
+    /// Adds credit from the server.
+    pub fn grant(&self, bytes: u64) {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        self.bytes.fetch_add(bytes, Ordering::AcqRel);
+        self.granted.notify_one();
+    }
+
+    /// Spends credit on output just sent.
+    pub fn spend(&self, bytes: usize) {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        self.bytes.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    /// Waits until there is credit left.
+    pub async fn available(&self) {
+        while self.bytes.load(Ordering::Acquire) <= 0 {
+            self.granted.notified().await;
+        }
+    }
+}
+
 /// One open shell.
 struct Shell {
     master: Box<dyn MasterPty + Send>,
     writer: Box<dyn Write + Send>,
     child: Box<dyn portable_pty::Child + Send + Sync>,
+    credit: Option<Arc<Credit>>,
 }
 
 /// The open shells by sessionId.
@@ -38,8 +80,14 @@ fn login_shell() -> String {
 }
 
 impl Terminals {
-    /// Starts a shell for `session_id`; its output and exit go to `out`.
-    pub fn spawn(&mut self, session_id: &str, out: mpsc::Sender<Outbound>) -> anyhow::Result<()> {
+    /// Starts a shell for `session_id`; its output and exit go to `out`. With a `flow_window`
+    /// (flow control) it sends that much output, then only as much as the server grants.
+    pub fn spawn(
+        &mut self,
+        session_id: &str,
+        flow_window: Option<u64>,
+        out: mpsc::Sender<Outbound>,
+    ) -> anyhow::Result<()> {
         if self.shells.contains_key(session_id) {
             return Ok(());
         }
@@ -58,13 +106,20 @@ impl Terminals {
         let writer = pair.master.take_writer()?;
         let (bytes_tx, bytes_rx) = mpsc::channel::<Vec<u8>>(64);
         std::thread::spawn(move || read_pty(reader, bytes_tx));
-        tokio::spawn(forward_output(session_id.to_owned(), bytes_rx, out));
+        let credit = flow_window.map(|window| Arc::new(Credit::new(window)));
+        tokio::spawn(forward_output(
+            session_id.to_owned(),
+            bytes_rx,
+            credit.clone(),
+            out,
+        ));
         self.shells.insert(
             session_id.to_owned(),
             Shell {
                 master: pair.master,
                 writer,
                 child,
+                credit,
             },
         );
         Ok(())
@@ -93,6 +148,13 @@ impl Terminals {
             })
         {
             tracing::warn!(session_id, error = %err, "resizing the PTY failed");
+        }
+    }
+
+    /// Adds output credit to a session under flow control.
+    pub fn grant(&mut self, session_id: &str, bytes: u64) {
+        if let Some(credit) = self.shells.get(session_id).and_then(|s| s.credit.as_ref()) {
+            credit.grant(bytes);
         }
     }
 
@@ -133,13 +195,18 @@ fn complete_utf8(bytes: &[u8]) -> usize {
 }
 
 /// Coalesces PTY output into `terminal_output` frames, then reports that the shell ended.
+/// Without credit it stops taking output from the reader thread, which then stops reading.
 async fn forward_output(
     session_id: String,
     mut bytes: mpsc::Receiver<Vec<u8>>,
+    credit: Option<Arc<Credit>>,
     out: mpsc::Sender<Outbound>,
 ) {
     let mut pending: Vec<u8> = Vec::new();
     loop {
+        if let Some(credit) = &credit {
+            credit.available().await;
+        }
         let Some(first) = bytes.recv().await else {
             break;
         };
@@ -158,6 +225,9 @@ async fn forward_output(
         let cut = complete_utf8(&pending[..pending.len().min(FRAME_BYTES)]);
         let text = String::from_utf8_lossy(&pending[..cut]).into_owned();
         pending.drain(..cut);
+        if let Some(credit) = &credit {
+            credit.spend(text.len());
+        }
         let frame = json!({ "type": "terminal_output", "sessionId": session_id, "output": text })
             .to_string();
         if out.send(Outbound::Frame(frame)).await.is_err() {
@@ -172,6 +242,27 @@ async fn forward_output(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn credit_holds_output_back_until_granted() {
+        let credit = Arc::new(Credit::new(10));
+        credit.available().await;
+        credit.spend(16);
+        let waiting = {
+            let credit = credit.clone();
+            tokio::spawn(async move { credit.available().await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "no credit, no output");
+        credit.grant(5);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "still at -1");
+        credit.grant(1000);
+        tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .expect("released")
+            .expect("task");
+    }
 
     #[test]
     fn utf8_sequences_are_not_split() {

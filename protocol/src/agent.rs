@@ -196,6 +196,8 @@ pub struct Capabilities {
     /// Applies server messages one at a time, in the order they were sent (so a
     /// `terminal_resize` right after `spawn_shell` reaches the new shell).
     pub ordered: bool,
+    /// Holds a shell's output back until the server grants credit (`terminal_credit`).
+    pub flow_control: bool,
 }
 
 impl Capabilities {
@@ -207,6 +209,7 @@ impl Capabilities {
             terminal_exit: has("terminal_exit"),
             nonce_check: has("nonce_check"),
             ordered: has("ordered"),
+            flow_control: has("flow_control"),
         }
     }
 }

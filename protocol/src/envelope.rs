@@ -22,6 +22,8 @@ pub enum SignedKind {
     ExecuteCommand,
     /// `terminal_close` (fleetgate extension).
     TerminalClose,
+    /// `terminal_credit` (fleetgate extension `flow_control`): more output the agent may send.
+    TerminalCredit,
 }
 
 impl SignedKind {
@@ -32,6 +34,7 @@ impl SignedKind {
             SignedKind::TerminalResize => "terminal_resize",
             SignedKind::ExecuteCommand => "execute_command",
             SignedKind::TerminalClose => "terminal_close",
+            SignedKind::TerminalCredit => "terminal_credit",
         }
     }
 
@@ -49,6 +52,7 @@ impl SignedKind {
             Self::TerminalResize,
             Self::ExecuteCommand,
             Self::TerminalClose,
+            Self::TerminalCredit,
         ]
         .into_iter()
         .find(|kind| kind.wire_type() == wire)

@@ -20,6 +20,11 @@ struct Execute<'a> {
     command: &'a str,
 }
 
+#[derive(Serialize)]
+struct Credit {
+    bytes: u64,
+}
+
 fn compact<T: Serialize>(value: &T) -> String {
     // Structs of strings and integers always serialize.
     serde_json::to_string(value).unwrap_or_else(|_| String::from("{}"))
@@ -43,6 +48,11 @@ pub fn execute_payload(command_id: &str, command: &str) -> String {
     })
 }
 
+/// `{"bytes":65536}` for `terminal_credit`.
+pub fn credit_payload(bytes: u64) -> String {
+    compact(&Credit { bytes })
+}
+
 /// `{}` for `terminal_close`.
 pub const CLOSE_PAYLOAD: &str = "{}";
 
@@ -54,6 +64,7 @@ mod tests {
     fn payloads_match_the_protocol_text() {
         assert_eq!(input_payload("ls -la\r"), "{\"data\":\"ls -la\\r\"}");
         assert_eq!(resize_payload(120, 40), r#"{"cols":120,"rows":40}"#);
+        assert_eq!(credit_payload(65536), r#"{"bytes":65536}"#);
         assert_eq!(
             execute_payload("c0ffee00c0ffee00c0ffee00c0ffee00", "uptime"),
             r#"{"commandId":"c0ffee00c0ffee00c0ffee00c0ffee00","command":"uptime"}"#

@@ -65,10 +65,15 @@ pub enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
-    /// Open an interactive shell on a machine.
+    /// Open an interactive shell on a machine (reattaches by itself after a network blip).
     Shell {
         /// Machine id, name or hostname.
-        machine: String,
+        #[arg(required_unless_present = "attach")]
+        machine: Option<String>,
+        /// Reattach to a session of this machine's user whose connection dropped (its id is
+        /// printed when the connection is lost), replaying the output missed meanwhile.
+        #[arg(long, value_name = "SESSION_ID", conflicts_with = "machine")]
+        attach: Option<String>,
     },
     /// Read the audit trail (admins).
     Audit {

@@ -1,11 +1,13 @@
 //! The WebSocket upgrade gate: `/ws/agent` upgrades for anyone (agents authenticate with
 //! `register`); `/ws/web` upgrades only with a valid JWT, checked before the upgrade.
 
+use actix_http::ws::Codec;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_web_actors::ws::WsResponseBuilder;
+use actix_web_actors::ws::{self, WebsocketContext, WsResponseBuilder};
 use fleetgate_actors::agent_session::AgentSession;
 use fleetgate_actors::socket::end_on_error;
+use fleetgate_actors::socket_drain::drain_meter;
 use fleetgate_actors::web_session::WebSession;
 
 use super::problem::Problem;
@@ -45,6 +47,7 @@ pub async fn web_socket(
         }
     };
     let source_ip = request.peer_addr().map(|addr| addr.ip().to_string());
+    let (meter, drain) = drain_meter();
     let session = WebSession::new(
         user,
         source_ip,
@@ -52,12 +55,13 @@ pub async fn web_socket(
         state.services.web_links(),
         state.session_tokens.clone(),
         state.shutdown.clone(),
+        drain,
     );
     let protocols: Vec<&str> = presented.subprotocol.as_deref().into_iter().collect();
-    WsResponseBuilder::new(session, &request, end_on_error(stream))
-        .frame_size(state.web_session.socket.max_frame_bytes)
-        .protocols(&protocols)
-        .start()
+    let mut response = ws::handshake_with_protocols(&request, &protocols)?;
+    let codec = Codec::new().max_size(state.web_session.socket.max_frame_bytes);
+    let output = WebsocketContext::with_codec(session, end_on_error(stream), codec);
+    Ok(response.streaming(meter.count(output)))
 }
 
 fn unauthorized(detail: &str) -> HttpResponse {

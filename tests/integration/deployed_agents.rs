@@ -231,6 +231,8 @@ async fn a_v1_agent_that_drops_early_resizes_still_gets_the_requested_size() {
         ))
         .await;
     web.next_of("terminal_opened").await;
+    // The operator types once the prompt is there.
+    assert_eq!(web.next_of("terminal_output").await["data"], "$ ");
     web.send(json!({"type":"terminal_input","sessionId":session,"data":"stty size\r"}))
         .await;
     loop {
@@ -256,15 +258,8 @@ async fn a_v1_agent_that_drops_early_resizes_still_gets_the_requested_size() {
             break;
         }
     }
-    let mut seen = String::new();
-    while !seen.contains("\r\n") {
-        seen.push_str(
-            web.next_of("terminal_output").await["data"]
-                .as_str()
-                .unwrap_or(""),
-        );
-    }
-    assert!(seen.ends_with("43 132\r\n"), "stty saw {seen:?}");
+    let reply = web.next_of("terminal_output").await;
+    assert_eq!(reply["data"], "43 132\r\n", "stty sees the requested size");
     server.stop().await;
 }
 

@@ -12,10 +12,8 @@ use serde_json::json;
 use crate::support::{enroll, eventually, spawn_app};
 use crate::web_client::{WebClient, user};
 
-#[actix_web::test]
-async fn the_agent_serves_terminals_and_commands() {
-    let server = spawn_app().await;
-    let (machine, secret) = enroll(&server, "real").await;
+/// Starts fleetgate's agent for `machine`'s secret on its own runtime, as in its own process.
+fn start_agent(server: &crate::support::TestServer, secret: String) {
     let config = AgentConfig {
         server: server.ws_url("/ws/agent"),
         secret,
@@ -23,7 +21,6 @@ async fn the_agent_serves_terminals_and_commands() {
         command_timeout: Duration::from_secs(30),
         ca_file: None,
     };
-    // The agent runs on its own runtime, as it would in its own process.
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -34,6 +31,10 @@ async fn the_agent_serves_terminals_and_commands() {
             eprintln!("agent stopped: {err:#}");
         }
     });
+}
+
+/// Waits until the agent's heartbeats are stored.
+async fn wait_for_heartbeats(server: &crate::support::TestServer) {
     let db = server.db.clone();
     assert!(
         eventually(|| {
@@ -43,6 +44,14 @@ async fn the_agent_serves_terminals_and_commands() {
         .await,
         "heartbeat rows appear"
     );
+}
+
+#[actix_web::test]
+async fn the_agent_serves_terminals_and_commands() {
+    let server = spawn_app().await;
+    let (machine, secret) = enroll(&server, "real").await;
+    start_agent(&server, secret);
+    wait_for_heartbeats(&server).await;
 
     let (_, token) = user(&server, Role::Admin, &[]).await;
     let mut web = WebClient::connect(&server, &token).await;
@@ -105,5 +114,49 @@ async fn the_agent_serves_terminals_and_commands() {
         output == expected,
         "long output arrives complete and in order"
     );
+    server.stop().await;
+}
+
+#[actix_web::test]
+async fn flow_control_holds_the_shell_back_for_a_reader_that_pauses() {
+    let server = spawn_app().await;
+    let (machine, secret) = enroll(&server, "flow").await;
+    start_agent(&server, secret);
+    wait_for_heartbeats(&server).await;
+    let (_, token) = user(&server, Role::Admin, &[]).await;
+    let mut web = WebClient::connect(&server, &token).await;
+    let (session, _) = web.spawn(&machine).await;
+
+    // 20 MB of output, far more than the server's 1 MiB per-session buffer and the sockets'
+    // buffers; the reader looks away for two seconds first.
+    const BYTES: usize = 20_000_000;
+    web.send(json!({"type":"terminal_input","sessionId":session,
+        "data":format!("stty -echo; head -c {BYTES} /dev/zero | tr '\\0' '\\132'; echo; echo DONE$((6*7))\r")}))
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Counted as 'Z' (octal 132 for tr), a letter the command line itself does not contain.
+    let mut xs = 0usize;
+    let mut tail = String::new();
+    loop {
+        let event = web.next().await.expect("socket open");
+        match event["type"].as_str() {
+            Some("output_dropped") => panic!("output was dropped: {event}"),
+            Some("terminal_output") => {
+                let data = event["data"].as_str().unwrap_or("");
+                xs += data.bytes().filter(|b| *b == b'Z').count();
+                tail.push_str(data);
+                if tail.contains("DONE42") {
+                    break;
+                }
+                let keep = tail.len().saturating_sub(16);
+                let keep = (keep..=tail.len())
+                    .find(|i| tail.is_char_boundary(*i))
+                    .unwrap_or(0);
+                tail.drain(..keep);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(xs, BYTES, "every byte arrived, none dropped");
     server.stop().await;
 }

@@ -58,6 +58,12 @@ async fn terminal_round_trip_is_signed_and_reaches_the_owner() {
         .await;
     let output = web.next_of("terminal_output").await;
     assert_eq!(output["data"], "total 0\r\n");
+    // A v1 agent may have dropped the first resize: the first output brings the size again.
+    let again = agent.next_of("terminal_resize").await;
+    assert_eq!(
+        verified(&again, &secret, &mut nonces).1,
+        r#"{"cols":120,"rows":40}"#
+    );
 
     web.send(json!({"type":"terminal_resize","sessionId":session,"cols":100,"rows":30}))
         .await;

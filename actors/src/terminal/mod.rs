@@ -10,7 +10,8 @@ use chrono::Utc;
 
 use crate::output_buffer::{OutputBuffer, TakenOutput};
 use crate::protocol::envelope::{SignedKind, sign_now};
-use crate::protocol::payloads::{CLOSE_PAYLOAD, input_payload, resize_payload};
+use crate::protocol::payloads::{CLOSE_PAYLOAD, credit_payload, input_payload, resize_payload};
+use crate::protocol::server::spawn_shell_frame;
 use crate::protocol::session_token::{SessionClaims, SessionTokens};
 use crate::protocol::web::ServerEvent;
 use crate::protocol::{ConnectionId, ErrorCode, ErrorFrame};
@@ -43,6 +44,7 @@ pub struct TerminalSession {
     delivering: bool,
     size: (u16, u16),
     output_seen: bool,
+    credit_owed: u64,
     last_activity: Instant,
     grace_timer: Option<SpawnHandle>,
     bytes_in: u64,
@@ -66,6 +68,7 @@ impl TerminalSession {
             replay: ReplayLog::new(config.replay_bytes),
             size: (spec.cols, spec.rows),
             output_seen: false,
+            credit_owed: 0,
             spec,
             config,
             links,
@@ -148,6 +151,7 @@ impl TerminalSession {
     /// output was dropped, then the output) and keeps a copy for replay.
     fn take_output(&mut self, max_bytes: usize) -> Vec<ServerEvent> {
         let taken = self.buffer.take(max_bytes);
+        self.credit_owed += taken.dropped + taken.data.len() as u64;
         self.replay.record(taken.offset, &taken.data);
         self.output_events(taken)
     }
@@ -207,6 +211,20 @@ impl TerminalSession {
             }
             session.do_send(DeliveryDone);
         });
+    }
+
+    /// Agents with `flow_control` may send output only as far as their credit goes: hand back
+    /// what the owner's socket has written (or what was dropped), in steps of a quarter
+    /// window, or all of it once nothing waits.
+    fn return_credit(&mut self) {
+        if !self.spec.capabilities.flow_control || self.credit_owed == 0 {
+            return;
+        }
+        let step = (self.config.flow_window / 4).max(1);
+        if self.credit_owed >= step || self.buffer.is_empty() {
+            let bytes = std::mem::take(&mut self.credit_owed);
+            self.send_signed(SignedKind::TerminalCredit, &credit_payload(bytes));
+        }
     }
 
     /// Ends the session once: tells the owner and the agent, records it, withdraws the route.
@@ -305,9 +323,10 @@ impl Actor for TerminalSession {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let spawn = format!(
-            r#"{{"type":"spawn_shell","data":{{"sessionId":"{}"}}}}"#,
-            self.spec.session_id
+        let window = self.spec.capabilities.flow_control;
+        let spawn = spawn_shell_frame(
+            &self.spec.session_id,
+            window.then_some(self.config.flow_window),
         );
         let machine_id = self.spec.machine_id;
         let sent = self.links.send_to_agent.send(SendToAgent {
@@ -372,7 +391,7 @@ impl Actor for TerminalSession {
     }
 }
 
-/// The owner took the last delivery: the next may go.
+/// The owner's socket has written the last delivery: the next may go.
 #[derive(actix::Message)]
 #[rtype(result = "()")]
 struct DeliveryDone;
@@ -383,6 +402,7 @@ impl Handler<DeliveryDone> for TerminalSession {
     fn handle(&mut self, _: DeliveryDone, ctx: &mut Context<Self>) {
         self.delivering = false;
         self.pump(ctx);
+        self.return_credit();
     }
 }
 

@@ -26,6 +26,8 @@ pub struct TerminalConfig {
     pub grace: Duration,
     /// Output already handed to the owner kept for replay after a reattach, bytes.
     pub replay_bytes: usize,
+    /// Output an agent with `flow_control` may send ahead of what the owner has read, bytes.
+    pub flow_window: u64,
 }
 
 /// The actors a terminal session talks to.

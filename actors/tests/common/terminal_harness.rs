@@ -64,6 +64,7 @@ pub fn config() -> TerminalConfig {
         idle_timeout: Duration::from_secs(3600),
         grace: Duration::from_millis(100),
         replay_bytes: 64 * 1024,
+        flow_window: 4096,
     }
 }
 
@@ -139,6 +140,11 @@ pub fn frames(log: &Log<SendToAgent>) -> Vec<String> {
 
 /// A terminal whose owner answers deliveries only when the test adds permits to the gate.
 pub fn start_gated() -> (Harness, Arc<tokio::sync::Semaphore>) {
+    start_gated_with(Capabilities::default())
+}
+
+/// [`start_gated`] for an agent with `capabilities`.
+pub fn start_gated_with(capabilities: Capabilities) -> (Harness, Arc<tokio::sync::Semaphore>) {
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let owner_log = log();
     let owner_addr = GatedOwner {
@@ -150,6 +156,6 @@ pub fn start_gated() -> (Harness, Arc<tokio::sync::Semaphore>) {
         connection_id: ConnectionId::next(),
         deliver: owner_addr.recipient(),
     };
-    let harness = start_with(Capabilities::default(), owner, owner_log, config());
+    let harness = start_with(capabilities, owner, owner_log, config());
     (harness, gate)
 }

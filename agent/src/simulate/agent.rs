@@ -9,7 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::shell::{Reply, respond};
+use super::shell::{Flood, Reply, respond};
 use super::{FleetConfig, FleetStats};
 use crate::backoff::{Backoff, random_unit};
 
@@ -47,7 +47,7 @@ fn register_frame(index: usize, secret: &str) -> String {
     let register = json!({
         "type": "register", "hostname": format!("sim-{index}"), "ip": format!("10.{}.{}.{}", index / 65536 % 256, index / 256 % 256, index % 256),
         "osInfo": {"distro": "debian", "release": "12", "kernel": "6.1.0-sim"}, "secretKey": secret, "platform": "linux",
-        "agentVersion": env!("CARGO_PKG_VERSION"), "capabilities": ["terminal_close", "terminal_exit", "nonce_check"],
+        "agentVersion": env!("CARGO_PKG_VERSION"), "capabilities": crate::connection::CAPABILITIES,
     });
     format!("{register}\n")
 }
@@ -112,8 +112,13 @@ async fn one_connection(
     let mut nonces = NonceCache::new(1024);
     let mut heartbeat = tokio::time::interval(config.heartbeat);
     let mut tick = 0u64;
-    loop {
+    let mut flood: Option<FloodRun> = None;
+    'serve: loop {
+        let flooding = flood.as_ref().is_some_and(|run| run.flood.has_credit());
+        let due = flood.as_ref().and_then(FloodRun::due);
         tokio::select! {
+            // Heartbeats first: a flood never holds them back.
+            biased;
             _ = heartbeat.tick() => {
                 tick += 1;
                 let beat = json!({ "type": "heartbeat", "machineId": machine_id, "metrics": fake_metrics(index, tick, uptime(config, tick)),
@@ -123,12 +128,32 @@ async fn one_connection(
             }
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
-                    let replies = respond(&text, &machine_id, secret, &config.shell, &mut nonces);
-                    if send_replies(&mut sink, replies).await.is_err() { break; }
+                    for reply in respond(&text, &machine_id, secret, &config.shell, &mut nonces) {
+                        match reply {
+                            Reply::Frame(frame) => {
+                                if sink.send(Message::text(frame)).await.is_err() { break 'serve; }
+                            }
+                            Reply::Flood(started) => flood = Some(FloodRun::new(started)),
+                            Reply::Credit { session_id, bytes } => {
+                                if let Some(run) = flood.as_mut().filter(|run| run.flood.session_id() == session_id) {
+                                    run.flood.grant(bytes);
+                                }
+                            }
+                        }
+                    }
                 }
                 // Pings are answered by the WebSocket layer; keep going.
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_) | Message::Binary(_))) => {}
                 Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+            },
+            _ = wait_until(due), if flooding => {
+                let next = flood.as_mut().and_then(FloodRun::next_frame);
+                match next {
+                    Some(frame) => {
+                        if sink.send(Message::text(frame)).await.is_err() { break; }
+                    }
+                    None => flood = None,
+                }
             }
         }
     }
@@ -136,26 +161,42 @@ async fn one_connection(
     Ended::Closed
 }
 
-/// Sends replies in order; a flood is paced to its rate.
-async fn send_replies<S>(sink: &mut S, replies: Vec<Reply>) -> Result<(), ()>
-where
-    S: futures_util::Sink<Message> + Unpin,
-{
-    for reply in replies {
-        match reply {
-            Reply::Frame(frame) => sink.send(Message::text(frame)).await.map_err(|_| ())?,
-            Reply::Flood(flood) => {
-                let started = Instant::now();
-                let mut sent = 0u64;
-                for frame in flood.frames() {
-                    sink.send(Message::text(frame.text)).await.map_err(|_| ())?;
-                    sent += frame.output_bytes;
-                    if let Some(due) = flood.due(started, sent) {
-                        tokio::time::sleep_until(due.into()).await;
-                    }
-                }
-            }
+/// Waits until `due`, or not at all.
+async fn wait_until(due: Option<Instant>) {
+    if let Some(at) = due {
+        tokio::time::sleep_until(at.into()).await;
+    }
+}
+
+/// A flood in progress: the next frame, the pace and the credit.
+struct FloodRun {
+    flood: Flood,
+    next: u64,
+    started: Instant,
+    sent: u64,
+}
+
+impl FloodRun {
+    fn new(flood: Flood) -> Self {
+        Self {
+            flood,
+            next: 0,
+            started: Instant::now(),
+            sent: 0,
         }
     }
-    Ok(())
+
+    /// When the next frame is due (paced floods only).
+    fn due(&self) -> Option<Instant> {
+        self.flood.due(self.started, self.sent)
+    }
+
+    /// The next frame's text, spending its bytes; `None` once the flood has ended.
+    fn next_frame(&mut self) -> Option<String> {
+        let frame = self.flood.frame_at(self.next)?;
+        self.next += 1;
+        self.sent += frame.output_bytes;
+        self.flood.spend(frame.output_bytes);
+        Some(frame.text)
+    }
 }

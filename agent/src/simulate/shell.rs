@@ -31,6 +31,13 @@ pub(super) enum Reply {
     Frame(String),
     /// A stream of output frames ending with `terminal_exit`.
     Flood(Flood),
+    /// More output credit for a session (flow control).
+    Credit {
+        /// The session.
+        session_id: String,
+        /// Bytes granted.
+        bytes: u64,
+    },
 }
 
 /// A flood of terminal output for one session.
@@ -40,6 +47,8 @@ pub(super) struct Flood {
     bytes: u64,
     chunk_bytes: usize,
     bytes_per_sec: Option<u64>,
+    /// Output bytes it may still send, under flow control (`flowWindow` of `spawn_shell`).
+    credit: Option<i64>,
 }
 
 /// One frame of a flood and the output bytes it carries.
@@ -55,37 +64,67 @@ const FILLER: &[u8; 64] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP
 
 impl Flood {
     /// The output frames, then `terminal_exit`.
+    #[cfg(test)]
     pub fn frames(&self) -> impl Iterator<Item = FloodFrame> + '_ {
+        (0..).map_while(|index| self.frame_at(index))
+    }
+
+    /// Frame number `index`: output chunks, then `terminal_exit`, then nothing.
+    pub fn frame_at(&self, index: u64) -> Option<FloodFrame> {
         let chunk = self.chunk_bytes.max(1) as u64;
-        let full = self.bytes / chunk;
-        let rest = self.bytes % chunk;
-        let sizes = std::iter::repeat_n(chunk, full as usize).chain((rest > 0).then_some(rest));
-        let output = sizes.map(|size| {
-            let data: String = FILLER
-                .iter()
-                .cycle()
-                .take(size as usize)
-                .map(|&byte| byte as char)
-                .collect();
-            FloodFrame {
-                text:
-                    json!({"type": "terminal_output", "sessionId": self.session_id, "output": data})
-                        .to_string(),
-                output_bytes: size,
-            }
-        });
-        let exit = FloodFrame {
-            text: json!({"type": "terminal_exit", "sessionId": self.session_id, "exitCode": 0})
+        let outputs = self.bytes.div_ceil(chunk);
+        if index > outputs {
+            return None;
+        }
+        if index == outputs {
+            return Some(FloodFrame {
+                text: json!({"type": "terminal_exit", "sessionId": self.session_id, "exitCode": 0})
+                    .to_string(),
+                output_bytes: 0,
+            });
+        }
+        let size = chunk.min(self.bytes - index * chunk);
+        let data: String = FILLER
+            .iter()
+            .cycle()
+            .take(size as usize)
+            .map(|&byte| byte as char)
+            .collect();
+        Some(FloodFrame {
+            text: json!({"type": "terminal_output", "sessionId": self.session_id, "output": data})
                 .to_string(),
-            output_bytes: 0,
-        };
-        output.chain(std::iter::once(exit))
+            output_bytes: size,
+        })
     }
 
     /// When the next frame is due after `sent` bytes, for a paced flood.
     pub fn due(&self, started: Instant, sent: u64) -> Option<Instant> {
         let rate = self.bytes_per_sec?.max(1);
         Some(started + Duration::from_secs_f64(sent as f64 / rate as f64))
+    }
+
+    /// The session it floods.
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// Whether the next frame may go: always without flow control, else while credit lasts.
+    pub fn has_credit(&self) -> bool {
+        self.credit.is_none_or(|credit| credit > 0)
+    }
+
+    /// Adds credit granted by the server.
+    pub fn grant(&mut self, bytes: u64) {
+        if let Some(credit) = &mut self.credit {
+            *credit = credit.saturating_add(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Spends credit on a frame just sent.
+    pub fn spend(&mut self, bytes: u64) {
+        if let Some(credit) = &mut self.credit {
+            *credit = credit.saturating_sub(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
     }
 }
 
@@ -105,7 +144,8 @@ pub(super) fn respond(
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        return vec![spawned(session_id, mode)];
+        let flow_window = frame["data"]["flowWindow"].as_u64();
+        return vec![spawned(session_id, flow_window, mode)];
     }
     let Ok(envelope) = verify_envelope(text, secret, Utc::now(), nonces) else {
         return Vec::new();
@@ -130,12 +170,18 @@ pub(super) fn respond(
             ]
         }
         SignedKind::TerminalResize => Vec::new(),
+        SignedKind::TerminalCredit => {
+            return vec![Reply::Credit {
+                session_id: envelope.session_id,
+                bytes: payload["bytes"].as_u64().unwrap_or(0),
+            }];
+        }
     };
     frames.into_iter().map(Reply::Frame).collect()
 }
 
 /// What a freshly spawned shell sends.
-fn spawned(session_id: String, mode: &ShellMode) -> Reply {
+fn spawned(session_id: String, flow_window: Option<u64>, mode: &ShellMode) -> Reply {
     match mode {
         ShellMode::Echo => Reply::Frame(
             json!({"type": "terminal_output", "sessionId": session_id, "output": "sim$ "})
@@ -150,6 +196,7 @@ fn spawned(session_id: String, mode: &ShellMode) -> Reply {
             bytes: *bytes,
             chunk_bytes: *chunk_bytes,
             bytes_per_sec: *bytes_per_sec,
+            credit: flow_window.map(|window| i64::try_from(window).unwrap_or(i64::MAX)),
         }),
     }
 }
@@ -165,6 +212,7 @@ mod tests {
             bytes: 100_000,
             chunk_bytes: 16_384,
             bytes_per_sec: None,
+            credit: None,
         };
         let frames: Vec<FloodFrame> = flood.frames().collect();
         let total: u64 = frames.iter().map(|frame| frame.output_bytes).sum();
@@ -177,12 +225,28 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_under_flow_control_stops_without_credit() {
+        let mut flood = Flood {
+            session_id: "s".into(),
+            bytes: 10,
+            chunk_bytes: 1,
+            bytes_per_sec: None,
+            credit: Some(2),
+        };
+        flood.spend(2);
+        assert!(!flood.has_credit());
+        flood.grant(1);
+        assert!(flood.has_credit());
+    }
+
+    #[test]
     fn a_paced_flood_is_due_by_its_rate() {
         let flood = Flood {
             session_id: "s".into(),
             bytes: 10,
             chunk_bytes: 1,
             bytes_per_sec: Some(1000),
+            credit: None,
         };
         let start = Instant::now();
         assert_eq!(

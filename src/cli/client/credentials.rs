@@ -41,6 +41,12 @@ fn path() -> anyhow::Result<PathBuf> {
 /// Saves credentials with mode 0600.
 pub fn save(credentials: &Credentials) -> anyhow::Result<PathBuf> {
     let path = path()?;
+    write_private(&path, &serde_json::to_string_pretty(credentials)?)?;
+    Ok(path)
+}
+
+/// Writes `contents` to `path` with mode 0600, creating its directory.
+pub fn write_private(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -49,11 +55,11 @@ pub fn save(credentials: &Credentials) -> anyhow::Result<PathBuf> {
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(&path)
+        .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
     file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    file.write_all(serde_json::to_string_pretty(credentials)?.as_bytes())?;
-    Ok(path)
+    file.write_all(contents.as_bytes())?;
+    Ok(())
 }
 
 /// Loads saved credentials.

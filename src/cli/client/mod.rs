@@ -3,4 +3,5 @@
 pub mod api;
 pub mod commands;
 pub mod credentials;
+pub mod saved_sessions;
 pub mod shell;
