@@ -5,6 +5,7 @@ use serde_json::json;
 
 use crate::agent_client::ScriptedAgent;
 use crate::support::{enroll, spawn_app};
+use crate::web_client::WebClient;
 
 /// Runs the `fleetgate` binary with `args`, `stdin` and a private config dir.
 async fn cli(config_dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
@@ -58,8 +59,7 @@ async fn cli_login_writes_a_private_file_and_exec_returns_the_remote_exit_code()
         0o600
     );
 
-    // The scripted agent answers the command with output and exit code 3, and stays connected
-    // (frames sent just before an abrupt disconnect may be lost by the server: see the notes).
+    // The scripted agent answers the command with output and exit code 3, and stays connected.
     let responder = actix_web::rt::spawn(async move {
         let execute = agent.next_of("execute_command").await;
         let payload: serde_json::Value =
@@ -96,5 +96,66 @@ async fn cli_login_writes_a_private_file_and_exec_returns_the_remote_exit_code()
     let machines = cli(config.path(), &["machines", "--json"], "").await;
     let listed: serde_json::Value = serde_json::from_slice(&machines.stdout).expect("json");
     assert_eq!(listed[0]["status"], "online");
+    server.stop().await;
+}
+
+#[actix_web::test]
+async fn cli_shell_attach_replays_what_was_missed_after_a_drop() {
+    let server = spawn_app().await;
+    let erin =
+        fleetgate::cli::users::add_user(&server.db, "erin", Role::Admin, "long-password".into())
+            .await
+            .expect("user");
+    let (machine, secret) = enroll(&server, "attach-box").await;
+    let mut agent = ScriptedAgent::connect(&server.ws_url("/ws/agent")).await;
+    agent.register(&secret, "attach-box").await;
+    let config = tempfile::tempdir().expect("tempdir");
+    let url = server.http_url("");
+    let login = cli(
+        config.path(),
+        &["login", "--server", &url, "--user", "erin"],
+        "long-password\n",
+    )
+    .await;
+    assert!(login.status.success());
+
+    // A shell of this user whose connection dies after it has seen the first output.
+    let (token, _) = server
+        .jwt
+        .issue(&erin.id.to_string(), Role::Admin, None)
+        .expect("token");
+    let mut web = WebClient::connect(&server, &token).await;
+    let (session, session_token) = web.spawn(&machine).await;
+    let say = |text: &str| {
+        format!(
+            "{}\n",
+            json!({"type":"terminal_output","sessionId":session,"output":text})
+        )
+    };
+    agent.send(&say("seen-before\r\n")).await;
+    let first = web.next_of("terminal_output").await;
+    let offset = first["offset"].as_u64().expect("offset") + "seen-before\r\n".len() as u64;
+    web.reset_connection();
+    agent.send(&say("missed-while-away\r\n")).await;
+    let saved = json!({"sessionId": session, "sessionToken": session_token, "offset": offset});
+    let sessions = config.path().join("sessions");
+    std::fs::create_dir_all(&sessions).expect("dir");
+    std::fs::write(sessions.join(format!("{session}.json")), saved.to_string()).expect("file");
+
+    let attach = cli(config.path(), &["shell", "--attach", &session], "").await;
+    let stdout = String::from_utf8_lossy(&attach.stdout);
+    assert!(
+        attach.status.success(),
+        "{}",
+        String::from_utf8_lossy(&attach.stderr)
+    );
+    assert_eq!(
+        stdout, "missed-while-away\r\n",
+        "the missed output, once, nothing seen before"
+    );
+    assert!(
+        !sessions.join(format!("{session}.json")).exists(),
+        "a closed session is forgotten"
+    );
     server.stop().await;
 }
