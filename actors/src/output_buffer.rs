@@ -4,6 +4,8 @@
 
 use std::collections::VecDeque;
 
+use crate::protocol::escaped::EscapedText;
+
 /// Output handed out by [`OutputBuffer::take`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TakenOutput {
@@ -12,14 +14,14 @@ pub struct TakenOutput {
     /// Offset of the first byte of `data` in the session's output.
     pub offset: u64,
     /// The output.
-    pub data: String,
+    pub data: EscapedText,
 }
 
 /// Output waiting for a slow or absent reader.
 #[derive(Debug)]
 pub struct OutputBuffer {
     limit: usize,
-    chunks: VecDeque<String>,
+    chunks: VecDeque<EscapedText>,
     bytes: usize,
     dropped: u64,
     /// Offset of the first byte waiting (or of the next byte to arrive when empty).
@@ -39,18 +41,16 @@ impl OutputBuffer {
     }
 
     /// Appends output, dropping the oldest beyond the limit.
-    pub fn push(&mut self, mut chunk: String) {
+    pub fn push(&mut self, mut chunk: EscapedText) {
         if chunk.len() > self.limit {
-            let mut cut = chunk.len() - self.limit;
-            while !chunk.is_char_boundary(cut) {
-                cut += 1;
-            }
             // Everything waiting and the chunk's head are older than what is kept.
+            let tail = chunk.tail_from(chunk.len() - self.limit);
+            let cut = chunk.len() - tail.len();
             let waiting = self.bytes;
             self.chunks.clear();
             self.bytes = 0;
             self.discard(waiting + cut);
-            chunk.drain(..cut);
+            chunk = tail;
         }
         self.bytes += chunk.len();
         self.chunks.push_back(chunk);
@@ -74,7 +74,7 @@ impl OutputBuffer {
     /// and the count of bytes dropped since the last take.
     pub fn take(&mut self, max_bytes: usize) -> TakenOutput {
         let offset = self.start;
-        let mut data = String::new();
+        let mut data = EscapedText::default();
         while let Some(front) = self.chunks.front() {
             if !data.is_empty() && data.len() + front.len() > max_bytes {
                 break;
@@ -84,7 +84,7 @@ impl OutputBuffer {
                 if data.is_empty() {
                     data = chunk;
                 } else {
-                    data.push_str(&chunk);
+                    data.push(&chunk);
                 }
             }
         }
@@ -122,6 +122,15 @@ mod tests {
             offset,
             data: data.into(),
         }
+    }
+
+    #[test]
+    fn an_oversized_chunk_is_cut_between_characters() {
+        let mut buffer = OutputBuffer::new(4);
+        buffer.push("aéé".into());
+        let taken = buffer.take(100);
+        assert_eq!(taken.data.to_text(), "éé");
+        assert_eq!((taken.dropped, taken.offset), (1, 1));
     }
 
     #[test]

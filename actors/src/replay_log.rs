@@ -4,6 +4,8 @@
 
 use std::collections::VecDeque;
 
+use crate::protocol::escaped::EscapedText;
+
 /// What a reattaching client gets from the log.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Replay {
@@ -12,14 +14,14 @@ pub struct Replay {
     /// Offset of the first byte of `data`.
     pub offset: u64,
     /// The output after the client's offset that is still kept.
-    pub data: String,
+    pub data: EscapedText,
 }
 
 /// Delivered output, at most `limit` bytes, oldest dropped first.
 #[derive(Debug)]
 pub struct ReplayLog {
     limit: usize,
-    chunks: VecDeque<(u64, String)>,
+    chunks: VecDeque<(u64, EscapedText)>,
     bytes: usize,
     end: u64,
 }
@@ -36,7 +38,7 @@ impl ReplayLog {
     }
 
     /// Records output handed to the owner, starting at `offset` (at or after the last end).
-    pub fn record(&mut self, offset: u64, data: &str) {
+    pub fn record(&mut self, offset: u64, data: &EscapedText) {
         if data.is_empty() || self.limit == 0 {
             self.end = self.end.max(offset + data.len() as u64);
             return;
@@ -46,7 +48,7 @@ impl ReplayLog {
             self.chunks.clear();
             self.bytes = 0;
         }
-        self.chunks.push_back((offset, data.to_owned()));
+        self.chunks.push_back((offset, data.clone()));
         self.bytes += data.len();
         self.end = offset + data.len() as u64;
         while self.bytes > self.limit && self.chunks.len() > 1 {
@@ -71,18 +73,15 @@ impl ReplayLog {
         let seen = seen.min(self.end);
         let start = self.start();
         let from = seen.max(start);
-        let mut data = String::new();
+        let mut data = EscapedText::default();
         for (offset, chunk) in &self.chunks {
             let chunk_end = offset + chunk.len() as u64;
             if chunk_end <= from {
                 continue;
             }
-            let mut skip = usize::try_from(from.saturating_sub(*offset)).unwrap_or(usize::MAX);
             // An offset inside a character (never one the server sent) starts at the next one.
-            while skip < chunk.len() && !chunk.is_char_boundary(skip) {
-                skip += 1;
-            }
-            data.push_str(&chunk[skip.min(chunk.len())..]);
+            let skip = usize::try_from(from.saturating_sub(*offset)).unwrap_or(usize::MAX);
+            data.push(&chunk.tail_from(skip));
         }
         Replay {
             gap: start.saturating_sub(seen),
@@ -99,8 +98,8 @@ mod tests {
     #[test]
     fn replays_everything_after_the_clients_offset() {
         let mut log = ReplayLog::new(100);
-        log.record(0, "hello ");
-        log.record(6, "world");
+        log.record(0, &"hello ".into());
+        log.record(6, &"world".into());
         assert_eq!(
             log.since(6),
             Replay {
@@ -109,8 +108,8 @@ mod tests {
                 data: "world".into()
             }
         );
-        assert_eq!(log.since(3).data, "lo world");
-        assert_eq!(log.since(11).data, "");
+        assert_eq!(log.since(3).data.to_text(), "lo world");
+        assert!(log.since(11).data.is_empty());
         assert_eq!(
             log.since(99).offset,
             11,
@@ -121,29 +120,29 @@ mod tests {
     #[test]
     fn what_fell_out_of_the_log_is_reported_as_a_gap() {
         let mut log = ReplayLog::new(8);
-        log.record(0, "aaaa");
-        log.record(4, "bbbb");
-        log.record(8, "cccc");
+        log.record(0, &"aaaa".into());
+        log.record(4, &"bbbb".into());
+        log.record(8, &"cccc".into());
         let replay = log.since(2);
         assert_eq!(replay.gap, 2);
         assert_eq!(replay.offset, 4);
-        assert_eq!(replay.data, "bbbbcccc");
+        assert_eq!(replay.data.to_text(), "bbbbcccc");
     }
 
     #[test]
     fn output_dropped_before_delivery_breaks_the_log() {
         let mut log = ReplayLog::new(100);
-        log.record(0, "aaaa");
-        log.record(10, "bbbb");
+        log.record(0, &"aaaa".into());
+        log.record(10, &"bbbb".into());
         let replay = log.since(4);
         assert_eq!(replay.gap, 6, "bytes 4..10 never reached anyone");
-        assert_eq!(replay.data, "bbbb");
+        assert_eq!(replay.data.to_text(), "bbbb");
     }
 
     #[test]
     fn an_offset_inside_a_character_starts_at_the_next_one() {
         let mut log = ReplayLog::new(100);
-        log.record(0, "é!");
-        assert_eq!(log.since(1).data, "!");
+        log.record(0, &"é!".into());
+        assert_eq!(log.since(1).data.to_text(), "!");
     }
 }

@@ -354,7 +354,7 @@ async fn agent_output_is_routed_with_this_connections_machine() {
         MACHINE,
         "routed as this connection's machine"
     );
-    assert_eq!(output.output, "hi");
+    assert_eq!(output.output.to_text(), "hi");
 
     // A command response claiming another machine is refused and not routed.
     session.text(r#"{"type":"command_response","machineId":"00000000-0000-0000-0000-000000000000","commandId":"c0ffee00c0ffee00c0ffee00c0ffee00","output":"x","exitCode":0,"completed":true}"#);
@@ -422,7 +422,7 @@ async fn fragmented_messages_are_reassembled_and_handled_once() {
             .await
     );
     assert_eq!(entries(&session.responses)[0].chunk.output, big_output);
-    assert_eq!(entries(&session.outputs)[0].output, shell_output);
+    assert_eq!(entries(&session.outputs)[0].output.to_text(), shell_output);
     actix::clock::sleep(Duration::from_millis(50)).await;
     assert_eq!(entries(&session.responses).len(), 1, "handled exactly once");
     assert_eq!(entries(&session.outputs).len(), 1, "handled exactly once");

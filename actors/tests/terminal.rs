@@ -229,8 +229,9 @@ async fn reattach_by_the_same_user_delivers_buffered_output_and_others_are_refus
 async fn a_slow_reader_gets_the_newest_output_and_a_drop_notice() {
     let (h, gate) = start_gated();
     for i in 0..20 {
-        h.terminal
-            .do_send(TerminalEvent::Output(format!("{i:02}{}", "x".repeat(98))));
+        h.terminal.do_send(TerminalEvent::Output(
+            format!("{i:02}{}", "x".repeat(98)).into(),
+        ));
     }
     // Let everything queue behind the stalled reader, then release it.
     assert!(
@@ -274,7 +275,7 @@ async fn a_slow_reader_gets_the_newest_output_and_a_drop_notice() {
         .iter()
         .rev()
         .find_map(|e| match e {
-            ServerEvent::TerminalOutput { data, .. } => Some(data.clone()),
+            ServerEvent::TerminalOutput { data, .. } => Some(data.to_text()),
             _ => None,
         })
         .expect("output");
@@ -328,7 +329,7 @@ async fn output_still_buffered_when_the_shell_exits_reaches_the_owner_before_the
     let (h, gate) = start_gated();
     for i in 0..5 {
         h.terminal
-            .do_send(TerminalEvent::Output(format!("line {i}\n")));
+            .do_send(TerminalEvent::Output(format!("line {i}\n").into()));
     }
     h.terminal.do_send(TerminalEvent::Exited(0));
     gate.add_permits(1000);
@@ -342,7 +343,7 @@ async fn output_still_buffered_when_the_shell_exits_reaches_the_owner_before_the
     let output: String = received
         .iter()
         .filter_map(|e| match e {
-            ServerEvent::TerminalOutput { data, .. } => Some(data.as_str()),
+            ServerEvent::TerminalOutput { data, .. } => Some(data.to_text()),
             _ => None,
         })
         .collect();
@@ -415,7 +416,7 @@ fn output_stream(log: &common::Log<Deliver>) -> Vec<(u64, String)> {
     events(log)
         .into_iter()
         .filter_map(|e| match e {
-            ServerEvent::TerminalOutput { offset, data, .. } => Some((offset, data)),
+            ServerEvent::TerminalOutput { offset, data, .. } => Some((offset, data.to_text())),
             ServerEvent::OutputDropped { bytes, .. } => Some((u64::MAX, bytes.to_string())),
             _ => None,
         })
@@ -541,7 +542,8 @@ async fn flow_control_grants_a_window_and_returns_credit_once_the_owner_has_read
     assert_eq!(spawn["data"]["flowWindow"], config().flow_window);
     // Within the harness's 1 KiB buffer, as a window-respecting agent would stay.
     for _ in 0..4 {
-        h.terminal.do_send(TerminalEvent::Output("x".repeat(250)));
+        h.terminal
+            .do_send(TerminalEvent::Output("x".repeat(250).into()));
     }
     assert!(until(|| !events(&h.owner).is_empty()).await);
     actix::clock::sleep(Duration::from_millis(50)).await;
@@ -568,7 +570,8 @@ async fn no_credit_is_returned_while_nobody_is_attached() {
     h.terminal.do_send(OwnerRequest::OwnerGone {
         from: h.owner_connection,
     });
-    h.terminal.do_send(TerminalEvent::Output("y".repeat(2000)));
+    h.terminal
+        .do_send(TerminalEvent::Output("y".repeat(2000).into()));
     actix::clock::sleep(Duration::from_millis(50)).await;
     assert!(credits(&h).is_empty());
 }
@@ -578,7 +581,8 @@ async fn agents_without_flow_control_get_no_window_and_no_credit() {
     let h = start(Capabilities::default());
     assert!(until(|| !frames(&h.agent).is_empty()).await);
     assert!(!frames(&h.agent)[0].contains("flowWindow"));
-    h.terminal.do_send(TerminalEvent::Output("z".repeat(2000)));
+    h.terminal
+        .do_send(TerminalEvent::Output("z".repeat(2000).into()));
     assert!(until(|| !events(&h.owner).is_empty()).await);
     actix::clock::sleep(Duration::from_millis(50)).await;
     assert!(credits(&h).is_empty());

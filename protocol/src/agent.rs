@@ -1,8 +1,12 @@
 //! Agent → server messages of protocol v1 (PROTOCOL.md section 2), parsed and validated.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use super::error::{ErrorCode, ErrorFrame};
+use super::escaped::EscapedText;
 
 /// Longest accepted hostname or address string.
 pub const MAX_NAME_LEN: usize = 255;
@@ -41,26 +45,21 @@ pub struct OsInfo {
 }
 
 /// `register`.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Register {
     /// Reported hostname.
     pub hostname: String,
     /// Reported address (any string).
     pub ip: String,
     /// OS details, may be missing.
-    #[serde(rename = "osInfo", default)]
     pub os_info: Option<OsInfo>,
     /// The machine secret (64 lowercase hex chars).
-    #[serde(rename = "secretKey")]
     pub secret_key: String,
     /// `linux`, `darwin` or `windows`.
-    #[serde(default)]
     pub platform: Option<String>,
     /// fleetgate extension: agent version.
-    #[serde(rename = "agentVersion", default)]
     pub agent_version: Option<String>,
     /// fleetgate extension: announced capabilities.
-    #[serde(default)]
     pub capabilities: Vec<String>,
 }
 
@@ -130,57 +129,46 @@ pub struct PortReport {
 }
 
 /// `heartbeat`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Heartbeat {
     /// The machine the agent claims to be (trusted only if it equals the connection's).
-    #[serde(rename = "machineId")]
     pub machine_id: String,
     /// Metrics sample.
-    #[serde(default)]
     pub metrics: Metrics,
     /// Listening ports; may be `null`.
-    #[serde(default)]
     pub ports: Option<Vec<PortReport>>,
 }
 
 /// `command_response`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandResponse {
     /// The machine the agent claims to be.
-    #[serde(rename = "machineId")]
     pub machine_id: String,
     /// The command this output belongs to.
-    #[serde(rename = "commandId")]
     pub command_id: String,
     /// A chunk of output.
-    #[serde(default)]
     pub output: String,
     /// Exit code (meaningful when `completed`).
-    #[serde(rename = "exitCode", default)]
     pub exit_code: i32,
     /// Whether this is the last chunk.
-    #[serde(default)]
     pub completed: bool,
 }
 
 /// `terminal_output`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TerminalOutput {
     /// The session this output belongs to.
-    #[serde(rename = "sessionId")]
     pub session_id: String,
-    /// Shell output.
-    pub output: String,
+    /// Shell output, still escaped as the agent sent it.
+    pub output: EscapedText,
 }
 
 /// `terminal_exit`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TerminalExit {
     /// The session whose shell exited.
-    #[serde(rename = "sessionId")]
     pub session_id: String,
     /// The shell's exit code.
-    #[serde(rename = "exitCode", default)]
     pub exit_code: i32,
 }
 
@@ -236,35 +224,96 @@ impl std::fmt::Debug for MachineSecret {
     }
 }
 
-/// Only the `type` of a frame, read first to pick the message shape.
+/// Every field of every agent message, read in one pass over the frame. Shell output is kept
+/// as the agent escaped it (see [`EscapedText`]).
+#[derive(Deserialize)]
+struct WireFrame<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default)]
+    hostname: Option<String>,
+    #[serde(default)]
+    ip: Option<String>,
+    #[serde(rename = "osInfo", default)]
+    os_info: Option<OsInfo>,
+    #[serde(rename = "secretKey", default)]
+    secret_key: Option<String>,
+    #[serde(default)]
+    platform: Option<String>,
+    #[serde(rename = "agentVersion", default)]
+    agent_version: Option<String>,
+    #[serde(default)]
+    capabilities: Option<Vec<String>>,
+    #[serde(rename = "machineId", default)]
+    machine_id: Option<String>,
+    #[serde(default)]
+    metrics: Option<Metrics>,
+    #[serde(default)]
+    ports: Option<Vec<PortReport>>,
+    #[serde(rename = "sessionId", default)]
+    session_id: Option<String>,
+    #[serde(rename = "commandId", default)]
+    command_id: Option<String>,
+    #[serde(borrow, default)]
+    output: Option<&'a RawValue>,
+    #[serde(rename = "exitCode", default)]
+    exit_code: Option<i32>,
+    #[serde(default)]
+    completed: Option<bool>,
+}
+
+/// Only the `type` of a frame: read to name what was wrong with a frame that did not parse.
 #[derive(Deserialize)]
 struct TypeTag<'a> {
     #[serde(rename = "type", borrow, default)]
-    kind: Option<std::borrow::Cow<'a, str>>,
+    kind: Option<Cow<'a, str>>,
 }
 
-/// Parses one agent text frame (trailing whitespace allowed) into a validated message.
+/// The agent message types.
+const AGENT_TYPES: [&str; 5] = [
+    "register",
+    "heartbeat",
+    "command_response",
+    "terminal_output",
+    "terminal_exit",
+];
+
+/// Parses one agent message (trailing whitespace allowed) into a validated message, reading
+/// the text once.
 pub fn parse_agent_frame(text: &str) -> Result<AgentMessage, ErrorFrame> {
     let text = text.trim_end();
-    let tag: TypeTag<'_> = serde_json::from_str(text).map_err(|err| {
-        if err.is_data() {
-            ErrorFrame::new(
-                ErrorCode::MissingType,
-                "a frame must be a JSON object with a type",
-            )
-        } else {
-            ErrorFrame::new(ErrorCode::BadJson, "frame is not valid JSON")
-        }
-    })?;
-    let kind = tag
+    let frame: WireFrame<'_> = serde_json::from_str(text).map_err(|err| refusal(text, &err))?;
+    let kind = frame
         .kind
+        .clone()
         .ok_or_else(|| ErrorFrame::new(ErrorCode::MissingType, "frame has no type"))?;
     let message = match kind.as_ref() {
-        "register" => AgentMessage::Register(fields(text)?),
-        "heartbeat" => AgentMessage::Heartbeat(fields(text)?),
-        "command_response" => AgentMessage::CommandResponse(fields(text)?),
-        "terminal_output" => AgentMessage::TerminalOutput(fields(text)?),
-        "terminal_exit" => AgentMessage::TerminalExit(fields(text)?),
+        "register" => AgentMessage::Register(register(frame)?),
+        "heartbeat" => AgentMessage::Heartbeat(Heartbeat {
+            machine_id: required(frame.machine_id, "machineId")?,
+            metrics: frame.metrics.unwrap_or_default(),
+            ports: frame.ports,
+        }),
+        "command_response" => AgentMessage::CommandResponse(CommandResponse {
+            machine_id: required(frame.machine_id, "machineId")?,
+            command_id: required(frame.command_id, "commandId")?,
+            output: match frame.output {
+                Some(raw) => serde_json::from_str(raw.get())
+                    .map_err(|_| invalid("output must be a string"))?,
+                None => String::new(),
+            },
+            exit_code: frame.exit_code.unwrap_or(0),
+            completed: frame.completed.unwrap_or(false),
+        }),
+        "terminal_output" => AgentMessage::TerminalOutput(TerminalOutput {
+            session_id: required(frame.session_id, "sessionId")?,
+            output: EscapedText::from_literal(required(frame.output, "output")?.get())
+                .map_err(|_| invalid("output must be a string of valid characters"))?,
+        }),
+        "terminal_exit" => AgentMessage::TerminalExit(TerminalExit {
+            session_id: required(frame.session_id, "sessionId")?,
+            exit_code: frame.exit_code.unwrap_or(0),
+        }),
         _ => {
             return Err(ErrorFrame::new(
                 ErrorCode::UnknownType,
@@ -276,9 +325,44 @@ pub fn parse_agent_frame(text: &str) -> Result<AgentMessage, ErrorFrame> {
     Ok(message)
 }
 
-fn fields<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ErrorFrame> {
-    serde_json::from_str(text)
-        .map_err(|err| ErrorFrame::new(ErrorCode::InvalidField, format!("invalid field: {err}")))
+fn register(frame: WireFrame<'_>) -> Result<Register, ErrorFrame> {
+    Ok(Register {
+        hostname: required(frame.hostname, "hostname")?,
+        ip: required(frame.ip, "ip")?,
+        os_info: frame.os_info,
+        secret_key: required(frame.secret_key, "secretKey")?,
+        platform: frame.platform,
+        agent_version: frame.agent_version,
+        capabilities: frame.capabilities.unwrap_or_default(),
+    })
+}
+
+fn required<T>(value: Option<T>, name: &str) -> Result<T, ErrorFrame> {
+    value.ok_or_else(|| {
+        ErrorFrame::new(
+            ErrorCode::InvalidField,
+            format!("invalid field: missing field `{name}`"),
+        )
+    })
+}
+
+/// The error for a frame that did not parse: bad JSON, no type, an unknown type, or a field
+/// of a known type with a bad value.
+fn refusal(text: &str, err: &serde_json::Error) -> ErrorFrame {
+    if !err.is_data() {
+        return ErrorFrame::new(ErrorCode::BadJson, "frame is not valid JSON");
+    }
+    let tag: Option<TypeTag<'_>> = serde_json::from_str(text).ok();
+    match tag.and_then(|tag| tag.kind) {
+        None => ErrorFrame::new(
+            ErrorCode::MissingType,
+            "a frame must be a JSON object with a type",
+        ),
+        Some(kind) if !AGENT_TYPES.contains(&kind.as_ref()) => {
+            ErrorFrame::new(ErrorCode::UnknownType, "unknown message type")
+        }
+        Some(_) => ErrorFrame::new(ErrorCode::InvalidField, format!("invalid field: {err}")),
+    }
 }
 
 fn invalid(message: &str) -> ErrorFrame {

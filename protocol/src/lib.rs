@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod envelope;
 pub mod error;
+pub mod escaped;
 pub mod ids;
 pub mod key;
 pub mod nonce;

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::{ErrorCode, ErrorFrame};
+use super::escaped::EscapedText;
 
 /// Largest terminal input per message, bytes.
 pub const MAX_INPUT_BYTES: usize = 64 * 1024;
@@ -207,8 +208,8 @@ pub enum ServerEvent {
         /// The session.
         #[serde(rename = "sessionId")]
         session_id: String,
-        /// The output.
-        data: String,
+        /// The output, kept escaped (it is forwarded as the agent escaped it).
+        data: EscapedText,
         /// Offset of the first byte of `data` in the session's whole output (bytes).
         offset: u64,
     },
@@ -268,6 +269,28 @@ pub struct Reply<'a> {
 impl ServerEvent {
     /// The event as JSON text, echoing `request_id` when given.
     pub fn to_json(&self, request_id: Option<&str>) -> String {
+        if let (
+            ServerEvent::TerminalOutput {
+                session_id,
+                data,
+                offset,
+            },
+            None,
+        ) = (self, request_id)
+            && is_plain_id(session_id)
+        {
+            // The hot path: output goes out with the agent's escaping, never decoded.
+            let escaped = data.as_escaped();
+            let mut text = String::with_capacity(escaped.len() + session_id.len() + 80);
+            text.push_str(r#"{"type":"terminal_output","sessionId":""#);
+            text.push_str(session_id);
+            text.push_str(r#"","data":""#);
+            text.push_str(escaped);
+            text.push_str(r#"","offset":"#);
+            text.push_str(&offset.to_string());
+            text.push('}');
+            return text;
+        }
         serde_json::to_string(&Reply {
             event: self,
             request_id,
@@ -282,9 +305,38 @@ impl ServerEvent {
     }
 }
 
+/// Whether `id` needs no JSON escaping (session ids are hex).
+fn is_plain_id(id: &str) -> bool {
+    id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminal_output_is_written_with_the_agents_escaping() {
+        let escaped = EscapedText::from_literal(r#""caf\u00e9 \"ok\"\r\n""#).expect("valid");
+        let event = ServerEvent::TerminalOutput {
+            session_id: "3f2a9c0e5b7d4e1a8c6b2d0f9e7a5c31".into(),
+            data: escaped,
+            offset: 42,
+        };
+        let text = event.to_json(None);
+        assert_eq!(
+            text,
+            r#"{"type":"terminal_output","sessionId":"3f2a9c0e5b7d4e1a8c6b2d0f9e7a5c31","data":"caf\u00e9 \"ok\"\r\n","offset":42}"#
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(parsed["data"], "café \"ok\"\r\n");
+        let with_request: serde_json::Value =
+            serde_json::from_str(&event.to_json(Some("r1"))).expect("json");
+        assert_eq!(
+            with_request["data"], parsed["data"],
+            "the general path agrees"
+        );
+        assert_eq!(with_request["requestId"], "r1");
+    }
 
     #[test]
     fn requests_parse_with_their_request_id() {

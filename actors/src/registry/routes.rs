@@ -6,6 +6,7 @@ use actix::{Context, Handler, Message, Recipient};
 use super::{Registry, SendToAgent, ToAgent};
 use crate::command::CommandChunk;
 use crate::protocol::agent::{Capabilities, MachineSecret};
+use crate::protocol::escaped::EscapedText;
 use crate::protocol::{CommandId, MachineId, SessionId};
 use crate::terminal::{AttachOwner, OwnerRequest, TerminalEvent};
 
@@ -91,7 +92,7 @@ pub struct RouteTerminalOutput {
     /// The session it names.
     pub session_id: String,
     /// The output.
-    pub output: String,
+    pub output: EscapedText,
 }
 
 /// An agent reported that a session's shell exited.

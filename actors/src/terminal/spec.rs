@@ -5,6 +5,7 @@ use std::time::Duration;
 use actix::{Message, Recipient};
 
 use crate::protocol::agent::{Capabilities, MachineSecret};
+use crate::protocol::escaped::EscapedText;
 use crate::protocol::{ConnectionId, ErrorCode, MachineId, SessionId};
 use crate::registry::{DropTerminal, SendToAgent};
 use crate::repo::audit::RecordAudit;
@@ -80,8 +81,8 @@ pub struct TerminalSpec {
 #[derive(Message, Debug, Clone, PartialEq, Eq)]
 #[rtype(result = "()")]
 pub enum TerminalEvent {
-    /// Shell output.
-    Output(String),
+    /// Shell output, as the agent escaped it.
+    Output(EscapedText),
     /// The shell exited (agents with `terminal_exit`).
     Exited(i32),
     /// The agent disconnected.
