@@ -7,6 +7,7 @@ use actix_web_actors::ws::{self, CloseCode, CloseReason, WebsocketContext};
 
 use actix_web::error::PayloadError;
 use actix_web::web::Bytes;
+use bytestring::ByteString;
 use futures_util::{Stream, StreamExt};
 
 use crate::message_assembly::{AssemblyError, MessageAssembler};
@@ -37,7 +38,7 @@ pub struct SocketConfig {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Inbound {
     /// A whole text message (reassembled if it came in fragments) to parse.
-    Text(String),
+    Text(ByteString),
     /// A message refused at the transport level: reply with this error, record the
     /// violation, then close with `code`.
     Fatal {
@@ -88,10 +89,10 @@ impl InboundFrames {
             Ok(ws::Message::Text(_)) if self.assembler.in_progress() => {
                 fatal(AssemblyError::StartBeforeEnd)
             }
-            Ok(ws::Message::Text(text)) => Inbound::Text(text.to_string()),
+            Ok(ws::Message::Text(text)) => Inbound::Text(text),
             Ok(ws::Message::Binary(_)) => fatal(AssemblyError::Binary),
             Ok(ws::Message::Continuation(item)) => match self.assembler.push(item) {
-                Ok(Some(text)) => Inbound::Text(text),
+                Ok(Some(text)) => Inbound::Text(ByteString::from(text)),
                 Ok(None) => Inbound::Handled,
                 Err(err) => fatal(err),
             },

@@ -1,7 +1,7 @@
 //! The benchmark's own read-only look at the server's database: metric rows as they are
 //! committed and machines shown online.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement};
@@ -82,5 +82,40 @@ impl DbProbe {
                 ))
             })
             .collect()
+    }
+}
+
+/// Follows metric rows as they are committed.
+pub struct LagProbe {
+    probe: DbProbe,
+    epoch: SystemTime,
+    last_id: i64,
+    /// Rows seen so far.
+    pub rows: u64,
+}
+
+impl LagProbe {
+    /// Follows `probe`'s metric rows, whose `uptime` holds ms since `epoch` (stamped heartbeats).
+    pub fn new(probe: DbProbe, epoch: SystemTime) -> Self {
+        Self {
+            probe,
+            epoch,
+            last_id: 0,
+            rows: 0,
+        }
+    }
+
+    /// Reads new rows; returns the write lag of those sent at or after `from_ms` (ms since epoch).
+    pub async fn poll(&mut self, from_ms: i64, lags: &mut Vec<Duration>) -> anyhow::Result<()> {
+        let rows = self.probe.metrics_after(self.last_id).await?;
+        let now_ms = SystemTime::now().duration_since(self.epoch)?.as_millis() as i64;
+        for (id, sent_ms) in rows {
+            self.last_id = id;
+            self.rows += 1;
+            if sent_ms >= from_ms {
+                lags.push(Duration::from_millis(now_ms.saturating_sub(sent_ms) as u64));
+            }
+        }
+        Ok(())
     }
 }

@@ -43,11 +43,15 @@ pub(super) async fn simulated_agent(
     }
 }
 
-fn register_frame(index: usize, secret: &str) -> String {
+fn register_frame(index: usize, secret: &str, flow_control: bool) -> String {
+    let capabilities: Vec<&str> = crate::connection::CAPABILITIES
+        .into_iter()
+        .filter(|name| flow_control || *name != "flow_control")
+        .collect();
     let register = json!({
         "type": "register", "hostname": format!("sim-{index}"), "ip": format!("10.{}.{}.{}", index / 65536 % 256, index / 256 % 256, index % 256),
         "osInfo": {"distro": "debian", "release": "12", "kernel": "6.1.0-sim"}, "secretKey": secret, "platform": "linux",
-        "agentVersion": env!("CARGO_PKG_VERSION"), "capabilities": crate::connection::CAPABILITIES,
+        "agentVersion": env!("CARGO_PKG_VERSION"), "capabilities": capabilities,
     });
     format!("{register}\n")
 }
@@ -85,7 +89,11 @@ async fn one_connection(
     stats.connected.fetch_add(1, Ordering::Relaxed);
     let (mut sink, mut stream) = socket.split();
     if sink
-        .send(Message::text(register_frame(index, secret)))
+        .send(Message::text(register_frame(
+            index,
+            secret,
+            config.flow_control,
+        )))
         .await
         .is_err()
     {

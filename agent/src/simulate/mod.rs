@@ -59,10 +59,14 @@ pub struct FleetConfig {
     /// When set, heartbeats carry the milliseconds between this instant and their sending in
     /// `uptime`, so a benchmark can tell when each stored row was sent.
     pub stamp_uptime_since: Option<SystemTime>,
+    /// Announce `flow_control` (hold shell output back until the server grants credit);
+    /// without it a flood runs as a v1 agent's would.
+    pub flow_control: bool,
 }
 
 impl FleetConfig {
-    /// Defaults: 5 s heartbeats, 1000 agents/s, no reconnect, echo shells, fake uptimes.
+    /// Defaults: 5 s heartbeats, 1000 agents/s, no reconnect, echo shells, fake uptimes, flow
+    /// control.
     pub fn new(server: impl Into<String>) -> Self {
         Self {
             server: server.into(),
@@ -71,6 +75,7 @@ impl FleetConfig {
             reconnect: false,
             shell: ShellMode::Echo,
             stamp_uptime_since: None,
+            flow_control: true,
         }
     }
 }

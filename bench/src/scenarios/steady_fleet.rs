@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::{connect_fleet, mib};
 use crate::checks::Checks;
-use crate::db_probe::DbProbe;
+use crate::db_probe::{DbProbe, LagProbe};
 use crate::report::{Percentiles, Table, publish};
 use crate::server::ServerOptions;
 
@@ -100,30 +100,6 @@ fn row_of(database: &str, result: &Value) -> Vec<String> {
     ]
 }
 
-/// Follows metric rows as they are committed.
-struct LagProbe {
-    probe: DbProbe,
-    epoch: SystemTime,
-    last_id: i64,
-    rows: u64,
-}
-
-impl LagProbe {
-    /// Reads new rows; returns the write lag of those sent at or after `from_ms` (ms since epoch).
-    async fn poll(&mut self, from_ms: i64, lags: &mut Vec<Duration>) -> anyhow::Result<()> {
-        let rows = self.probe.metrics_after(self.last_id).await?;
-        let now_ms = SystemTime::now().duration_since(self.epoch)?.as_millis() as i64;
-        for (id, sent_ms) in rows {
-            self.last_id = id;
-            self.rows += 1;
-            if sent_ms >= from_ms {
-                lags.push(Duration::from_millis(now_ms.saturating_sub(sent_ms) as u64));
-            }
-        }
-        Ok(())
-    }
-}
-
 async fn one_database(
     server_options: ServerOptions,
     options: &Options,
@@ -147,13 +123,10 @@ async fn one_database(
         format!("steady-fleet {database}: not every agent registered"),
     );
     let stats = connected.fleet.stats.clone();
-    let mut probe = LagProbe {
-        probe: DbProbe::connect(&connected.server.database_url(), connected.server.schema())
-            .await?,
+    let mut probe = LagProbe::new(
+        DbProbe::connect(&connected.server.database_url(), connected.server.schema()).await?,
         epoch,
-        last_id: 0,
-        rows: 0,
-    };
+    );
     let mut ignored = Vec::new();
     let warm_up = Instant::now();
     while warm_up.elapsed() < interval {
