@@ -7,12 +7,13 @@ use actix::{
     StreamHandler, WrapFuture,
 };
 use actix_web_actors::ws::{self, CloseCode, WebsocketContext};
+use bytestring::ByteString;
 use chrono::Utc;
 
 use crate::command::CommandChunk;
 use crate::direct_routes::DirectRoutes;
 use crate::protocol::agent::{
-    AgentMessage, Capabilities, Heartbeat, MachineSecret, Register, parse_agent_frame,
+    AgentMessage, Capabilities, Heartbeat, MachineSecret, Register, parse_agent_message,
 };
 use crate::protocol::server::registered_frame;
 use crate::protocol::{ConnectionId, ErrorCode, ErrorFrame, MachineId};
@@ -145,8 +146,8 @@ impl AgentSession {
         }
     }
 
-    fn handle_text(&mut self, text: &str, ctx: &mut WebsocketContext<Self>) {
-        let message = match parse_agent_frame(text) {
+    fn handle_text(&mut self, text: &ByteString, ctx: &mut WebsocketContext<Self>) {
+        let message = match parse_agent_message(text) {
             Ok(message) => message,
             Err(frame) => return self.refuse(ctx, frame),
         };
@@ -279,6 +280,7 @@ impl AgentSession {
             frames: ctx.address().recipient(),
             secret,
             capabilities: self.capabilities,
+            arbiter: actix::Arbiter::current(),
         });
         tracing::info!(%machine_id, connection_id = %self.connection_id, "agent registered");
         ctx.text(registered_frame(machine_id));

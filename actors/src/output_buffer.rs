@@ -74,20 +74,19 @@ impl OutputBuffer {
     /// and the count of bytes dropped since the last take.
     pub fn take(&mut self, max_bytes: usize) -> TakenOutput {
         let offset = self.start;
-        let mut data = EscapedText::default();
+        let mut pieces = Vec::new();
+        let mut size = 0;
         while let Some(front) = self.chunks.front() {
-            if !data.is_empty() && data.len() + front.len() > max_bytes {
+            if !pieces.is_empty() && size + front.len() > max_bytes {
                 break;
             }
             if let Some(chunk) = self.chunks.pop_front() {
                 self.bytes -= chunk.len();
-                if data.is_empty() {
-                    data = chunk;
-                } else {
-                    data.push(&chunk);
-                }
+                size += chunk.len();
+                pieces.push(chunk);
             }
         }
+        let data = EscapedText::concat(&pieces);
         self.start += data.len() as u64;
         TakenOutput {
             dropped: std::mem::take(&mut self.dropped),

@@ -161,13 +161,18 @@ impl WebSession {
                 owner,
                 request_id,
             };
-            // The terminal talks to the agent's socket directly; its output is routed to it
-            // before the shell is spawned, so all of it takes that one path, in order.
+            // The terminal runs on the agent socket's thread and talks to the socket directly;
+            // its output is routed to it (from that thread, before the shell is spawned) so
+            // all of it takes that one path, in order, without crossing threads per frame.
             let mut links = session.links.terminal.clone();
             links.send_to_agent = agent.frames;
-            let context = actix::Context::new();
-            agent.socket.do_send(ToAgent::RouteTerminal { session_id: session_id.clone(), events: context.address().recipient() });
-            let terminal = context.run(TerminalSession::new(spec, session.config.terminal.clone(), links, session.tokens.clone()));
+            let config = session.config.terminal.clone();
+            let tokens = session.tokens.clone();
+            let (agent_socket, route_id) = (agent.socket, session_id.clone());
+            let terminal = TerminalSession::start_in_arbiter(&agent.arbiter, move |ctx| {
+                agent_socket.do_send(ToAgent::RouteTerminal { session_id: route_id, events: ctx.address().recipient() });
+                TerminalSession::new(spec, config, links, tokens)
+            });
             let inboxes = TerminalInboxes { attach: terminal.clone().recipient(), requests: terminal.clone().recipient() };
             session.links.registry.do_send(RouteTerminal {
                 session_id: session_id.clone(),

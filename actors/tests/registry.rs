@@ -28,6 +28,7 @@ fn register(
         frames: probe::<fleetgate_actors::registry::SendToAgent>().0,
         secret: fleetgate_actors::protocol::agent::MachineSecret::new("ab".repeat(32)),
         capabilities: Default::default(),
+        arbiter: actix::Arbiter::current(),
     }
 }
 

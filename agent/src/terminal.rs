@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use fleetgate_protocol::agent::terminal_output_frame;
 use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
-use serde_json::json;
 use tokio::sync::{Notify, mpsc};
 
 use crate::connection::Outbound;
@@ -228,8 +228,7 @@ async fn forward_output(
         if let Some(credit) = &credit {
             credit.spend(text.len());
         }
-        let frame = json!({ "type": "terminal_output", "sessionId": session_id, "output": text })
-            .to_string();
+        let frame = terminal_output_frame(&session_id, &text);
         if out.send(Outbound::Frame(frame)).await.is_err() {
             return;
         }

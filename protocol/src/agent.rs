@@ -2,11 +2,12 @@
 
 use std::borrow::Cow;
 
+use bytestring::ByteString;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::error::{ErrorCode, ErrorFrame};
-use super::escaped::EscapedText;
+use super::escaped::{EscapedText, scan_body};
 
 /// Longest accepted hostname or address string.
 pub const MAX_NAME_LEN: usize = 255;
@@ -278,6 +279,57 @@ const AGENT_TYPES: [&str; 5] = [
     "terminal_exit",
 ];
 
+/// Parses one agent message as received. `terminal_output` in the shape agents send it
+/// (`{"type":"terminal_output","sessionId":"…","output":"…"}`) is checked in one pass and its
+/// output shares the frame's bytes; anything else goes through [`parse_agent_frame`].
+pub fn parse_agent_message(frame: &ByteString) -> Result<AgentMessage, ErrorFrame> {
+    match terminal_output_in_place(frame) {
+        Some(output) => Ok(AgentMessage::TerminalOutput(output)),
+        None => parse_agent_frame(frame),
+    }
+}
+
+/// The common `terminal_output` without a JSON parser: `None` for any other shape (or for
+/// output that is not a valid JSON string body), which then takes the general path.
+fn terminal_output_in_place(frame: &ByteString) -> Option<TerminalOutput> {
+    const START: &str = r#"{"type":"terminal_output","sessionId":""#;
+    const BETWEEN: &str = r#","output":""#;
+    const END: &str = r#""}"#;
+    let rest = frame.trim_end().strip_prefix(START)?;
+    let (session_id, rest) = rest.split_once('"')?;
+    if !session_id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return None;
+    }
+    let body = rest.strip_prefix(BETWEEN)?.strip_suffix(END)?;
+    let decoded_len = scan_body(body)?;
+    Some(TerminalOutput {
+        session_id: session_id.to_owned(),
+        output: EscapedText::in_frame(frame, body, decoded_len),
+    })
+}
+
+/// A `terminal_output` frame with its fields in the order of PROTOCOL.md (the order the
+/// server's single-pass path expects).
+pub fn terminal_output_frame(session_id: &str, output: &str) -> String {
+    #[derive(serde::Serialize)]
+    struct Frame<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        #[serde(rename = "sessionId")]
+        session_id: &'a str,
+        output: &'a str,
+    }
+    serde_json::to_string(&Frame {
+        kind: "terminal_output",
+        session_id,
+        output,
+    })
+    .unwrap_or_default()
+}
+
 /// Parses one agent message (trailing whitespace allowed) into a validated message, reading
 /// the text once.
 pub fn parse_agent_frame(text: &str) -> Result<AgentMessage, ErrorFrame> {
@@ -512,6 +564,50 @@ mod tests {
         let bad_port =
             r#"{"type":"heartbeat","machineId":"x","ports":[{"port":70000,"proto":"tcp"}]}"#;
         assert_eq!(code(bad_port), ErrorCode::InvalidField);
+    }
+
+    #[test]
+    fn the_single_pass_path_agrees_with_the_general_one() {
+        let texts = ["plain", "tab\there \"quoted\"\r\n", "\u{1b}[31mé🎉", ""];
+        for text in texts {
+            let frame = terminal_output_frame("3f2a9c0e5b7d4e1a8c6b2d0f9e7a5c31", text);
+            let fast = terminal_output_in_place(&ByteString::from(frame.clone()))
+                .expect("the protocol shape takes the single-pass path");
+            let AgentMessage::TerminalOutput(general) = parse_agent_frame(&frame).expect("parses")
+            else {
+                panic!("not terminal_output");
+            };
+            assert_eq!(fast, general, "{text:?}");
+            assert_eq!(fast.output.len(), text.len());
+        }
+    }
+
+    #[test]
+    fn other_shapes_and_bad_output_take_the_general_path() {
+        let other_order =
+            ByteString::from(r#"{"sessionId":"s","output":"x","type":"terminal_output"}"#);
+        assert!(terminal_output_in_place(&other_order).is_none());
+        assert!(parse_agent_message(&other_order).is_ok());
+        let smuggled =
+            ByteString::from(r#"{"type":"terminal_output","sessionId":"s","output":"a","x":"b"}"#);
+        assert!(
+            terminal_output_in_place(&smuggled).is_none(),
+            "a raw quote ends the body"
+        );
+        let lone =
+            ByteString::from(r#"{"type":"terminal_output","sessionId":"s","output":"\ud800"}"#);
+        assert_eq!(
+            parse_agent_message(&lone).expect_err("refused").code,
+            ErrorCode::InvalidField
+        );
+        let unterminated =
+            ByteString::from(r#"{"type":"terminal_output","sessionId":"s","output":"a\"}"#);
+        assert_eq!(
+            parse_agent_message(&unterminated)
+                .expect_err("refused")
+                .code,
+            ErrorCode::BadJson
+        );
     }
 
     #[test]

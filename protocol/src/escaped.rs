@@ -4,12 +4,14 @@
 
 use std::fmt;
 
+use bytestring::ByteString;
 use serde::{Serialize, Serializer};
 
 /// A JSON string's content (between the quotes) exactly as escaped, with its decoded length.
+/// It may share its bytes with the frame it was read from.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct EscapedText {
-    escaped: String,
+    escaped: ByteString,
     decoded_len: usize,
 }
 
@@ -28,19 +30,47 @@ impl EscapedText {
             .strip_prefix('"')
             .and_then(|rest| rest.strip_suffix('"'))
             .ok_or(InvalidEscape)?;
-        let decoded_len = decoded_len(escaped)?;
+        let decoded_len = scan_body(escaped).ok_or(InvalidEscape)?;
         Ok(Self {
-            escaped: escaped.to_owned(),
+            escaped: ByteString::from(escaped),
             decoded_len,
         })
+    }
+
+    /// The string body `body`, a part of `frame` already checked by [`scan_body`] (which gave
+    /// `decoded_len`), sharing the frame's bytes instead of copying them.
+    pub fn in_frame(frame: &ByteString, body: &str, decoded_len: usize) -> Self {
+        Self {
+            escaped: frame.slice_ref(body),
+            decoded_len,
+        }
     }
 
     /// Escapes `text`.
     pub fn from_text(text: &str) -> Self {
         let literal = serde_json::to_string(text).unwrap_or_else(|_| String::from("\"\""));
         Self {
-            escaped: literal[1..literal.len() - 1].to_owned(),
+            escaped: ByteString::from(&literal[1..literal.len() - 1]),
             decoded_len: text.len(),
+        }
+    }
+
+    /// `pieces` joined into one text (no copy for a single piece).
+    pub fn concat(pieces: &[EscapedText]) -> Self {
+        match pieces {
+            [] => Self::default(),
+            [one] => one.clone(),
+            _ => {
+                let size = pieces.iter().map(|piece| piece.escaped.len()).sum();
+                let mut escaped = String::with_capacity(size);
+                for piece in pieces {
+                    escaped.push_str(&piece.escaped);
+                }
+                Self {
+                    escaped: ByteString::from(escaped),
+                    decoded_len: pieces.iter().map(EscapedText::len).sum(),
+                }
+            }
         }
     }
 
@@ -65,10 +95,9 @@ impl EscapedText {
         serde_json::from_str(&literal).unwrap_or_default()
     }
 
-    /// Appends `other`.
+    /// Appends `other` (copies both: [`EscapedText::concat`] joins many at once).
     pub fn push(&mut self, other: &EscapedText) {
-        self.escaped.push_str(&other.escaped);
-        self.decoded_len += other.decoded_len;
+        *self = Self::concat(&[self.clone(), other.clone()]);
     }
 
     /// The text from decoded byte `at` on (the start of the next character when `at` falls
@@ -116,19 +145,51 @@ impl Serialize for EscapedText {
     }
 }
 
-/// Decoded UTF-8 length of a JSON string body; refuses bad escapes and unpaired surrogates.
-fn decoded_len(escaped: &str) -> Result<usize, InvalidEscape> {
-    let bytes = escaped.as_bytes();
+/// Eight copies of a byte.
+const fn splat(byte: u8) -> u64 {
+    0x0101_0101_0101_0101 * byte as u64
+}
+
+/// Whether any of the eight bytes is a quote, a backslash or a control character.
+fn has_special(chunk: u64) -> bool {
+    let zero_in = |v: u64| v.wrapping_sub(splat(1)) & !v & splat(0x80);
+    let control = chunk.wrapping_sub(splat(0x20)) & !chunk & splat(0x80);
+    (zero_in(chunk ^ splat(b'"')) | zero_in(chunk ^ splat(b'\\')) | control) != 0
+}
+
+/// Checks that `body` can stand between two quotes as a JSON string (no raw quote or control
+/// character, valid escapes, surrogates in pairs) and measures its decoded UTF-8 length, in one
+/// pass, eight bytes at a time where nothing needs a look. `None` when it cannot.
+pub fn scan_body(body: &str) -> Option<usize> {
+    let bytes = body.as_bytes();
     let mut len = 0;
     let mut at = 0;
-    while let Some(found) = escaped[at..].find('\\') {
-        len += found;
-        at += found;
-        let (bytes_out, consumed) = escape_at(bytes, at)?;
-        len += bytes_out;
-        at += consumed;
+    while at < bytes.len() {
+        while let Some(chunk) = bytes.get(at..at + 8) {
+            let word = u64::from_le_bytes(chunk.try_into().ok()?);
+            if has_special(word) {
+                break;
+            }
+            at += 8;
+            len += 8;
+        }
+        let Some(&byte) = bytes.get(at) else {
+            break;
+        };
+        match byte {
+            b'\\' => {
+                let (bytes_out, consumed) = escape_at(bytes, at).ok()?;
+                len += bytes_out;
+                at += consumed;
+            }
+            b'"' | 0..=0x1f => return None,
+            _ => {
+                len += 1;
+                at += 1;
+            }
+        }
     }
-    Ok(len + escaped.len() - at)
+    Some(len)
 }
 
 /// The escape starting at `bytes[at]` (a backslash): (decoded bytes, escaped bytes used).
@@ -215,5 +276,40 @@ mod tests {
             "llo\nwörld",
             "inside é: from the next char"
         );
+    }
+
+    #[test]
+    fn raw_quotes_control_characters_and_a_trailing_backslash_are_refused() {
+        for bad in ["\"a\"b\"", "\"tab\there\"", r#""ends with \""#] {
+            assert_eq!(EscapedText::from_literal(bad), Err(InvalidEscape), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_scan_agrees_with_a_json_parser_on_long_and_awkward_text() {
+        let mut text = String::new();
+        for i in 0..500 {
+            text.push_str(&format!("line {i}\tcol\u{1b}[1mé🎉\r\n"));
+            text.push_str(&"x".repeat(i % 17));
+        }
+        let literal = serde_json::to_string(&text).expect("json");
+        let body = &literal[1..literal.len() - 1];
+        assert_eq!(scan_body(body), Some(text.len()));
+        // (A quote right after a backslash would be an escaped quote: skip those places.)
+        let cuts =
+            (1..40).filter(|cut| body.is_char_boundary(*cut) && body.as_bytes()[cut - 1] != b'\\');
+        for cut in cuts {
+            let quote_inside = format!("{}\"{}", &body[..cut], &body[cut..]);
+            assert_eq!(scan_body(&quote_inside), None, "raw quote at {cut}");
+        }
+    }
+
+    #[test]
+    fn a_text_in_a_frame_shares_its_bytes() {
+        let frame = ByteString::from(r#"{"output":"abc\n"}"#);
+        let body = &frame[11..16];
+        let text = EscapedText::in_frame(&frame, body, scan_body(body).expect("valid"));
+        assert_eq!(text.to_text(), "abc\n");
+        assert_eq!(text.as_escaped().as_ptr(), body.as_ptr());
     }
 }

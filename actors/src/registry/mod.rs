@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient};
+use actix::{Actor, ArbiterHandle, AsyncContext, Context, Handler, Message, Recipient};
 use chrono::{DateTime, Utc};
 
 use crate::protocol::agent::{Capabilities, MachineSecret};
@@ -67,6 +67,9 @@ pub struct RegisterAgent {
     pub secret: MachineSecret,
     /// Extensions the agent announced.
     pub capabilities: Capabilities,
+    /// The thread the agent's socket runs on: its terminals run there too, so that shell
+    /// output reaches its terminal without crossing threads.
+    pub arbiter: ArbiterHandle,
 }
 
 /// An agent's socket closed; a no-op unless `connection_id` is the machine's current one.
@@ -152,6 +155,7 @@ struct AgentEntry {
     online: bool,
     secret: MachineSecret,
     capabilities: Capabilities,
+    arbiter: ArbiterHandle,
 }
 
 /// Owns the routing table of connected agents and their online status.
@@ -237,6 +241,7 @@ impl Handler<RegisterAgent> for Registry {
             online: true,
             secret: msg.secret,
             capabilities: msg.capabilities,
+            arbiter: msg.arbiter,
         };
         let was_online = match self.agents.insert(msg.machine_id, entry) {
             Some(old) => {

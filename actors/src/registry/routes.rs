@@ -1,7 +1,7 @@
 //! Routing by sessionId and commandId: agent output reaches the one terminal or command it
 //! belongs to, and only when it comes from that session's machine.
 
-use actix::{Context, Handler, Message, Recipient};
+use actix::{ArbiterHandle, Context, Handler, Message, Recipient};
 
 use super::{Registry, SendToAgent, ToAgent};
 use crate::command::CommandChunk;
@@ -43,6 +43,8 @@ pub struct AgentHandle {
     pub socket: Recipient<ToAgent>,
     /// The agent's socket, for frames whose sender wants to know they went out.
     pub frames: Recipient<SendToAgent>,
+    /// The thread the agent's socket runs on.
+    pub arbiter: ArbiterHandle,
 }
 
 /// The handle of a connected machine's agent, if any.
@@ -148,6 +150,7 @@ impl Handler<AgentInfo> for Registry {
             capabilities: entry.capabilities,
             socket: entry.recipient.clone(),
             frames: entry.frames.clone(),
+            arbiter: entry.arbiter.clone(),
         })
     }
 }

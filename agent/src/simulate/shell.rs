@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use fleetgate_protocol::agent::terminal_output_frame;
 use fleetgate_protocol::envelope::{SignedKind, verify_envelope};
 use fleetgate_protocol::nonce::NonceCache;
 use serde_json::{Value, json};
@@ -91,8 +92,7 @@ impl Flood {
             .map(|&byte| byte as char)
             .collect();
         Some(FloodFrame {
-            text: json!({"type": "terminal_output", "sessionId": self.session_id, "output": data})
-                .to_string(),
+            text: terminal_output_frame(&self.session_id, &data),
             output_bytes: size,
         })
     }
@@ -154,7 +154,7 @@ pub(super) fn respond(
     let frames = match envelope.kind {
         SignedKind::TerminalInput => {
             let data = payload["data"].as_str().unwrap_or_default();
-            vec![json!({"type": "terminal_output", "sessionId": envelope.session_id, "output": data}).to_string()]
+            vec![terminal_output_frame(&envelope.session_id, data)]
         }
         SignedKind::ExecuteCommand => {
             let id = payload["commandId"].as_str().unwrap_or_default();
@@ -183,10 +183,7 @@ pub(super) fn respond(
 /// What a freshly spawned shell sends.
 fn spawned(session_id: String, flow_window: Option<u64>, mode: &ShellMode) -> Reply {
     match mode {
-        ShellMode::Echo => Reply::Frame(
-            json!({"type": "terminal_output", "sessionId": session_id, "output": "sim$ "})
-                .to_string(),
-        ),
+        ShellMode::Echo => Reply::Frame(terminal_output_frame(&session_id, "sim$ ")),
         ShellMode::Flood {
             bytes,
             chunk_bytes,
