@@ -150,11 +150,12 @@ const fn splat(byte: u8) -> u64 {
     0x0101_0101_0101_0101 * byte as u64
 }
 
-/// Whether any of the eight bytes is a quote, a backslash or a control character.
-fn has_special(chunk: u64) -> bool {
+/// The high bit of the first of the eight bytes (little-endian) that is a quote, a backslash
+/// or a control character is set in the result (bits above it may be set too); zero if none is.
+fn special_bytes(chunk: u64) -> u64 {
     let zero_in = |v: u64| v.wrapping_sub(splat(1)) & !v & splat(0x80);
     let control = chunk.wrapping_sub(splat(0x20)) & !chunk & splat(0x80);
-    (zero_in(chunk ^ splat(b'"')) | zero_in(chunk ^ splat(b'\\')) | control) != 0
+    zero_in(chunk ^ splat(b'"')) | zero_in(chunk ^ splat(b'\\')) | control
 }
 
 /// Checks that `body` can stand between two quotes as a JSON string (no raw quote or control
@@ -165,13 +166,25 @@ pub fn scan_body(body: &str) -> Option<usize> {
     let mut len = 0;
     let mut at = 0;
     while at < bytes.len() {
-        while let Some(chunk) = bytes.get(at..at + 8) {
-            let word = u64::from_le_bytes(chunk.try_into().ok()?);
-            if has_special(word) {
-                break;
+        // Sixteen plain bytes at a time while there are no special ones.
+        while let Some(pair) = bytes.get(at..at + 16) {
+            let (low, high) = pair.split_at(8);
+            let low = special_bytes(u64::from_le_bytes(low.try_into().ok()?));
+            let high = special_bytes(u64::from_le_bytes(high.try_into().ok()?));
+            if low | high == 0 {
+                at += 16;
+                len += 16;
+                continue;
             }
-            at += 8;
-            len += 8;
+            // Plain bytes up to the first special one.
+            let plain = if low != 0 {
+                low.trailing_zeros() / 8
+            } else {
+                8 + high.trailing_zeros() / 8
+            } as usize;
+            at += plain;
+            len += plain;
+            break;
         }
         let Some(&byte) = bytes.get(at) else {
             break;
