@@ -15,7 +15,8 @@ use fleetgate_actors::terminal::{AttachOwner, Owner, OwnerRequest, TerminalConfi
 use fleetgate_actors::web_session::Deliver;
 
 use common::terminal_harness::{
-    SECRET, USER, config, errors, events, frames, start, start_gated, start_with,
+    SECRET, USER, attach_new_owner, config, errors, events, frames, start, start_configured,
+    start_gated,
 };
 use common::{entries, probe, until};
 
@@ -200,19 +201,7 @@ async fn reattach_by_the_same_user_delivers_buffered_output_and_others_are_refus
     assert_eq!(refused, Err(ErrorCode::Forbidden));
     assert!(entries(&stranger_log).is_empty());
 
-    let (again, again_log) = probe::<Deliver>();
-    let attached = h
-        .terminal
-        .send(AttachOwner {
-            user_id: USER.into(),
-            owner: Owner {
-                connection_id: ConnectionId::next(),
-                deliver: again,
-            },
-            seen_offset: None,
-        })
-        .await
-        .expect("send");
+    let (attached, again_log) = attach_new_owner(&h, None).await;
     assert_eq!(attached, Ok(()));
     assert!(until(|| events(&again_log).len() >= 2).await);
     let received = events(&again_log);
@@ -287,16 +276,11 @@ async fn a_slow_reader_gets_the_newest_output_and_a_drop_notice() {
 
 #[actix::test]
 async fn an_idle_session_times_out() {
-    let (deliver, owner_log) = probe::<Deliver>();
-    let owner = Owner {
-        connection_id: ConnectionId::next(),
-        deliver,
-    };
     let idle = TerminalConfig {
         idle_timeout: Duration::from_millis(100),
         ..config()
     };
-    let h = start_with(Capabilities::default(), owner, owner_log, idle);
+    let h = start_configured(Capabilities::default(), idle);
     assert!(until(|| entries(&h.closed).len() == 1).await);
     assert_eq!(entries(&h.closed)[0].reason, "idle_timeout");
     assert!(events(&h.owner).iter().any(|e| matches!(
@@ -443,19 +427,7 @@ async fn output_carries_offsets_and_a_reattach_replays_after_the_clients_offset(
         from: h.owner_connection,
     });
     h.terminal.do_send(TerminalEvent::Output(" after".into()));
-    let (again, again_log) = probe::<Deliver>();
-    let attached = h
-        .terminal
-        .send(AttachOwner {
-            user_id: USER.into(),
-            owner: Owner {
-                connection_id: ConnectionId::next(),
-                deliver: again,
-            },
-            seen_offset: Some(6),
-        })
-        .await
-        .expect("send");
+    let (attached, again_log) = attach_new_owner(&h, Some(6)).await;
     assert_eq!(attached, Ok(()));
     assert!(until(|| output_stream(&again_log).len() == 2).await);
     let stream = output_stream(&again_log);
@@ -473,16 +445,11 @@ async fn output_carries_offsets_and_a_reattach_replays_after_the_clients_offset(
 
 #[actix::test]
 async fn a_reattach_from_before_the_replay_window_is_told_what_is_gone() {
-    let (deliver, owner_log) = probe::<Deliver>();
-    let owner = Owner {
-        connection_id: ConnectionId::next(),
-        deliver,
-    };
     let small = TerminalConfig {
         replay_bytes: 10,
         ..config()
     };
-    let h = start_with(Capabilities::default(), owner, owner_log, small);
+    let h = start_configured(Capabilities::default(), small);
     for (sent, chunk) in ["aaaaa", "bbbbb", "ccccc"].into_iter().enumerate() {
         h.terminal.do_send(TerminalEvent::Output(chunk.into()));
         assert!(until(|| output_stream(&h.owner).len() == sent + 1).await);
@@ -490,19 +457,8 @@ async fn a_reattach_from_before_the_replay_window_is_told_what_is_gone() {
     h.terminal.do_send(OwnerRequest::OwnerGone {
         from: h.owner_connection,
     });
-    let (again, again_log) = probe::<Deliver>();
-    h.terminal
-        .send(AttachOwner {
-            user_id: USER.into(),
-            owner: Owner {
-                connection_id: ConnectionId::next(),
-                deliver: again,
-            },
-            seen_offset: Some(2),
-        })
-        .await
-        .expect("send")
-        .expect("attached");
+    let (attached, again_log) = attach_new_owner(&h, Some(2)).await;
+    assert_eq!(attached, Ok(()));
     assert!(until(|| output_stream(&again_log).len() == 2).await);
     assert_eq!(
         output_stream(&again_log),

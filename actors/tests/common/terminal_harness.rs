@@ -115,12 +115,38 @@ pub fn start_with(
 }
 
 pub fn start(capabilities: Capabilities) -> Harness {
+    start_configured(capabilities, config())
+}
+
+/// A terminal with a probe owner and its own `config`.
+pub fn start_configured(capabilities: Capabilities, config: TerminalConfig) -> Harness {
     let (deliver, owner_log) = probe::<Deliver>();
     let owner = Owner {
         connection_id: ConnectionId::next(),
         deliver,
     };
-    start_with(capabilities, owner, owner_log, config())
+    start_with(capabilities, owner, owner_log, config)
+}
+
+/// Attaches a new probe socket of the session's user, asking for output after `seen_offset`.
+pub async fn attach_new_owner(
+    h: &Harness,
+    seen_offset: Option<u64>,
+) -> (Result<(), ErrorCode>, Log<Deliver>) {
+    let (deliver, log) = probe::<Deliver>();
+    let attached = h
+        .terminal
+        .send(fleetgate_actors::terminal::AttachOwner {
+            user_id: USER.into(),
+            owner: Owner {
+                connection_id: ConnectionId::next(),
+                deliver,
+            },
+            seen_offset,
+        })
+        .await
+        .expect("terminal alive");
+    (attached, log)
 }
 
 pub fn events(log: &Log<Deliver>) -> Vec<ServerEvent> {
