@@ -36,17 +36,29 @@ impl Credit {
         }
     }
 
-    /// Adds credit from the server.
+    /// Adds credit from the server (saturating: no grant can wrap it around).
     pub fn grant(&self, bytes: u64) {
         let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
-        self.bytes.fetch_add(bytes, Ordering::AcqRel);
+        self.update(|credit| credit.saturating_add(bytes));
         self.granted.notify_one();
     }
 
     /// Spends credit on output just sent.
     pub fn spend(&self, bytes: usize) {
         let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
-        self.bytes.fetch_sub(bytes, Ordering::AcqRel);
+        self.update(|credit| credit.saturating_sub(bytes));
+    }
+
+    fn update(&self, change: impl Fn(i64) -> i64) {
+        let mut current = self.bytes.load(Ordering::Acquire);
+        while let Err(actual) = self.bytes.compare_exchange_weak(
+            current,
+            change(current),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            current = actual;
+        }
     }
 
     /// Waits until there is credit left.
@@ -54,6 +66,13 @@ impl Credit {
         while self.bytes.load(Ordering::Acquire) <= 0 {
             self.granted.notified().await;
         }
+    }
+
+    /// Lifts the limit for good: the session is over, and its output reader must run to the
+    /// end (and so end its PTY reader thread) instead of waiting for credit that never comes.
+    pub fn release(&self) {
+        self.bytes.store(i64::MAX / 2, Ordering::Release);
+        self.granted.notify_one();
     }
 }
 
@@ -63,6 +82,14 @@ struct Shell {
     writer: Box<dyn Write + Send>,
     child: Box<dyn portable_pty::Child + Send + Sync>,
     credit: Option<Arc<Credit>>,
+}
+
+impl Drop for Shell {
+    fn drop(&mut self) {
+        if let Some(credit) = &self.credit {
+            credit.release();
+        }
+    }
 }
 
 /// The open shells by sessionId.
@@ -261,6 +288,27 @@ mod tests {
             .await
             .expect("released")
             .expect("task");
+    }
+
+    #[tokio::test]
+    async fn a_closed_session_stops_waiting_for_credit() {
+        let credit = Arc::new(Credit::new(0));
+        let waiting = {
+            let credit = credit.clone();
+            tokio::spawn(async move { credit.available().await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished());
+        credit.release();
+        tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .expect("released")
+            .expect("task");
+        credit.grant(u64::MAX);
+        credit.grant(u64::MAX);
+        tokio::time::timeout(Duration::from_secs(1), credit.available())
+            .await
+            .expect("huge grants saturate instead of wrapping around");
     }
 
     #[test]
