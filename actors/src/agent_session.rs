@@ -6,12 +6,16 @@ use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Handler, Recipient, SpawnHandle,
     StreamHandler, WrapFuture,
 };
+use actix_web::error::PayloadError;
+use actix_web::web::Bytes;
 use actix_web_actors::ws::{self, CloseCode, WebsocketContext};
 use bytestring::ByteString;
 use chrono::Utc;
+use futures_util::Stream;
 
 use crate::command::CommandChunk;
 use crate::direct_routes::DirectRoutes;
+use crate::inbound_guard::GuardedInput;
 use crate::protocol::agent::{
     AgentMessage, Capabilities, Heartbeat, MachineSecret, Register, parse_agent_message,
 };
@@ -333,6 +337,33 @@ impl AgentSession {
     }
 }
 
+impl AgentSession {
+    /// Wraps the socket's incoming bytes in the guard that refuses oversized frames from
+    /// their headers; the upgrade hands the guarded stream to the socket.
+    pub fn guard_input<S>(&self, stream: S) -> GuardedInput<S>
+    where
+        S: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
+    {
+        self.inbound.guard(stream)
+    }
+
+    /// Handles what the incoming side produced.
+    fn act_on(&mut self, inbound: Inbound, ctx: &mut WebsocketContext<Self>) {
+        match inbound {
+            Inbound::Text(text) => self.handle_text(&text, ctx),
+            Inbound::Fatal {
+                error,
+                code,
+                reason,
+            } => {
+                self.refuse(ctx, error);
+                socket::close(ctx, code, reason);
+            }
+            Inbound::Handled => {}
+        }
+    }
+}
+
 impl Actor for AgentSession {
     type Context = WebsocketContext<Self>;
 
@@ -361,22 +392,15 @@ impl Actor for AgentSession {
 
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for AgentSession {
     fn handle(&mut self, event: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
-        match self.inbound.triage(event, ctx) {
-            Inbound::Text(text) => self.handle_text(&text, ctx),
-            Inbound::Fatal {
-                error,
-                code,
-                reason,
-            } => {
-                self.refuse(ctx, error);
-                socket::close(ctx, code, reason);
-            }
-            Inbound::Handled => {}
-        }
+        let inbound = self.inbound.triage(event, ctx);
+        self.act_on(inbound, ctx);
     }
 
     fn finished(&mut self, ctx: &mut Self::Context) {
-        ctx.stop();
+        match self.inbound.ended() {
+            Some(refusal) => self.act_on(refusal, ctx),
+            None => ctx.stop(),
+        }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod agent_session;
 pub mod command;
 pub mod direct_routes;
 pub mod identity;
+pub mod inbound_guard;
 pub mod message_assembly;
 pub mod output_buffer;
 pub mod rate_limit;

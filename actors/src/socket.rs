@@ -8,8 +8,9 @@ use actix_web_actors::ws::{self, CloseCode, CloseReason, WebsocketContext};
 use actix_web::error::PayloadError;
 use actix_web::web::Bytes;
 use bytestring::ByteString;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 
+use crate::inbound_guard::{GuardedInput, OversizeFlag, guard_input};
 use crate::message_assembly::{AssemblyError, MessageAssembler};
 use crate::protocol::{ErrorCode, ErrorFrame};
 use crate::shutdown::ShutdownSignal;
@@ -53,11 +54,14 @@ pub enum Inbound {
     Handled,
 }
 
-/// The incoming side of one socket: liveness and the message being reassembled.
+/// The incoming side of one socket: liveness, the message being reassembled, and whether
+/// the input guard refused an oversized frame.
 #[derive(Debug)]
 pub struct InboundFrames {
     last_heard: Instant,
     assembler: MessageAssembler,
+    max_message_bytes: usize,
+    oversized: OversizeFlag,
 }
 
 impl InboundFrames {
@@ -66,7 +70,26 @@ impl InboundFrames {
         Self {
             last_heard: Instant::now(),
             assembler: MessageAssembler::new(max_message_bytes),
+            max_message_bytes,
+            oversized: OversizeFlag::default(),
         }
+    }
+
+    /// Wraps the socket's incoming bytes in the guard that refuses oversized frames from
+    /// their headers (see `inbound_guard`).
+    pub fn guard<S>(&self, stream: S) -> GuardedInput<S>
+    where
+        S: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
+    {
+        guard_input(stream, self.max_message_bytes, self.oversized.clone())
+    }
+
+    /// What to do once the incoming stream has ended: refuse with 1009 when the guard stopped
+    /// an oversized frame, else nothing more.
+    pub fn ended(&self) -> Option<Inbound> {
+        self.oversized
+            .is_set()
+            .then(|| fatal(AssemblyError::TooLarge))
     }
 
     /// When the peer was last heard from.
@@ -107,8 +130,8 @@ impl InboundFrames {
                 Inbound::Handled
             }
             Err(ws::ProtocolError::Overflow) => fatal(AssemblyError::TooLarge),
-            // With the payload wrapped in [`end_on_error`], the only I/O error left is the
-            // stream's own check that a text frame is UTF-8.
+            // Behind the input guard, the only I/O error left is the stream's own check that a
+            // text frame is UTF-8.
             Err(ws::ProtocolError::Io(_)) => fatal(AssemblyError::InvalidUtf8),
             Err(
                 ws::ProtocolError::ContinuationNotStarted | ws::ProtocolError::ContinuationStarted,
@@ -147,21 +170,6 @@ fn fatal(err: AssemblyError) -> Inbound {
         code,
         reason,
     }
-}
-
-/// Ends the incoming byte stream at its first error instead of passing the error on, so that
-/// every complete frame already read from a connection that broke (an agent that vanished
-/// without a close frame) is still decoded and handled before the socket actor stops.
-pub fn end_on_error<S>(stream: S) -> impl Stream<Item = Result<Bytes, PayloadError>> + 'static
-where
-    S: Stream<Item = Result<Bytes, PayloadError>> + 'static,
-{
-    stream.take_while(|chunk| {
-        if let Err(err) = chunk {
-            tracing::info!(error = %err, "websocket connection lost");
-        }
-        std::future::ready(chunk.is_ok())
-    })
 }
 
 /// Sends an `error` frame.

@@ -9,11 +9,15 @@ use actix::{
     Actor, ActorContext, Addr, AsyncContext, Handler, Message, Recipient, ResponseFuture,
     StreamHandler,
 };
+use actix_web::error::PayloadError;
+use actix_web::web::Bytes;
 use actix_web_actors::ws::{self, CloseCode, WebsocketContext};
+use futures_util::Stream;
 use serde::Serialize;
 
 use crate::command::CommandLinks;
 use crate::identity::AuthenticatedUser;
+use crate::inbound_guard::GuardedInput;
 use crate::protocol::session_token::SessionTokens;
 use crate::protocol::web::{ServerEvent, parse_client_frame};
 use crate::protocol::{ConnectionId, ErrorCode, ErrorFrame, MachineId, SessionId};
@@ -198,6 +202,33 @@ impl WebSession {
     }
 }
 
+impl WebSession {
+    /// Wraps the socket's incoming bytes in the guard that refuses oversized frames from
+    /// their headers; the upgrade hands the guarded stream to the socket.
+    pub fn guard_input<S>(&self, stream: S) -> GuardedInput<S>
+    where
+        S: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
+    {
+        self.inbound.guard(stream)
+    }
+
+    /// Handles what the incoming side produced.
+    fn act_on(&mut self, inbound: Inbound, ctx: &mut WebsocketContext<Self>) {
+        match inbound {
+            Inbound::Text(text) => self.handle_text(&text, ctx),
+            Inbound::Fatal {
+                error,
+                code,
+                reason,
+            } => {
+                self.refuse(ctx, error);
+                socket::close(ctx, code, reason);
+            }
+            Inbound::Handled => {}
+        }
+    }
+}
+
 impl Actor for WebSession {
     type Context = WebsocketContext<Self>;
 
@@ -235,22 +266,15 @@ impl Actor for WebSession {
 
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WebSession {
     fn handle(&mut self, event: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
-        match self.inbound.triage(event, ctx) {
-            Inbound::Text(text) => self.handle_text(&text, ctx),
-            Inbound::Fatal {
-                error,
-                code,
-                reason,
-            } => {
-                self.refuse(ctx, error);
-                socket::close(ctx, code, reason);
-            }
-            Inbound::Handled => {}
-        }
+        let inbound = self.inbound.triage(event, ctx);
+        self.act_on(inbound, ctx);
     }
 
     fn finished(&mut self, ctx: &mut Self::Context) {
-        ctx.stop();
+        match self.inbound.ended() {
+            Some(refusal) => self.act_on(refusal, ctx),
+            None => ctx.stop(),
+        }
     }
 }
 

@@ -22,7 +22,7 @@ use fleetgate_actors::repo::machine::TouchLastSeen;
 use fleetgate_actors::repo::metric::RecordMetric;
 use fleetgate_actors::repo::port::SyncPorts;
 use fleetgate_actors::shutdown::{ShutdownTrigger, shutdown_channel};
-use fleetgate_actors::socket::{SocketConfig, end_on_error};
+use fleetgate_actors::socket::SocketConfig;
 use futures_util::{Stream, StreamExt};
 
 use common::{
@@ -125,11 +125,9 @@ impl Harness {
         let (trigger, signal) = shutdown_channel();
         let (input, incoming) = futures_channel::mpsc::unbounded();
         let session = AgentSession::new(config, links, signal);
-        let output = WebsocketContext::with_codec(
-            session,
-            end_on_error(incoming),
-            Codec::new().max_size(FRAME_LIMIT),
-        );
+        let guarded = session.guard_input(incoming);
+        let output =
+            WebsocketContext::with_codec(session, guarded, Codec::new().max_size(FRAME_LIMIT));
         Self {
             input,
             output: drive(output),

@@ -6,7 +6,6 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws::{self, WebsocketContext, WsResponseBuilder};
 use fleetgate_actors::agent_session::AgentSession;
-use fleetgate_actors::socket::end_on_error;
 use fleetgate_actors::socket_drain::drain_meter;
 use fleetgate_actors::web_session::WebSession;
 
@@ -25,7 +24,8 @@ pub async fn agent_socket(
         state.services.agent_links(),
         state.shutdown.clone(),
     );
-    WsResponseBuilder::new(session, &request, end_on_error(stream))
+    let input = session.guard_input(stream);
+    WsResponseBuilder::new(session, &request, input)
         .frame_size(state.agent_session.socket.max_frame_bytes)
         .start()
 }
@@ -60,7 +60,8 @@ pub async fn web_socket(
     let protocols: Vec<&str> = presented.subprotocol.as_deref().into_iter().collect();
     let mut response = ws::handshake_with_protocols(&request, &protocols)?;
     let codec = Codec::new().max_size(state.web_session.socket.max_frame_bytes);
-    let output = WebsocketContext::with_codec(session, end_on_error(stream), codec);
+    let input = session.guard_input(stream);
+    let output = WebsocketContext::with_codec(session, input, codec);
     Ok(response.streaming(meter.count(output)))
 }
 

@@ -234,3 +234,56 @@ async fn a_socket_whose_token_expires_is_told_and_closed_with_4401() {
     assert_eq!(close_code, Some(4401));
     server.stop().await;
 }
+
+/// Reads until the server closes; returns (saw a `too_large` error, close code).
+async fn refusal(
+    socket: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> (bool, Option<u16>) {
+    let mut saw_too_large = false;
+    let read = async {
+        while let Some(Ok(frame)) = socket.next().await {
+            match frame {
+                Message::Text(text) => saw_too_large |= text.contains("\"too_large\""),
+                Message::Close(close) => return close.map(|c| u16::from(c.code)),
+                _ => {}
+            }
+        }
+        None
+    };
+    let code = tokio::time::timeout(std::time::Duration::from_secs(5), read)
+        .await
+        .expect("refused without waiting for the payload");
+    (saw_too_large, code)
+}
+
+#[actix_web::test]
+async fn a_frame_announcing_100_mib_is_refused_from_its_header() {
+    use tokio::io::AsyncWriteExt;
+    let server = spawn_app().await;
+    let (_, token) = crate::web_client::user(&server, Role::Admin, &[]).await;
+    for request in [
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            server.ws_url("/ws/agent"),
+        )
+        .expect("request"),
+        server.web_request(&token),
+    ] {
+        let (mut socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("upgrade");
+        // A masked text frame header announcing 100 MiB, then a few bytes of its payload: the
+        // server must answer without waiting for the rest.
+        let mut header = vec![0x81, 0x80 | 127];
+        header.extend_from_slice(&(100u64 << 20).to_be_bytes());
+        header.extend_from_slice(&[1, 2, 3, 4]);
+        header.extend_from_slice(b"xxxxxxxx");
+        let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = socket.get_mut() else {
+            panic!("plain TCP");
+        };
+        tcp.write_all(&header).await.expect("write");
+        assert_eq!(refusal(&mut socket).await, (true, Some(1009)));
+    }
+    server.stop().await;
+}
