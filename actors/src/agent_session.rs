@@ -3,19 +3,14 @@
 use std::time::{Duration, Instant};
 
 use actix::{
-    Actor, ActorContext, ActorFutureExt, AsyncContext, Handler, Recipient, SpawnHandle,
-    StreamHandler, WrapFuture,
+    Actor, ActorFutureExt, AsyncContext, Handler, Recipient, SpawnHandle, StreamHandler, WrapFuture,
 };
-use actix_web::error::PayloadError;
-use actix_web::web::Bytes;
 use actix_web_actors::ws::{self, CloseCode, WebsocketContext};
 use bytestring::ByteString;
 use chrono::Utc;
-use futures_util::Stream;
 
 use crate::command::CommandChunk;
 use crate::direct_routes::DirectRoutes;
-use crate::inbound_guard::GuardedInput;
 use crate::protocol::agent::{
     AgentMessage, Capabilities, Heartbeat, MachineSecret, Register, parse_agent_message,
 };
@@ -31,7 +26,7 @@ use crate::repo::machine::{AuthenticateMachine, MachineDetails, MachineError, To
 use crate::repo::metric::RecordMetric;
 use crate::repo::port::SyncPorts;
 use crate::shutdown::ShutdownSignal;
-use crate::socket::{self, CLOSE_UNAUTHENTICATED, Inbound, InboundFrames, SocketConfig};
+use crate::socket::{self, CLOSE_UNAUTHENTICATED, InboundFrames, SocketActor, SocketConfig};
 use crate::terminal::TerminalEvent;
 use crate::violations::ViolationCounter;
 
@@ -114,39 +109,6 @@ impl AgentSession {
             inbound,
             violations,
             routes: DirectRoutes::default(),
-        }
-    }
-
-    /// Replies with `error`, logs a security event, and closes with 1008 past the limit.
-    fn refuse(&mut self, ctx: &mut WebsocketContext<Self>, frame: ErrorFrame) {
-        let machine_id = match self.stage {
-            Stage::Registered(id) => id.to_string(),
-            _ => String::new(),
-        };
-        tracing::warn!(
-            security = true,
-            connection_id = %self.connection_id,
-            machine_id,
-            code = ?frame.code,
-            "agent frame refused"
-        );
-        self.links.audit.do_send(RecordAudit {
-            actor: if machine_id.is_empty() {
-                "agent".to_owned()
-            } else {
-                format!("machine:{machine_id}")
-            },
-            action: "security.bad_frame",
-            machine_id: match self.stage {
-                Stage::Registered(id) => Some(id),
-                _ => None,
-            },
-            detail: serde_json::json!({ "code": frame.code, "message": frame.message }),
-            source_ip: None,
-        });
-        socket::send_error(ctx, &frame);
-        if self.violations.record(Instant::now()) {
-            socket::close(ctx, CloseCode::Policy, "repeated protocol violations");
         }
     }
 
@@ -337,33 +299,6 @@ impl AgentSession {
     }
 }
 
-impl AgentSession {
-    /// Wraps the socket's incoming bytes in the guard that refuses oversized frames from
-    /// their headers; the upgrade hands the guarded stream to the socket.
-    pub fn guard_input<S>(&self, stream: S) -> GuardedInput<S>
-    where
-        S: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
-    {
-        self.inbound.guard(stream)
-    }
-
-    /// Handles what the incoming side produced.
-    fn act_on(&mut self, inbound: Inbound, ctx: &mut WebsocketContext<Self>) {
-        match inbound {
-            Inbound::Text(text) => self.handle_text(&text, ctx),
-            Inbound::Fatal {
-                error,
-                code,
-                reason,
-            } => {
-                self.refuse(ctx, error);
-                socket::close(ctx, code, reason);
-            }
-            Inbound::Handled => {}
-        }
-    }
-}
-
 impl Actor for AgentSession {
     type Context = WebsocketContext<Self>;
 
@@ -392,14 +327,52 @@ impl Actor for AgentSession {
 
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for AgentSession {
     fn handle(&mut self, event: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
-        let inbound = self.inbound.triage(event, ctx);
-        self.act_on(inbound, ctx);
+        socket::on_event(self, event, ctx);
     }
 
     fn finished(&mut self, ctx: &mut Self::Context) {
-        match self.inbound.ended() {
-            Some(refusal) => self.act_on(refusal, ctx),
-            None => ctx.stop(),
+        socket::on_end(self, ctx);
+    }
+}
+
+impl SocketActor for AgentSession {
+    fn inbound(&mut self) -> &mut InboundFrames {
+        &mut self.inbound
+    }
+
+    fn on_text(&mut self, text: &ByteString, ctx: &mut WebsocketContext<Self>) {
+        self.handle_text(text, ctx);
+    }
+
+    fn refuse(&mut self, ctx: &mut WebsocketContext<Self>, frame: ErrorFrame) {
+        let machine_id = match self.stage {
+            Stage::Registered(id) => id.to_string(),
+            _ => String::new(),
+        };
+        tracing::warn!(
+            security = true,
+            connection_id = %self.connection_id,
+            machine_id,
+            code = ?frame.code,
+            "agent frame refused"
+        );
+        self.links.audit.do_send(RecordAudit {
+            actor: if machine_id.is_empty() {
+                "agent".to_owned()
+            } else {
+                format!("machine:{machine_id}")
+            },
+            action: "security.bad_frame",
+            machine_id: match self.stage {
+                Stage::Registered(id) => Some(id),
+                _ => None,
+            },
+            detail: serde_json::json!({ "code": frame.code, "message": frame.message }),
+            source_ip: None,
+        });
+        socket::send_error(ctx, &frame);
+        if self.violations.record(Instant::now()) {
+            socket::close(ctx, CloseCode::Policy, "repeated protocol violations");
         }
     }
 }

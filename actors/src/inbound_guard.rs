@@ -16,6 +16,8 @@ use actix_web::error::PayloadError;
 use actix_web::web::Bytes;
 use futures_util::Stream;
 
+use crate::frame_walk::{FrameEvent, FrameWalker};
+
 /// Longest control frame payload (RFC 6455 §5.5).
 const MAX_CONTROL_PAYLOAD: u64 = 125;
 
@@ -103,12 +105,11 @@ struct Oversized {
     announced: u64,
 }
 
-/// Follows client-to-server frame headers across chunks.
+/// Follows client-to-server frames across chunks, adding up fragmented messages.
 #[derive(Debug)]
 struct HeaderScanner {
     limit: u64,
-    header: Vec<u8>,
-    remaining: u64,
+    walker: FrameWalker,
     message_total: u64,
 }
 
@@ -116,87 +117,38 @@ impl HeaderScanner {
     fn new(limit: u64) -> Self {
         Self {
             limit,
-            header: Vec::with_capacity(14),
-            remaining: 0,
+            walker: FrameWalker::default(),
             message_total: 0,
         }
     }
 
     fn scan(&mut self, bytes: &[u8]) -> Result<(), Oversized> {
-        let mut at = 0;
-        // Where the header being read began in this chunk (0: in an earlier chunk).
-        let mut header_start = 0;
-        while at < bytes.len() {
-            if self.remaining > 0 {
-                let left = bytes.len() - at;
-                let skip = left.min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
-                self.remaining -= skip as u64;
-                at += skip;
-                continue;
-            }
-            if self.header.is_empty() {
-                header_start = at;
-            }
-            self.header.push(bytes[at]);
-            at += 1;
-            self.finish_header(header_start)?;
-        }
-        Ok(())
-    }
-
-    /// Checks the header once it is complete; `start` is where it began in this chunk.
-    fn finish_header(&mut self, start: usize) -> Result<(), Oversized> {
-        let Some((fin, opcode, length)) = parse_header(&self.header) else {
-            return Ok(());
-        };
-        self.header.clear();
-        let announced = match opcode {
-            0 => self.message_total.saturating_add(length),
-            1 | 2 => length,
-            _ => {
-                if length > MAX_CONTROL_PAYLOAD {
+        let (limit, message_total) = (self.limit, &mut self.message_total);
+        self.walker.walk(bytes, |event| {
+            let FrameEvent::Header { header, start } = event else {
+                return Ok(());
+            };
+            let announced = match header.opcode {
+                0 => message_total.saturating_add(header.length),
+                1 | 2 => header.length,
+                _ if header.length > MAX_CONTROL_PAYLOAD => {
                     return Err(Oversized {
                         at: start,
-                        announced: length,
+                        announced: header.length,
                     });
                 }
-                self.remaining = length;
-                return Ok(());
+                _ => return Ok(()),
+            };
+            if announced > limit {
+                return Err(Oversized {
+                    at: start,
+                    announced,
+                });
             }
-        };
-        if announced > self.limit {
-            return Err(Oversized {
-                at: start,
-                announced,
-            });
-        }
-        self.message_total = if fin { 0 } else { announced };
-        self.remaining = length;
-        Ok(())
+            *message_total = if header.fin { 0 } else { announced };
+            Ok(())
+        })
     }
-}
-
-/// `(fin, opcode, payload length)` once `header` holds a whole frame header.
-fn parse_header(header: &[u8]) -> Option<(bool, u8, u64)> {
-    let [first, second, rest @ ..] = header else {
-        return None;
-    };
-    let extended = match second & 0x7f {
-        126 => 2,
-        127 => 8,
-        _ => 0,
-    };
-    let mask = if second & 0x80 != 0 { 4 } else { 0 };
-    if rest.len() < extended + mask {
-        return None;
-    }
-    let length = match extended {
-        0 => u64::from(second & 0x7f),
-        _ => rest[..extended]
-            .iter()
-            .fold(0u64, |n, byte| (n << 8) | u64::from(*byte)),
-    };
-    Some((first & 0x80 != 0, first & 0x0f, length))
 }
 
 #[cfg(test)]

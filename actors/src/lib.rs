@@ -7,6 +7,7 @@ pub use fleetgate_protocol as protocol;
 pub mod agent_session;
 pub mod command;
 pub mod direct_routes;
+pub mod frame_walk;
 pub mod identity;
 pub mod inbound_guard;
 pub mod message_assembly;

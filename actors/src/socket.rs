@@ -149,6 +149,51 @@ impl InboundFrames {
     }
 }
 
+/// A socket actor as the shared plumbing sees it: where its incoming side lives, how it handles
+/// a whole message and how it refuses one.
+pub trait SocketActor: Actor<Context = WebsocketContext<Self>> {
+    /// Its incoming side.
+    fn inbound(&mut self) -> &mut InboundFrames;
+    /// Handles one whole text message.
+    fn on_text(&mut self, text: &ByteString, ctx: &mut WebsocketContext<Self>);
+    /// Replies with `error`, records the violation, and may close.
+    fn refuse(&mut self, ctx: &mut WebsocketContext<Self>, error: ErrorFrame);
+}
+
+/// Handles one WebSocket event: the body of the actor's `StreamHandler::handle`.
+pub fn on_event<A: SocketActor>(
+    actor: &mut A,
+    event: Result<ws::Message, ws::ProtocolError>,
+    ctx: &mut WebsocketContext<A>,
+) {
+    let inbound = actor.inbound().triage(event, ctx);
+    act_on(actor, inbound, ctx);
+}
+
+/// Handles the end of the incoming stream: the body of `StreamHandler::finished`. A stream the
+/// input guard ended for an oversized frame is refused with 1009; any other ends the actor.
+pub fn on_end<A: SocketActor>(actor: &mut A, ctx: &mut WebsocketContext<A>) {
+    match actor.inbound().ended() {
+        Some(refusal) => act_on(actor, refusal, ctx),
+        None => ctx.stop(),
+    }
+}
+
+fn act_on<A: SocketActor>(actor: &mut A, inbound: Inbound, ctx: &mut WebsocketContext<A>) {
+    match inbound {
+        Inbound::Text(text) => actor.on_text(&text, ctx),
+        Inbound::Fatal {
+            error,
+            code,
+            reason,
+        } => {
+            actor.refuse(ctx, error);
+            close(ctx, code, reason);
+        }
+        Inbound::Handled => {}
+    }
+}
+
 /// The error reply and close code for a message refused while it was assembled.
 fn fatal(err: AssemblyError) -> Inbound {
     let (code, error_code, reason) = match err {

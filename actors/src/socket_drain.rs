@@ -13,13 +13,15 @@ use actix_web::web::Bytes;
 use futures_util::Stream;
 use tokio::sync::watch;
 
+use crate::frame_walk::{FrameEvent, FrameWalker};
+
 /// A meter and its tracker, sharing the count of text bytes written.
 pub fn drain_meter() -> (WrittenMeter, DrainTracker) {
     let (written, watched) = watch::channel(0);
     (
         WrittenMeter {
             written,
-            scanner: FrameScanner::default(),
+            walker: FrameWalker::default(),
         },
         DrainTracker {
             queued: 0,
@@ -51,8 +53,9 @@ impl DrainTracker {
         let target = self.queued;
         let mut written = self.written.clone();
         async move {
-            // An error means the body stream was dropped: the socket is gone, nothing to wait for.
-            let _ = written.wait_for(|done| *done >= target).await;
+            if written.wait_for(|done| *done >= target).await.is_err() {
+                tracing::debug!("socket gone before its output was written");
+            }
         }
     }
 }
@@ -61,7 +64,7 @@ impl DrainTracker {
 #[derive(Debug)]
 pub struct WrittenMeter {
     written: watch::Sender<u64>,
-    scanner: FrameScanner,
+    walker: FrameWalker,
 }
 
 impl WrittenMeter {
@@ -92,7 +95,7 @@ where
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let polled = Pin::new(&mut self.inner).poll_next(cx);
         if let Poll::Ready(Some(Ok(chunk))) = &polled {
-            let text = self.meter.scanner.text_payload(chunk);
+            let text = text_payload(&mut self.meter.walker, chunk);
             if text > 0 {
                 self.meter.written.send_modify(|written| *written += text);
             }
@@ -101,64 +104,20 @@ where
     }
 }
 
-/// Walks server-to-client frame headers (RFC 6455 §5.2) across chunks, counting the payload
-/// bytes of text and continuation frames (the actor's messages; pings, pongs and closes are
-/// sent by the socket plumbing and not counted on either side).
-#[derive(Debug, Default)]
-struct FrameScanner {
-    header: Vec<u8>,
-    remaining: u64,
-    counting: bool,
-}
-
-impl FrameScanner {
-    fn text_payload(&mut self, mut bytes: &[u8]) -> u64 {
-        let mut counted = 0;
-        while !bytes.is_empty() {
-            if self.remaining > 0 {
-                let take = bytes
-                    .len()
-                    .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
-                if self.counting {
-                    counted += take as u64;
-                }
-                self.remaining -= take as u64;
-                bytes = &bytes[take..];
-                continue;
-            }
-            self.header.push(bytes[0]);
-            bytes = &bytes[1..];
-            if let Some((opcode, length)) = parse_header(&self.header) {
-                self.header.clear();
-                self.remaining = length;
-                self.counting = matches!(opcode, 0 | 1);
-            }
+/// Text payload bytes (text and continuation frames: the actor's messages) in `bytes`; pings,
+/// pongs and closes are sent by the socket plumbing and not counted on either side.
+fn text_payload(walker: &mut FrameWalker, bytes: &[u8]) -> u64 {
+    let mut text = 0;
+    let walked: Result<(), std::convert::Infallible> = walker.walk(bytes, |event| {
+        if let FrameEvent::Payload { header, bytes } = event
+            && header.carries_text()
+        {
+            text += bytes;
         }
-        counted
-    }
-}
-
-/// `(opcode, payload length)` once `header` holds a whole frame header.
-fn parse_header(header: &[u8]) -> Option<(u8, u64)> {
-    let [first, second, rest @ ..] = header else {
-        return None;
-    };
-    let extended = match second & 0x7f {
-        126 => 2,
-        127 => 8,
-        _ => 0,
-    };
-    let mask = if second & 0x80 != 0 { 4 } else { 0 };
-    if rest.len() < extended + mask {
-        return None;
-    }
-    let length = match extended {
-        0 => u64::from(second & 0x7f),
-        _ => rest[..extended]
-            .iter()
-            .fold(0u64, |n, byte| (n << 8) | u64::from(*byte)),
-    };
-    Some((first & 0x0f, length))
+        Ok(())
+    });
+    let Ok(()) = walked;
+    text
 }
 
 #[cfg(test)]
@@ -187,13 +146,13 @@ mod tests {
             Message::Text(big.clone().into()),
             Message::Text("x".repeat(300).into()),
         ]);
-        let mut scanner = FrameScanner::default();
-        assert_eq!(scanner.text_payload(&wire), 5 + 70_000 + 300);
+        let mut walker = FrameWalker::default();
+        assert_eq!(text_payload(&mut walker, &wire), 5 + 70_000 + 300);
         // The same bytes cut at every awkward place count the same.
-        let mut scanner = FrameScanner::default();
+        let mut walker = FrameWalker::default();
         let total: u64 = wire
             .chunks(3)
-            .map(|piece| scanner.text_payload(piece))
+            .map(|piece| text_payload(&mut walker, piece))
             .sum();
         assert_eq!(total, 5 + 70_000 + 300);
     }

@@ -6,18 +6,14 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use actix::{
-    Actor, ActorContext, Addr, AsyncContext, Handler, Message, Recipient, ResponseFuture,
-    StreamHandler,
+    Actor, Addr, AsyncContext, Handler, Message, Recipient, ResponseFuture, StreamHandler,
 };
-use actix_web::error::PayloadError;
-use actix_web::web::Bytes;
 use actix_web_actors::ws::{self, CloseCode, WebsocketContext};
-use futures_util::Stream;
+use bytestring::ByteString;
 use serde::Serialize;
 
 use crate::command::CommandLinks;
 use crate::identity::AuthenticatedUser;
-use crate::inbound_guard::GuardedInput;
 use crate::protocol::session_token::SessionTokens;
 use crate::protocol::web::{ServerEvent, parse_client_frame};
 use crate::protocol::{ConnectionId, ErrorCode, ErrorFrame, MachineId, SessionId};
@@ -25,7 +21,7 @@ use crate::registry::Registry;
 use crate::repo::AccessRepo;
 use crate::repo::audit::RecordAudit;
 use crate::shutdown::ShutdownSignal;
-use crate::socket::{self, CLOSE_UNAUTHENTICATED, Inbound, InboundFrames, SocketConfig};
+use crate::socket::{self, CLOSE_UNAUTHENTICATED, InboundFrames, SocketActor, SocketConfig};
 use crate::socket_drain::DrainTracker;
 use crate::terminal::{OwnerRequest, TerminalConfig, TerminalLinks};
 use crate::violations::ViolationCounter;
@@ -162,20 +158,6 @@ impl WebSession {
         self.send_text(ctx, frame.to_json());
     }
 
-    /// Replies with `error`, audits, and closes with 1008 past the violation limit.
-    fn refuse(&mut self, ctx: &mut WebsocketContext<Self>, frame: ErrorFrame) {
-        tracing::warn!(security = true, user_id = %self.user.user_id, code = ?frame.code, "web frame refused");
-        self.audit(
-            "security.bad_frame",
-            None,
-            serde_json::json!({ "code": frame.code, "message": frame.message }),
-        );
-        self.send_text(ctx, frame.to_json());
-        if self.violations.record(Instant::now()) {
-            socket::close(ctx, CloseCode::Policy, "repeated protocol violations");
-        }
-    }
-
     /// Closes the socket with 4401 when the JWT expires, after telling the client.
     fn schedule_expiry(&self, ctx: &mut WebsocketContext<Self>) {
         let now = chrono::Utc::now().timestamp();
@@ -198,33 +180,6 @@ impl WebSession {
         match parse_client_frame(text) {
             Ok(frame) => self.dispatch(frame, ctx),
             Err(error) => self.refuse(ctx, error),
-        }
-    }
-}
-
-impl WebSession {
-    /// Wraps the socket's incoming bytes in the guard that refuses oversized frames from
-    /// their headers; the upgrade hands the guarded stream to the socket.
-    pub fn guard_input<S>(&self, stream: S) -> GuardedInput<S>
-    where
-        S: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
-    {
-        self.inbound.guard(stream)
-    }
-
-    /// Handles what the incoming side produced.
-    fn act_on(&mut self, inbound: Inbound, ctx: &mut WebsocketContext<Self>) {
-        match inbound {
-            Inbound::Text(text) => self.handle_text(&text, ctx),
-            Inbound::Fatal {
-                error,
-                code,
-                reason,
-            } => {
-                self.refuse(ctx, error);
-                socket::close(ctx, code, reason);
-            }
-            Inbound::Handled => {}
         }
     }
 }
@@ -266,14 +221,33 @@ impl Actor for WebSession {
 
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WebSession {
     fn handle(&mut self, event: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
-        let inbound = self.inbound.triage(event, ctx);
-        self.act_on(inbound, ctx);
+        socket::on_event(self, event, ctx);
     }
 
     fn finished(&mut self, ctx: &mut Self::Context) {
-        match self.inbound.ended() {
-            Some(refusal) => self.act_on(refusal, ctx),
-            None => ctx.stop(),
+        socket::on_end(self, ctx);
+    }
+}
+
+impl SocketActor for WebSession {
+    fn inbound(&mut self) -> &mut InboundFrames {
+        &mut self.inbound
+    }
+
+    fn on_text(&mut self, text: &ByteString, ctx: &mut WebsocketContext<Self>) {
+        self.handle_text(text, ctx);
+    }
+
+    fn refuse(&mut self, ctx: &mut WebsocketContext<Self>, frame: ErrorFrame) {
+        tracing::warn!(security = true, user_id = %self.user.user_id, code = ?frame.code, "web frame refused");
+        self.audit(
+            "security.bad_frame",
+            None,
+            serde_json::json!({ "code": frame.code, "message": frame.message }),
+        );
+        self.send_text(ctx, frame.to_json());
+        if self.violations.record(Instant::now()) {
+            socket::close(ctx, CloseCode::Policy, "repeated protocol violations");
         }
     }
 }

@@ -22,7 +22,7 @@ use fleetgate_actors::repo::machine::TouchLastSeen;
 use fleetgate_actors::repo::metric::RecordMetric;
 use fleetgate_actors::repo::port::SyncPorts;
 use fleetgate_actors::shutdown::{ShutdownTrigger, shutdown_channel};
-use fleetgate_actors::socket::SocketConfig;
+use fleetgate_actors::socket::{SocketActor, SocketConfig};
 use futures_util::{Stream, StreamExt};
 
 use common::{
@@ -124,8 +124,8 @@ impl Harness {
         };
         let (trigger, signal) = shutdown_channel();
         let (input, incoming) = futures_channel::mpsc::unbounded();
-        let session = AgentSession::new(config, links, signal);
-        let guarded = session.guard_input(incoming);
+        let mut session = AgentSession::new(config, links, signal);
+        let guarded = session.inbound().guard(incoming);
         let output =
             WebsocketContext::with_codec(session, guarded, Codec::new().max_size(FRAME_LIMIT));
         Self {

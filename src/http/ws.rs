@@ -6,6 +6,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws::{self, WebsocketContext, WsResponseBuilder};
 use fleetgate_actors::agent_session::AgentSession;
+use fleetgate_actors::socket::SocketActor;
 use fleetgate_actors::socket_drain::drain_meter;
 use fleetgate_actors::web_session::WebSession;
 
@@ -19,12 +20,12 @@ pub async fn agent_socket(
     stream: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let session = AgentSession::new(
+    let mut session = AgentSession::new(
         state.agent_session.clone(),
         state.services.agent_links(),
         state.shutdown.clone(),
     );
-    let input = session.guard_input(stream);
+    let input = session.inbound().guard(stream);
     WsResponseBuilder::new(session, &request, input)
         .frame_size(state.agent_session.socket.max_frame_bytes)
         .start()
@@ -48,7 +49,7 @@ pub async fn web_socket(
     };
     let source_ip = request.peer_addr().map(|addr| addr.ip().to_string());
     let (meter, drain) = drain_meter();
-    let session = WebSession::new(
+    let mut session = WebSession::new(
         user,
         source_ip,
         state.web_session.clone(),
@@ -60,7 +61,7 @@ pub async fn web_socket(
     let protocols: Vec<&str> = presented.subprotocol.as_deref().into_iter().collect();
     let mut response = ws::handshake_with_protocols(&request, &protocols)?;
     let codec = Codec::new().max_size(state.web_session.socket.max_frame_bytes);
-    let input = session.guard_input(stream);
+    let input = session.inbound().guard(stream);
     let output = WebsocketContext::with_codec(session, input, codec);
     Ok(response.streaming(meter.count(output)))
 }

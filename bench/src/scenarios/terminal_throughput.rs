@@ -360,7 +360,7 @@ async fn through_fleetgate(
     let (baseline_stop, baseline_watch) = tokio::sync::watch::channel(false);
     let baseline = async {
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let _ = baseline_stop.send(true);
+        baseline_stop.send_replace(true);
     };
     let (before, ()) = tokio::join!(watch_lag(&mut probe, baseline_watch), baseline);
     let lag_before = Percentiles::of(&mut before?);

@@ -1,4 +1,5 @@
-//! Agent → server messages of protocol v1 (PROTOCOL.md section 2), parsed and validated.
+//! Reading agent messages: one pass over each frame, and none at all for the common
+//! `terminal_output`.
 
 use std::borrow::Cow;
 
@@ -6,224 +7,12 @@ use bytestring::ByteString;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::error::{ErrorCode, ErrorFrame};
-use super::escaped::{EscapedText, scan_body};
-
-/// Longest accepted hostname or address string.
-pub const MAX_NAME_LEN: usize = 255;
-/// Most ports accepted in one heartbeat.
-pub const MAX_PORTS: usize = 4096;
-/// Most disks accepted in one heartbeat.
-pub const MAX_DISKS: usize = 256;
-
-/// A validated message from an agent.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AgentMessage {
-    /// `register`, the first message.
-    Register(Register),
-    /// `heartbeat`, every 5 s.
-    Heartbeat(Heartbeat),
-    /// `command_response`, a chunk of command output.
-    CommandResponse(CommandResponse),
-    /// `terminal_output`, shell output.
-    TerminalOutput(TerminalOutput),
-    /// `terminal_exit` (fleetgate extension).
-    TerminalExit(TerminalExit),
-}
-
-/// `osInfo` of `register`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-pub struct OsInfo {
-    /// Distribution, e.g. `debian`.
-    #[serde(default)]
-    pub distro: Option<String>,
-    /// Release, e.g. `12`.
-    #[serde(default)]
-    pub release: Option<String>,
-    /// Kernel version.
-    #[serde(default)]
-    pub kernel: Option<String>,
-}
-
-/// `register`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Register {
-    /// Reported hostname.
-    pub hostname: String,
-    /// Reported address (any string).
-    pub ip: String,
-    /// OS details, may be missing.
-    pub os_info: Option<OsInfo>,
-    /// The machine secret (64 lowercase hex chars).
-    pub secret_key: String,
-    /// `linux`, `darwin` or `windows`.
-    pub platform: Option<String>,
-    /// fleetgate extension: agent version.
-    pub agent_version: Option<String>,
-    /// fleetgate extension: announced capabilities.
-    pub capabilities: Vec<String>,
-}
-
-impl std::fmt::Debug for Register {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Register")
-            .field("hostname", &self.hostname)
-            .field("ip", &self.ip)
-            .field("os_info", &self.os_info)
-            .field("platform", &self.platform)
-            .field("secret_key", &"<redacted>")
-            .finish_non_exhaustive()
-    }
-}
-
-/// `metrics` of `heartbeat` (percent, GiB, seconds). Missing numbers count as 0.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct Metrics {
-    /// CPU percent.
-    pub cpu_usage: f64,
-    /// RAM percent.
-    pub ram_usage: f64,
-    /// RAM total, GiB.
-    pub ram_total: f64,
-    /// RAM used, GiB.
-    pub ram_used: f64,
-    /// Disk percent.
-    pub disk_usage: f64,
-    /// Disk total, GiB.
-    pub disk_total: f64,
-    /// Disk used, GiB.
-    pub disk_used: f64,
-    /// Per-disk figures; may be `null`.
-    pub disks: Option<Vec<DiskMetrics>>,
-    /// Uptime, seconds.
-    pub uptime: f64,
-}
-
-/// One entry of `metrics.disks`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct DiskMetrics {
-    /// Mount point.
-    pub path: String,
-    /// Percent used.
-    pub usage: f64,
-    /// Total, GiB.
-    pub total: f64,
-    /// Used, GiB.
-    pub used: f64,
-}
-
-/// One entry of `ports`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-pub struct PortReport {
-    /// Port number.
-    pub port: u16,
-    /// `tcp` or `udp`.
-    pub proto: String,
-    /// Service or process name.
-    #[serde(default)]
-    pub service: Option<String>,
-    /// Socket state, e.g. `LISTEN`.
-    #[serde(default)]
-    pub state: Option<String>,
-}
-
-/// `heartbeat`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Heartbeat {
-    /// The machine the agent claims to be (trusted only if it equals the connection's).
-    pub machine_id: String,
-    /// Metrics sample.
-    pub metrics: Metrics,
-    /// Listening ports; may be `null`.
-    pub ports: Option<Vec<PortReport>>,
-}
-
-/// `command_response`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommandResponse {
-    /// The machine the agent claims to be.
-    pub machine_id: String,
-    /// The command this output belongs to.
-    pub command_id: String,
-    /// A chunk of output.
-    pub output: String,
-    /// Exit code (meaningful when `completed`).
-    pub exit_code: i32,
-    /// Whether this is the last chunk.
-    pub completed: bool,
-}
-
-/// `terminal_output`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TerminalOutput {
-    /// The session this output belongs to.
-    pub session_id: String,
-    /// Shell output, still escaped as the agent sent it.
-    pub output: EscapedText,
-}
-
-/// `terminal_exit`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TerminalExit {
-    /// The session whose shell exited.
-    pub session_id: String,
-    /// The shell's exit code.
-    pub exit_code: i32,
-}
-
-/// Extensions an agent announced in `register` (PROTOCOL.md 2.8).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Capabilities {
-    /// Understands a signed `terminal_close`.
-    pub terminal_close: bool,
-    /// Sends `terminal_exit` when a shell exits.
-    pub terminal_exit: bool,
-    /// Rejects replayed nonces.
-    pub nonce_check: bool,
-    /// Applies server messages one at a time, in the order they were sent (so a
-    /// `terminal_resize` right after `spawn_shell` reaches the new shell).
-    pub ordered: bool,
-    /// Holds a shell's output back until the server grants credit (`terminal_credit`).
-    pub flow_control: bool,
-}
-
-impl Capabilities {
-    /// Reads the announced capability names; unknown names are ignored.
-    pub fn from_names(names: &[String]) -> Self {
-        let has = |name: &str| names.iter().any(|n| n == name);
-        Self {
-            terminal_close: has("terminal_close"),
-            terminal_exit: has("terminal_exit"),
-            nonce_check: has("nonce_check"),
-            ordered: has("ordered"),
-            flow_control: has("flow_control"),
-        }
-    }
-}
-
-/// A machine secret held in memory to sign envelopes; never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct MachineSecret(String);
-
-impl MachineSecret {
-    /// Wraps a verified secret.
-    pub fn new(secret: String) -> Self {
-        Self(secret)
-    }
-
-    /// The 64-hex secret (the HMAC key is its ASCII bytes).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for MachineSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MachineSecret(<redacted>)")
-    }
-}
+use super::{
+    AgentMessage, CommandResponse, Heartbeat, MAX_DISKS, MAX_NAME_LEN, MAX_PORTS, Metrics, OsInfo,
+    PortReport, Register, TerminalExit, TerminalOutput, is_secret_shape,
+};
+use crate::error::{ErrorCode, ErrorFrame};
+use crate::escaped::{EscapedText, scan_body};
 
 /// Every field of every agent message, read in one pass over the frame. Shell output is kept
 /// as the agent escaped it (see [`EscapedText`]).
@@ -486,14 +275,6 @@ fn validate_heartbeat(heartbeat: &Heartbeat) -> Result<(), ErrorFrame> {
         }
     }
     Ok(())
-}
-
-/// Whether `secret` has the shape of a machine secret: 64 lowercase hex chars.
-pub fn is_secret_shape(secret: &str) -> bool {
-    secret.len() == 64
-        && secret
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 #[cfg(test)]
