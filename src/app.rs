@@ -134,7 +134,11 @@ impl Application {
             db: db.clone(),
             jwt: jwt.clone(),
             agent_session: AgentSessionConfig {
-                socket: socket_config(&settings, settings.limits.agent_frame_bytes),
+                socket: socket_config(
+                    &settings,
+                    settings.limits.agent_frame_bytes,
+                    settings.limits.agent_register_frame_bytes,
+                ),
                 register_timeout: Duration::from_secs(settings.agents.register_timeout_secs),
                 enrollment: settings.agents.enrollment,
             },
@@ -250,7 +254,7 @@ impl RunningServer {
 fn web_session_config(settings: &Settings) -> WebSessionConfig {
     let limits = &settings.limits;
     WebSessionConfig {
-        socket: socket_config(settings, limits.web_frame_bytes),
+        socket: socket_config(settings, limits.web_frame_bytes, limits.web_frame_bytes),
         terminal: TerminalConfig {
             msgs_per_sec: limits.terminal_msgs_per_sec,
             burst: limits.terminal_burst,
@@ -264,11 +268,16 @@ fn web_session_config(settings: &Settings) -> WebSessionConfig {
     }
 }
 
-fn socket_config(settings: &Settings, max_frame_bytes: usize) -> SocketConfig {
+fn socket_config(
+    settings: &Settings,
+    max_frame_bytes: usize,
+    unauthenticated_frame_bytes: usize,
+) -> SocketConfig {
     SocketConfig {
         ping_interval: Duration::from_secs(settings.server.ping_interval_secs),
         client_timeout: Duration::from_secs(settings.server.client_timeout_secs),
         max_frame_bytes,
+        unauthenticated_frame_bytes,
         violations_per_minute: settings.limits.violations_per_minute,
     }
 }

@@ -1,6 +1,7 @@
 //! fleetgate: a self-hosted gateway between operators and a fleet of Linux machines.
 //! The binary (`main.rs`) is a thin command-line front over this library.
 
+pub mod accounts;
 pub mod app;
 pub mod auth;
 pub mod cli;

@@ -14,7 +14,9 @@ use fleetgate_actors::repo::{
     SessionRepo, UserRepo,
 };
 use fleetgate_actors::sealing::DataKey;
+use fleetgate_actors::security_events::SecurityEvents;
 use fleetgate_actors::terminal::TerminalLinks;
+use fleetgate_actors::user_directory::{UserDirectory, UserDirectoryLinks};
 use fleetgate_actors::web_session::WebLinks;
 use sea_orm::DatabaseConnection;
 
@@ -45,6 +47,10 @@ pub struct Services {
     pub queries: Addr<QueryRepo>,
     /// Routing and online status.
     pub registry: Addr<Registry>,
+    /// Stored users; closes the sockets of changed users.
+    pub directory: Addr<UserDirectory>,
+    /// Security events, rate-limited per peer address.
+    pub security: SecurityEvents,
 }
 
 impl Services {
@@ -68,6 +74,19 @@ impl Services {
             machines.clone().recipient(),
         )
         .start();
+        let directory = UserDirectory::new(
+            UserDirectoryLinks {
+                list: users.clone().recipient(),
+                get: users.clone().recipient(),
+                forget: access.clone().recipient(),
+            },
+            Duration::from_millis(settings.auth.user_check_ms),
+        )
+        .start();
+        let security = SecurityEvents::new(
+            audit.clone().recipient(),
+            settings.limits.security_events_per_minute,
+        );
         Self {
             machines,
             metrics,
@@ -80,6 +99,8 @@ impl Services {
             users,
             queries,
             registry,
+            directory,
+            security,
         }
     }
 
@@ -97,6 +118,7 @@ impl Services {
             terminal_exit: self.registry.clone().recipient(),
             command_response: self.registry.clone().recipient(),
             audit: self.audit.clone().recipient(),
+            security: self.security.clone(),
         }
     }
 
@@ -121,6 +143,9 @@ impl Services {
                 progress: self.commands.clone().recipient(),
                 audit: self.audit.clone().recipient(),
             },
+            security: self.security.clone(),
+            watch_user: self.directory.clone().recipient(),
+            unwatch_user: self.directory.clone().recipient(),
         }
     }
 

@@ -120,6 +120,8 @@ pub struct AuthSettings {
     pub jwt_ttl_secs: u64,
     /// Clock leeway, seconds.
     pub jwt_leeway_secs: u64,
+    /// How often users are read again to close the sockets of changed users, milliseconds.
+    pub user_check_ms: u64,
 }
 
 /// `[agents]`
@@ -166,6 +168,11 @@ pub struct LimitSettings {
     pub command_timeout_secs: u64,
     /// Failed logins per user name and per address per minute before 429.
     pub login_failures_per_minute: u32,
+    /// Largest accepted agent frame before the agent has registered, bytes.
+    pub agent_register_frame_bytes: usize,
+    /// Security events (refused frames, bad registers) logged and audited per peer address
+    /// per minute; the rest are counted and reported with the next one.
+    pub security_events_per_minute: u32,
 }
 
 impl Settings {
@@ -208,7 +215,12 @@ impl Settings {
 
     /// Checks values that parse but make no sense.
     fn validate(&self) -> Result<(), SettingsError> {
-        let positive: [(&'static str, u64); 11] = [
+        let positive: [(&'static str, u64); 13] = [
+            ("auth.user_check_ms", self.auth.user_check_ms),
+            (
+                "limits.security_events_per_minute",
+                u64::from(self.limits.security_events_per_minute),
+            ),
             ("limits.terminal_idle_secs", self.limits.terminal_idle_secs),
             (
                 "limits.reattach_grace_secs",
@@ -244,7 +256,11 @@ impl Settings {
                 return Err(invalid(key, "must be greater than zero"));
             }
         }
-        let sizes: [(&'static str, usize); 5] = [
+        let sizes: [(&'static str, usize); 6] = [
+            (
+                "limits.agent_register_frame_bytes",
+                self.limits.agent_register_frame_bytes,
+            ),
             ("limits.agent_frame_bytes", self.limits.agent_frame_bytes),
             ("limits.web_frame_bytes", self.limits.web_frame_bytes),
             (

@@ -12,7 +12,8 @@ use chrono::Utc;
 use crate::command::CommandChunk;
 use crate::direct_routes::DirectRoutes;
 use crate::protocol::agent::{
-    AgentMessage, Capabilities, Heartbeat, MachineSecret, Register, parse_agent_message,
+    AgentMessage, Capabilities, Heartbeat, MachineSecret, Register, message_type,
+    parse_agent_message,
 };
 use crate::protocol::server::registered_frame;
 use crate::protocol::{ConnectionId, ErrorCode, ErrorFrame, MachineId};
@@ -25,6 +26,7 @@ use crate::repo::audit::RecordAudit;
 use crate::repo::machine::{AuthenticateMachine, MachineDetails, MachineError, TouchLastSeen};
 use crate::repo::metric::RecordMetric;
 use crate::repo::port::SyncPorts;
+use crate::security_events::{SecurityEvent, SecurityEvents};
 use crate::shutdown::ShutdownSignal;
 use crate::socket::{self, CLOSE_UNAUTHENTICATED, InboundFrames, SocketActor, SocketConfig};
 use crate::terminal::TerminalEvent;
@@ -66,6 +68,8 @@ pub struct AgentLinks {
     pub command_response: Recipient<RouteCommandResponse>,
     /// `AuditRepo`: security events.
     pub audit: Recipient<RecordAudit>,
+    /// Security events, rate-limited per peer address.
+    pub security: SecurityEvents,
 }
 
 /// Where the session is in the register handshake.
@@ -91,13 +95,15 @@ pub struct AgentSession {
     inbound: InboundFrames,
     violations: ViolationCounter,
     routes: DirectRoutes,
+    peer: Option<String>,
 }
 
 impl AgentSession {
     /// A session for a freshly upgraded socket.
     pub fn new(config: AgentSessionConfig, links: AgentLinks, shutdown: ShutdownSignal) -> Self {
         let violations = ViolationCounter::new(config.socket.violations_per_minute);
-        let inbound = InboundFrames::new(config.socket.max_frame_bytes);
+        let inbound = InboundFrames::new(config.socket.max_frame_bytes)
+            .with_initial_limit(config.socket.unauthenticated_frame_bytes);
         Self {
             config,
             links,
@@ -109,12 +115,54 @@ impl AgentSession {
             inbound,
             violations,
             routes: DirectRoutes::default(),
+            peer: None,
         }
+    }
+
+    /// The same session, knowing the peer's address (named in security events).
+    pub fn with_peer(mut self, peer: Option<String>) -> Self {
+        self.peer = peer;
+        self
+    }
+
+    /// Reports a security event about this connection (rate-limited per address).
+    fn report(&self, action: &'static str, detail: serde_json::Value) {
+        let machine_id = match self.stage {
+            Stage::Registered(id) => Some(id),
+            _ => None,
+        };
+        self.links.security.report(SecurityEvent {
+            actor: machine_id.map_or_else(|| "agent".to_owned(), |id| format!("machine:{id}")),
+            action,
+            machine_id,
+            peer: self.peer.clone(),
+            detail,
+        });
+    }
+
+    /// A malformed `register`: refused with 4401 at once (not after the register timeout).
+    fn refuse_register(&mut self, frame: ErrorFrame, ctx: &mut WebsocketContext<Self>) {
+        self.report(
+            "security.register_refused",
+            serde_json::json!({ "code": frame.code, "message": frame.message }),
+        );
+        socket::send_error(ctx, &frame);
+        socket::close(
+            ctx,
+            CloseCode::Other(CLOSE_UNAUTHENTICATED),
+            "register refused",
+        );
     }
 
     fn handle_text(&mut self, text: &ByteString, ctx: &mut WebsocketContext<Self>) {
         let message = match parse_agent_message(text) {
             Ok(message) => message,
+            Err(frame)
+                if self.stage == Stage::AwaitingRegister
+                    && message_type(text).as_deref() == Some("register") =>
+            {
+                return self.refuse_register(frame, ctx);
+            }
             Err(frame) => return self.refuse(ctx, frame),
         };
         match (self.stage, message) {
@@ -209,16 +257,19 @@ impl AgentSession {
             move |outcome, session, ctx| match outcome {
                 Ok(Ok(machine_id)) => session.finish_register(machine_id, hostname, secret, ctx),
                 Ok(Err(MachineError::UnknownSecret)) => {
-                    tracing::warn!(security = true, connection_id = %session.connection_id, "register with an unknown secret refused");
-                    session.links.audit.do_send(RecordAudit {
-                        actor: "agent".to_owned(),
-                        action: "security.register_refused",
-                        machine_id: None,
-                        detail: serde_json::json!({ "reason": "unknown machine secret" }),
-                        source_ip: None,
-                    });
-                    socket::send_error(ctx, &ErrorFrame::new(ErrorCode::Unauthenticated, "unknown machine secret"));
-                    socket::close(ctx, CloseCode::Other(CLOSE_UNAUTHENTICATED), "register refused");
+                    session.report(
+                        "security.register_refused",
+                        serde_json::json!({ "reason": "unknown machine secret" }),
+                    );
+                    socket::send_error(
+                        ctx,
+                        &ErrorFrame::new(ErrorCode::Unauthenticated, "unknown machine secret"),
+                    );
+                    socket::close(
+                        ctx,
+                        CloseCode::Other(CLOSE_UNAUTHENTICATED),
+                        "register refused",
+                    );
                 }
                 Ok(Err(err)) => session.fail_internal(&err.to_string(), ctx),
                 Err(err) => session.fail_internal(&err.to_string(), ctx),
@@ -235,6 +286,7 @@ impl AgentSession {
         ctx: &mut WebsocketContext<Self>,
     ) {
         self.stage = Stage::Registered(machine_id);
+        self.inbound.lift_initial_limit();
         if let Some(deadline) = self.register_deadline.take() {
             ctx.cancel_future(deadline);
         }
@@ -345,31 +397,13 @@ impl SocketActor for AgentSession {
     }
 
     fn refuse(&mut self, ctx: &mut WebsocketContext<Self>, frame: ErrorFrame) {
-        let machine_id = match self.stage {
-            Stage::Registered(id) => id.to_string(),
-            _ => String::new(),
-        };
-        tracing::warn!(
-            security = true,
-            connection_id = %self.connection_id,
-            machine_id,
-            code = ?frame.code,
-            "agent frame refused"
+        self.report(
+            "security.bad_frame",
+            serde_json::json!({
+                "code": frame.code, "message": frame.message,
+                "connectionId": self.connection_id.to_string(),
+            }),
         );
-        self.links.audit.do_send(RecordAudit {
-            actor: if machine_id.is_empty() {
-                "agent".to_owned()
-            } else {
-                format!("machine:{machine_id}")
-            },
-            action: "security.bad_frame",
-            machine_id: match self.stage {
-                Stage::Registered(id) => Some(id),
-                _ => None,
-            },
-            detail: serde_json::json!({ "code": frame.code, "message": frame.message }),
-            source_ip: None,
-        });
         socket::send_error(ctx, &frame);
         if self.violations.record(Instant::now()) {
             socket::close(ctx, CloseCode::Policy, "repeated protocol violations");

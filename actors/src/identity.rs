@@ -15,6 +15,16 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role spelled `text` (`admin`, `operator`, `viewer`), if any.
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "admin" => Some(Role::Admin),
+            "operator" => Some(Role::Operator),
+            "viewer" => Some(Role::Viewer),
+            _ => None,
+        }
+    }
+
     /// The wire spelling (`admin`, `operator`, `viewer`).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -9,7 +9,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use actix_web::error::PayloadError;
@@ -36,15 +36,36 @@ impl OversizeFlag {
     }
 }
 
-/// Guards `stream` with a limit of `max_message_bytes` per message; `flag` is set when it
-/// refuses one.
-pub fn guard_input<S>(stream: S, max_message_bytes: usize, flag: OversizeFlag) -> GuardedInput<S>
+/// The largest message a guard lets through, shared by the guard and its socket actor, which
+/// may change it (an agent socket starts small and is raised once the agent registered).
+#[derive(Debug, Clone)]
+pub struct FrameLimit(Arc<AtomicU64>);
+
+impl FrameLimit {
+    /// A limit of `bytes` per message.
+    pub fn new(bytes: usize) -> Self {
+        Self(Arc::new(AtomicU64::new(bytes as u64)))
+    }
+
+    /// The limit now, bytes.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Sets the limit to `bytes` for every frame header read from now on.
+    pub fn set(&self, bytes: usize) {
+        self.0.store(bytes as u64, Ordering::Release);
+    }
+}
+
+/// Guards `stream` with `limit` per message; `flag` is set when it refuses one.
+pub fn guard_input<S>(stream: S, limit: FrameLimit, flag: OversizeFlag) -> GuardedInput<S>
 where
     S: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
 {
     GuardedInput {
         inner: stream,
-        headers: HeaderScanner::new(max_message_bytes as u64),
+        headers: HeaderScanner::new(limit),
         flag,
         ended: false,
     }
@@ -72,8 +93,8 @@ where
             Poll::Ready(Some(Ok(chunk))) => match self.headers.scan(&chunk) {
                 Ok(()) => Poll::Ready(Some(Ok(chunk))),
                 Err(Oversized { at, announced }) => {
-                    tracing::warn!(
-                        security = true,
+                    // The socket actor reports it (rate-limited, with the peer address).
+                    tracing::debug!(
                         announced,
                         "websocket frame larger than the limit refused from its header"
                     );
@@ -108,13 +129,13 @@ struct Oversized {
 /// Follows client-to-server frames across chunks, adding up fragmented messages.
 #[derive(Debug)]
 struct HeaderScanner {
-    limit: u64,
+    limit: FrameLimit,
     walker: FrameWalker,
     message_total: u64,
 }
 
 impl HeaderScanner {
-    fn new(limit: u64) -> Self {
+    fn new(limit: FrameLimit) -> Self {
         Self {
             limit,
             walker: FrameWalker::default(),
@@ -123,7 +144,7 @@ impl HeaderScanner {
     }
 
     fn scan(&mut self, bytes: &[u8]) -> Result<(), Oversized> {
-        let (limit, message_total) = (self.limit, &mut self.message_total);
+        let (limit, message_total) = (self.limit.get(), &mut self.message_total);
         self.walker.walk(bytes, |event| {
             let FrameEvent::Header { header, start } = event else {
                 return Ok(());
@@ -187,7 +208,7 @@ mod tests {
         wire.extend(frame(true, 0, 40));
         wire.extend(frame(true, 1, 100));
         for cut in 1..20 {
-            let mut scanner = HeaderScanner::new(100);
+            let mut scanner = HeaderScanner::new(FrameLimit::new(100));
             for piece in wire.chunks(cut) {
                 assert_eq!(scanner.scan(piece), Ok(()), "cut {cut}");
             }
@@ -199,7 +220,7 @@ mod tests {
         let mut wire = frame(true, 1, 10);
         let before = wire.len();
         wire.extend(header(true, 1, 100 << 20));
-        let mut scanner = HeaderScanner::new(1 << 20);
+        let mut scanner = HeaderScanner::new(FrameLimit::new(1 << 20));
         assert_eq!(
             scanner.scan(&wire),
             Err(Oversized {
@@ -215,7 +236,7 @@ mod tests {
         wire.extend(frame(false, 0, 30));
         let before = wire.len();
         wire.extend(header(true, 0, 11));
-        let mut scanner = HeaderScanner::new(100);
+        let mut scanner = HeaderScanner::new(FrameLimit::new(100));
         assert_eq!(
             scanner.scan(&wire),
             Err(Oversized {
@@ -227,7 +248,7 @@ mod tests {
 
     #[test]
     fn oversized_control_frames_are_refused() {
-        let mut scanner = HeaderScanner::new(1 << 20);
+        let mut scanner = HeaderScanner::new(FrameLimit::new(1 << 20));
         assert!(scanner.scan(&header(true, 9, 126)).is_err());
     }
 
@@ -238,7 +259,7 @@ mod tests {
         wire.extend(header(true, 1, 1 << 30));
         let flag = OversizeFlag::default();
         let input = futures_util::stream::iter(vec![Ok(Bytes::from(wire))]);
-        let mut guarded = guard_input(input, 1 << 20, flag.clone());
+        let mut guarded = guard_input(input, FrameLimit::new(1 << 20), flag.clone());
         let passed = futures_util::StreamExt::next(&mut guarded).await;
         assert_eq!(
             passed.map(|chunk| chunk.map(|b| b.len()).ok()),
@@ -246,6 +267,17 @@ mod tests {
         );
         assert!(futures_util::StreamExt::next(&mut guarded).await.is_none());
         assert!(flag.is_set());
+    }
+
+    #[test]
+    fn a_raised_limit_applies_to_the_next_header() {
+        let limit = FrameLimit::new(100);
+        let mut scanner = HeaderScanner::new(limit.clone());
+        assert!(scanner.scan(&frame(true, 1, 100)).is_ok());
+        assert!(scanner.scan(&header(true, 1, 1000)).is_err());
+        let mut scanner = HeaderScanner::new(limit.clone());
+        limit.set(1000);
+        assert!(scanner.scan(&frame(true, 1, 1000)).is_ok());
     }
 
     #[actix::test]
@@ -256,7 +288,7 @@ mod tests {
             Ok(Bytes::from_static(b"never")),
         ]);
         let flag = OversizeFlag::default();
-        let mut guarded = guard_input(input, 100, flag.clone());
+        let mut guarded = guard_input(input, FrameLimit::new(100), flag.clone());
         assert!(futures_util::StreamExt::next(&mut guarded).await.is_some());
         assert!(futures_util::StreamExt::next(&mut guarded).await.is_none());
         assert!(!flag.is_set());

@@ -10,14 +10,15 @@ use actix_web::web::Bytes;
 use bytestring::ByteString;
 use futures_util::Stream;
 
-use crate::inbound_guard::{GuardedInput, OversizeFlag, guard_input};
+use crate::inbound_guard::{FrameLimit, GuardedInput, OversizeFlag, guard_input};
 use crate::message_assembly::{AssemblyError, MessageAssembler};
 use crate::protocol::{ErrorCode, ErrorFrame};
 use crate::shutdown::ShutdownSignal;
 
 /// Close code: not authenticated (no or failed register, register timeout, JWT expired).
 pub const CLOSE_UNAUTHENTICATED: u16 = 4401;
-/// Close code: machine deleted or its secret rotated.
+/// Close code: revoked: the machine was deleted or its secret rotated, or the operator's user
+/// was disabled, deleted or given another role.
 pub const CLOSE_REVOKED: u16 = 4403;
 /// Close code: replaced by a newer connection of the same machine.
 pub const CLOSE_REPLACED: u16 = 4409;
@@ -29,8 +30,10 @@ pub struct SocketConfig {
     pub ping_interval: Duration,
     /// A peer silent for this long is disconnected.
     pub client_timeout: Duration,
-    /// Largest accepted frame, bytes.
+    /// Largest accepted message, bytes.
     pub max_frame_bytes: usize,
+    /// Largest accepted message before the peer authenticated (agents: before `register`).
+    pub unauthenticated_frame_bytes: usize,
     /// Violations per minute before close 1008.
     pub violations_per_minute: u32,
 }
@@ -61,6 +64,7 @@ pub struct InboundFrames {
     last_heard: Instant,
     assembler: MessageAssembler,
     max_message_bytes: usize,
+    limit: FrameLimit,
     oversized: OversizeFlag,
 }
 
@@ -71,8 +75,21 @@ impl InboundFrames {
             last_heard: Instant::now(),
             assembler: MessageAssembler::new(max_message_bytes),
             max_message_bytes,
+            limit: FrameLimit::new(max_message_bytes),
             oversized: OversizeFlag::default(),
         }
+    }
+
+    /// The same, but messages are limited to `bytes` until [`Self::lift_initial_limit`] (a
+    /// peer that has not authenticated yet gets a small limit).
+    pub fn with_initial_limit(self, bytes: usize) -> Self {
+        self.limit.set(bytes.min(self.max_message_bytes));
+        self
+    }
+
+    /// From now on messages may be as large as the socket's full limit.
+    pub fn lift_initial_limit(&self) {
+        self.limit.set(self.max_message_bytes);
     }
 
     /// Wraps the socket's incoming bytes in the guard that refuses oversized frames from
@@ -81,7 +98,7 @@ impl InboundFrames {
     where
         S: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
     {
-        guard_input(stream, self.max_message_bytes, self.oversized.clone())
+        guard_input(stream, self.limit.clone(), self.oversized.clone())
     }
 
     /// What to do once the incoming stream has ended: refuse with 1009 when the guard stopped

@@ -14,6 +14,7 @@ use crate::registry::{
     SubscribeStatus, TerminalInboxes, ToAgent,
 };
 use crate::repo::access::{AccessError, Action, CheckAccess, VisibleMachines};
+use crate::repo::audit::RecordAudit;
 use crate::terminal::{AttachOwner, Owner, OwnerRequest, TerminalSession, TerminalSpec};
 use crate::web_session::WebSession;
 
@@ -149,40 +150,103 @@ impl WebSession {
     ) {
         self.with_agent(machine, Action::Terminal, request_id, ctx, move |session, machine_id, agent, request_id, ctx| {
             let session_id = SessionId::random();
-            let owner = Owner { connection_id: session.connection_id, deliver: ctx.address().recipient() };
-            let spec = TerminalSpec {
-                session_id: session_id.clone(),
-                machine_id,
-                user_id: session.user.user_id.clone(),
-                cols,
-                rows,
-                secret: agent.secret,
-                capabilities: agent.capabilities,
-                owner,
-                request_id,
-            };
-            // The terminal runs on the agent socket's thread and talks to the socket directly;
-            // its output is routed to it (from that thread, before the shell is spawned) so
-            // all of it takes that one path, in order, without crossing threads per frame.
-            let mut links = session.links.terminal.clone();
-            links.send_to_agent = agent.frames;
-            let config = session.config.terminal.clone();
-            let tokens = session.tokens.clone();
-            let (agent_socket, route_id) = (agent.socket, session_id.clone());
-            let terminal = TerminalSession::start_in_arbiter(&agent.arbiter, move |ctx| {
-                agent_socket.do_send(ToAgent::RouteTerminal { session_id: route_id, events: ctx.address().recipient() });
-                TerminalSession::new(spec, config, links, tokens)
+            let detail = serde_json::json!({ "sessionId": session_id.to_string(), "cols": cols, "rows": rows });
+            session.after_audit("terminal.open", machine_id, detail, request_id, ctx, move |session, request_id, ctx| {
+                session.open_terminal(session_id, machine_id, agent, cols, rows, request_id, ctx);
             });
-            let inboxes = TerminalInboxes { attach: terminal.clone().recipient(), requests: terminal.clone().recipient() };
-            session.links.registry.do_send(RouteTerminal {
-                session_id: session_id.clone(),
-                machine_id,
-                events: terminal.clone().recipient(),
-                inboxes,
-            });
-            session.terminals.insert(session_id.clone(), terminal.recipient());
-            session.audit("terminal.open", Some(machine_id), serde_json::json!({ "sessionId": session_id.to_string(), "cols": cols, "rows": rows }));
         });
+    }
+
+    /// Starts a terminal (already authorised and audited) on the agent socket's thread.
+    #[allow(clippy::too_many_arguments)]
+    fn open_terminal(
+        &mut self,
+        session_id: SessionId,
+        machine_id: MachineId,
+        agent: AgentHandle,
+        cols: u16,
+        rows: u16,
+        request_id: Option<String>,
+        ctx: &mut Ctx,
+    ) {
+        let owner = Owner {
+            connection_id: self.connection_id,
+            deliver: ctx.address().recipient(),
+        };
+        let spec = TerminalSpec {
+            session_id: session_id.clone(),
+            machine_id,
+            user_id: self.user.user_id.clone(),
+            cols,
+            rows,
+            secret: agent.secret,
+            capabilities: agent.capabilities,
+            owner,
+            request_id,
+        };
+        // The terminal runs on the agent socket's thread and talks to the socket directly;
+        // its output is routed to it (from that thread, before the shell is spawned) so
+        // all of it takes that one path, in order, without crossing threads per frame.
+        let mut links = self.links.terminal.clone();
+        links.send_to_agent = agent.frames;
+        let config = self.config.terminal.clone();
+        let tokens = self.tokens.clone();
+        let (agent_socket, route_id) = (agent.socket, session_id.clone());
+        let terminal = TerminalSession::start_in_arbiter(&agent.arbiter, move |ctx| {
+            agent_socket.do_send(ToAgent::RouteTerminal {
+                session_id: route_id,
+                events: ctx.address().recipient(),
+            });
+            TerminalSession::new(spec, config, links, tokens)
+        });
+        let inboxes = TerminalInboxes {
+            attach: terminal.clone().recipient(),
+            requests: terminal.clone().recipient(),
+        };
+        self.links.registry.do_send(RouteTerminal {
+            session_id: session_id.clone(),
+            machine_id,
+            events: terminal.clone().recipient(),
+            inboxes,
+        });
+        self.terminals.insert(session_id, terminal.recipient());
+    }
+
+    /// Records an audit entry and runs `then` once it is committed: a security-relevant action
+    /// reaches no agent before its audit entry is stored. If it cannot be stored, the request
+    /// fails and nothing is done.
+    fn after_audit(
+        &mut self,
+        action: &'static str,
+        machine_id: MachineId,
+        detail: serde_json::Value,
+        request_id: Option<String>,
+        ctx: &mut Ctx,
+        then: impl FnOnce(&mut WebSession, Option<String>, &mut Ctx) + 'static,
+    ) {
+        let stored = self.links.audit.send(RecordAudit {
+            actor: self.user.user_id.clone(),
+            action,
+            machine_id: Some(machine_id),
+            detail,
+            source_ip: self.source_ip.clone(),
+        });
+        ctx.spawn(
+            stored
+                .into_actor(self)
+                .map(move |outcome, session, ctx| match outcome {
+                    Ok(Ok(())) => then(session, request_id, ctx),
+                    _ => {
+                        tracing::error!(action, "audit entry not stored; request refused");
+                        session.error(
+                            ctx,
+                            ErrorCode::Internal,
+                            "the action could not be audited",
+                            request_id,
+                        );
+                    }
+                }),
+        );
     }
 
     fn execute(
@@ -202,28 +266,34 @@ impl WebSession {
             ctx,
             move |session, machine_id, agent, request_id, ctx| {
                 let command_id = CommandId::random();
-                session.audit(
+                let detail =
+                    serde_json::json!({ "commandId": command_id.to_string(), "command": command });
+                session.after_audit(
                     "command.run",
-                    Some(machine_id),
-                    serde_json::json!({ "commandId": command_id.to_string(), "command": command }),
-                );
-                let spec = CommandSpec {
-                    command_id: command_id.clone(),
                     machine_id,
-                    user_id: session.user.user_id.clone(),
-                    command,
-                    secret: agent.secret,
-                    timeout,
-                    requester: Some(ctx.address().recipient()),
+                    detail,
                     request_id,
-                    on_started: None,
-                };
-                let run = CommandRun::new(spec, session.links.command.clone()).start();
-                session.links.registry.do_send(RouteCommand {
-                    command_id,
-                    machine_id,
-                    chunks: run.recipient(),
-                });
+                    ctx,
+                    move |session, request_id, ctx| {
+                        let spec = CommandSpec {
+                            command_id: command_id.clone(),
+                            machine_id,
+                            user_id: session.user.user_id.clone(),
+                            command,
+                            secret: agent.secret,
+                            timeout,
+                            requester: Some(ctx.address().recipient()),
+                            request_id,
+                            on_started: None,
+                        };
+                        let run = CommandRun::new(spec, session.links.command.clone()).start();
+                        session.links.registry.do_send(RouteCommand {
+                            command_id,
+                            machine_id,
+                            chunks: run.recipient(),
+                        });
+                    },
+                );
             },
         );
     }

@@ -20,10 +20,14 @@ use crate::protocol::{ConnectionId, ErrorCode, ErrorFrame, MachineId, SessionId}
 use crate::registry::Registry;
 use crate::repo::AccessRepo;
 use crate::repo::audit::RecordAudit;
+use crate::security_events::{SecurityEvent, SecurityEvents};
 use crate::shutdown::ShutdownSignal;
-use crate::socket::{self, CLOSE_UNAUTHENTICATED, InboundFrames, SocketActor, SocketConfig};
+use crate::socket::{
+    self, CLOSE_REVOKED, CLOSE_UNAUTHENTICATED, InboundFrames, SocketActor, SocketConfig,
+};
 use crate::socket_drain::DrainTracker;
 use crate::terminal::{OwnerRequest, TerminalConfig, TerminalLinks};
+use crate::user_directory::{RevokeSocket, StoredUser, UnwatchSocket, WatchSocket};
 use crate::violations::ViolationCounter;
 
 /// Events (and possibly an error) for this socket, in order.
@@ -73,6 +77,12 @@ pub struct WebLinks {
     pub terminal: TerminalLinks,
     /// What commands need.
     pub command: CommandLinks,
+    /// Security events, rate-limited per peer address.
+    pub security: SecurityEvents,
+    /// `UserDirectory`: revokes this socket when its user changes.
+    pub watch_user: Recipient<WatchSocket>,
+    /// `UserDirectory`: this socket closed.
+    pub unwatch_user: Recipient<UnwatchSocket>,
 }
 
 /// One operator socket.
@@ -92,7 +102,8 @@ pub struct WebSession {
 }
 
 impl WebSession {
-    /// A session for a socket whose JWT was verified before the upgrade.
+    /// A session for a socket whose JWT was verified before the upgrade, with the role
+    /// stored for its user then (not the one the token claims).
     pub fn new(
         user: AuthenticatedUser,
         source_ip: Option<String>,
@@ -193,6 +204,17 @@ impl Actor for WebSession {
         });
         socket::close_on_shutdown(ctx, self.shutdown.clone());
         self.schedule_expiry(ctx);
+        if let Ok(user_id) = uuid::Uuid::parse_str(&self.user.user_id) {
+            self.links.watch_user.do_send(WatchSocket {
+                user_id,
+                connection_id: self.connection_id,
+                admitted: StoredUser {
+                    role: Some(self.user.role),
+                    disabled: false,
+                },
+                revoke: ctx.address().recipient(),
+            });
+        }
         self.audit(
             "ws.connect",
             None,
@@ -210,6 +232,12 @@ impl Actor for WebSession {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        if let Ok(user_id) = uuid::Uuid::parse_str(&self.user.user_id) {
+            self.links.unwatch_user.do_send(UnwatchSocket {
+                user_id,
+                connection_id: self.connection_id,
+            });
+        }
         for requests in self.terminals.values() {
             requests.do_send(OwnerRequest::OwnerGone {
                 from: self.connection_id,
@@ -239,12 +267,13 @@ impl SocketActor for WebSession {
     }
 
     fn refuse(&mut self, ctx: &mut WebsocketContext<Self>, frame: ErrorFrame) {
-        tracing::warn!(security = true, user_id = %self.user.user_id, code = ?frame.code, "web frame refused");
-        self.audit(
-            "security.bad_frame",
-            None,
-            serde_json::json!({ "code": frame.code, "message": frame.message }),
-        );
+        self.links.security.report(SecurityEvent {
+            actor: self.user.user_id.clone(),
+            action: "security.bad_frame",
+            machine_id: None,
+            peer: self.source_ip.clone(),
+            detail: serde_json::json!({ "code": frame.code, "message": frame.message }),
+        });
         self.send_text(ctx, frame.to_json());
         if self.violations.record(Instant::now()) {
             socket::close(ctx, CloseCode::Policy, "repeated protocol violations");
@@ -270,5 +299,27 @@ impl Handler<Deliver> for WebSession {
             self.send_text(ctx, error.to_json());
         }
         Box::pin(self.drain.until_written())
+    }
+}
+
+impl Handler<RevokeSocket> for WebSession {
+    type Result = ();
+
+    /// The user was disabled, deleted or given another role: their terminals end and the
+    /// socket closes with 4403 at once.
+    fn handle(&mut self, revoke: RevokeSocket, ctx: &mut Self::Context) {
+        tracing::warn!(security = true, user_id = %self.user.user_id, reason = revoke.reason, "operator socket revoked");
+        self.audit(
+            "ws.revoked",
+            None,
+            serde_json::json!({ "reason": revoke.reason, "terminals": self.terminals.len() }),
+        );
+        for requests in std::mem::take(&mut self.terminals).into_values() {
+            requests.do_send(OwnerRequest::Close {
+                from: self.connection_id,
+            });
+        }
+        self.error(ctx, ErrorCode::Forbidden, revoke.reason, None);
+        socket::close(ctx, CloseCode::Other(CLOSE_REVOKED), revoke.reason);
     }
 }

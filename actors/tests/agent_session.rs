@@ -32,6 +32,8 @@ use common::{
 const SECRET: &str = "a97eef2fbf0dbe58d4d7411321e6641d463bdeb5ed1ec1dcc3fffc29b1085de4";
 const MACHINE: &str = "6f1c2b8e-3d4a-4b5c-9e7f-0a1b2c3d4e5f";
 const FRAME_LIMIT: usize = 16 * 1024;
+/// Largest message before register in these tests.
+const REGISTER_LIMIT: usize = 4 * 1024;
 
 type Output = futures_channel::mpsc::UnboundedReceiver<Bytes>;
 
@@ -110,13 +112,15 @@ impl Harness {
             terminal_output,
             terminal_exit,
             command_response,
-            audit,
+            audit: audit.clone(),
+            security: fleetgate_actors::security_events::SecurityEvents::new(audit, 1000),
         };
         let config = AgentSessionConfig {
             socket: SocketConfig {
                 ping_interval: Duration::from_secs(20),
                 client_timeout: Duration::from_secs(60),
                 max_frame_bytes: FRAME_LIMIT,
+                unauthenticated_frame_bytes: REGISTER_LIMIT,
                 violations_per_minute,
             },
             register_timeout,
@@ -290,6 +294,38 @@ async fn unknown_secret_is_refused_with_4401() {
     assert_eq!(session.error_code().await, "unauthenticated");
     assert_eq!(session.reply().await, Reply::Close(Some(4401)));
     assert!(entries(&session.registered).is_empty());
+}
+
+#[actix::test]
+async fn a_malformed_register_is_refused_with_4401_at_once() {
+    let mut session = harness();
+    session.text(r#"{"type":"register","hostname":"h","ip":"i","secretKey":"abc"}"#);
+    assert_eq!(session.error_code().await, "invalid_field");
+    assert_eq!(session.reply().await, Reply::Close(Some(4401)));
+    assert!(entries(&session.asked).is_empty(), "no secret was checked");
+    assert!(
+        until(|| entries(&session.audits)
+            .iter()
+            .any(|a| a.action == "security.register_refused"))
+        .await
+    );
+}
+
+#[actix::test]
+async fn before_register_only_small_messages_are_accepted() {
+    let mut session = harness();
+    session.text(&"x".repeat(REGISTER_LIMIT + 1));
+    assert_eq!(session.error_code().await, "too_large");
+    assert_eq!(session.reply().await, Reply::Close(Some(1009)));
+
+    let mut registered = harness();
+    registered.register().await;
+    registered.text(&"x".repeat(REGISTER_LIMIT * 2));
+    assert_eq!(
+        registered.error_code().await,
+        "bad_json",
+        "the full limit applies after register"
+    );
 }
 
 #[actix::test]

@@ -14,12 +14,29 @@ use crate::db;
 use crate::secrets::{JWT_SECRET_VAR, SecretStore};
 use crate::settings::Settings;
 
-/// `fleetgate user add NAME --role ROLE`.
+/// `fleetgate user …`.
 pub async fn run_user(settings: &Settings, action: super::UserAction) -> anyhow::Result<()> {
-    let super::UserAction::Add { name, role } = action;
+    use super::UserAction;
+    use super::users::{self, CliUserChange};
     let database = open_database(settings).await?;
     db::migrate_up(&database).await?;
-    super::users::run_user_add(&database, &name, &role).await
+    match action {
+        UserAction::Add { name, role } => users::run_user_add(&database, &name, &role).await,
+        UserAction::List => users::run_user_list(&database).await,
+        UserAction::Disable { name } => {
+            users::run_user_change(&database, &name, CliUserChange::Disable).await
+        }
+        UserAction::Enable { name } => {
+            users::run_user_change(&database, &name, CliUserChange::Enable).await
+        }
+        UserAction::Passwd { name } => {
+            users::run_user_change(&database, &name, CliUserChange::Password).await
+        }
+        UserAction::Role { name, role } => {
+            users::run_user_change(&database, &name, CliUserChange::Role(role)).await
+        }
+        UserAction::Delete { name } => users::run_user_delete(&database, &name).await,
+    }
 }
 
 /// Opens the configured database (creating the data directory for SQLite).

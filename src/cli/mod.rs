@@ -147,4 +147,33 @@ pub enum UserAction {
         #[arg(long, default_value = "operator")]
         role: String,
     },
+    /// List users with their role and state.
+    List,
+    /// Disable a user: they cannot log in, and a running server closes their sockets.
+    Disable {
+        /// Login name.
+        name: String,
+    },
+    /// Enable a disabled user.
+    Enable {
+        /// Login name.
+        name: String,
+    },
+    /// Set a user's password (read from stdin, or prompted).
+    Passwd {
+        /// Login name.
+        name: String,
+    },
+    /// Give a user another role (their open sockets are closed).
+    Role {
+        /// Login name.
+        name: String,
+        /// admin, operator or viewer.
+        role: String,
+    },
+    /// Delete a user (their grants go; the audit trail and history keep their id).
+    Delete {
+        /// Login name.
+        name: String,
+    },
 }

@@ -1,14 +1,19 @@
 //! The WebSocket upgrade gate: `/ws/agent` upgrades for anyone (agents authenticate with
-//! `register`); `/ws/web` upgrades only with a valid JWT, checked before the upgrade.
+//! `register`, and until then may only send small messages); `/ws/web` upgrades only with a
+//! valid JWT of a user who exists and is enabled now, with the role stored for them.
 
 use actix_http::ws::Codec;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws::{self, WebsocketContext, WsResponseBuilder};
 use fleetgate_actors::agent_session::AgentSession;
+use fleetgate_actors::security_events::SecurityEvent;
 use fleetgate_actors::socket::SocketActor;
 use fleetgate_actors::socket_drain::drain_meter;
+use fleetgate_actors::user_directory::{LookupUser, StoredUser};
 use fleetgate_actors::web_session::WebSession;
+
+use uuid::Uuid;
 
 use super::problem::Problem;
 use super::token::presented_token;
@@ -20,11 +25,13 @@ pub async fn agent_socket(
     stream: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    let peer = request.peer_addr().map(|addr| addr.ip().to_string());
     let mut session = AgentSession::new(
         state.agent_session.clone(),
         state.services.agent_links(),
         state.shutdown.clone(),
-    );
+    )
+    .with_peer(peer);
     let input = session.inbound().guard(stream);
     WsResponseBuilder::new(session, &request, input)
         .frame_size(state.agent_session.socket.max_frame_bytes)
@@ -37,17 +44,47 @@ pub async fn web_socket(
     stream: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    let source_ip = request.peer_addr().map(|addr| addr.ip().to_string());
     let Some(presented) = presented_token(&request) else {
         return Ok(unauthorized("no token presented"));
     };
-    let user = match state.jwt.authenticate(&presented.token) {
+    let refused = |reason: String| {
+        state.services.security.report(SecurityEvent {
+            actor: "web".to_owned(),
+            action: "security.upgrade_refused",
+            machine_id: None,
+            peer: source_ip.clone(),
+            detail: serde_json::json!({ "reason": reason }),
+        });
+    };
+    let mut user = match state.jwt.authenticate(&presented.token) {
         Ok(user) => user,
         Err(err) => {
-            tracing::warn!(security = true, reason = %err, "web socket upgrade refused");
+            refused(err.to_string());
             return Ok(unauthorized(&err.to_string()));
         }
     };
-    let source_ip = request.peer_addr().map(|addr| addr.ip().to_string());
+    let stored = match Uuid::parse_str(&user.user_id) {
+        Ok(user_id) => state
+            .services
+            .directory
+            .send(LookupUser { user_id })
+            .await
+            .map_err(actix_web::error::ErrorInternalServerError)?
+            .map_err(actix_web::error::ErrorInternalServerError)?,
+        Err(_) => None,
+    };
+    match stored.map(StoredUser::usable_role) {
+        Some(Some(role)) => user.role = role,
+        Some(None) => {
+            refused("user disabled".to_owned());
+            return Ok(forbidden("user disabled"));
+        }
+        None => {
+            refused("unknown user".to_owned());
+            return Ok(unauthorized("unknown user"));
+        }
+    }
     let (meter, drain) = drain_meter();
     let mut session = WebSession::new(
         user,
@@ -64,6 +101,10 @@ pub async fn web_socket(
     let input = session.inbound().guard(stream);
     let output = WebsocketContext::with_codec(session, input, codec);
     Ok(response.streaming(meter.count(output)))
+}
+
+fn forbidden(detail: &str) -> HttpResponse {
+    Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail).response()
 }
 
 fn unauthorized(detail: &str) -> HttpResponse {

@@ -259,6 +259,19 @@ async fn login_checks_passwords_throttles_and_audits() {
             .and_then(|s| s.parse::<u64>().ok())
             .is_some_and(|s| (1..=60).contains(&s))
     );
+    // The address has five failures too, but another user behind it still gets in.
+    fleetgate::cli::users::add_user(&server.db, "dave", Role::Viewer, "dave-password".into())
+        .await
+        .expect("user");
+    let (status, body) = call(
+        &server,
+        "POST",
+        "/auth/login",
+        None,
+        Some(login("dave", "dave-password")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
 
     let db = server.db.clone();
     assert!(

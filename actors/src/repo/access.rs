@@ -104,11 +104,8 @@ async fn load_user(db: &DatabaseConnection, user_id: &str) -> Result<Option<User
     let Some(user) = users::Entity::find_by_id(id).one(db).await? else {
         return Ok(None);
     };
-    let role = match user.role.as_str() {
-        "admin" => Role::Admin,
-        "operator" => Role::Operator,
-        "viewer" => Role::Viewer,
-        _ => return Ok(None),
+    let Some(role) = Role::parse(&user.role) else {
+        return Ok(None);
     };
     if user.disabled {
         return Ok(None);
@@ -254,6 +251,22 @@ impl Handler<UserRole> for AccessRepo {
             Err(AccessError::Forbidden) => Ok(None),
             Err(other) => Err(other),
         })))
+    }
+}
+
+/// Forget what is cached about `user_id` (their role, state or grants changed).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct ForgetUser {
+    /// The user.
+    pub user_id: Uuid,
+}
+
+impl Handler<ForgetUser> for AccessRepo {
+    type Result = ();
+
+    fn handle(&mut self, request: ForgetUser, _: &mut Context<Self>) {
+        self.cache.remove(&request.user_id.to_string());
     }
 }
 

@@ -84,7 +84,9 @@ unit_probe!(
     DropCommand,
     SessionOpened,
     SessionClosed,
-    Deliver
+    Deliver,
+    fleetgate_actors::repo::access::ForgetUser,
+    fleetgate_actors::user_directory::RevokeSocket
 );
 
 impl Handler<RecordAudit> for Probe<RecordAudit> {

@@ -6,7 +6,7 @@ use super::escaped::EscapedText;
 
 mod parse;
 
-pub use parse::{parse_agent_frame, parse_agent_message, terminal_output_frame};
+pub use parse::{message_type, parse_agent_frame, parse_agent_message, terminal_output_frame};
 
 /// Longest accepted hostname or address string.
 pub const MAX_NAME_LEN: usize = 255;

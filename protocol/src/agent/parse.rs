@@ -78,6 +78,13 @@ pub fn parse_agent_message(frame: &ByteString) -> Result<AgentMessage, ErrorFram
     }
 }
 
+/// The `type` a frame names, if it is a JSON object with a string `type` (used to tell a
+/// malformed `register` from other refused frames).
+pub fn message_type(text: &str) -> Option<String> {
+    let tag: TypeTag<'_> = serde_json::from_str(text).ok()?;
+    tag.kind.map(Cow::into_owned)
+}
+
 /// The common `terminal_output` without a JSON parser: `None` for any other shape (or for
 /// output that is not a valid JSON string body), which then takes the general path.
 fn terminal_output_in_place(frame: &ByteString) -> Option<TerminalOutput> {

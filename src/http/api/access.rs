@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::caller::Caller;
 use super::error::ApiError;
-use super::machines::{audit, authorize};
+use super::machines::{audit_committed, authorize};
 use crate::app::AppState;
 
 /// Body of the PUT: the levels granted.
@@ -57,13 +57,14 @@ async fn set(
         })
         .await?
         .map_err(ApiError::internal)?;
-    audit(
+    audit_committed(
         state,
         caller,
         "access.set",
         Some(machine),
         json!({ "userId": user.to_string(), "levels": levels }),
-    );
+    )
+    .await?;
     Ok(())
 }
 

@@ -14,6 +14,10 @@ use super::error::ApiError;
 use crate::app::AppState;
 use crate::passwords::verify_password;
 
+/// How long an attempt from an address with too many recent failures waits before its
+/// password is checked.
+const THROTTLED_ADDRESS_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Login request.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,13 +81,17 @@ pub async fn login(
         format!("ip:{}", ip.as_deref().unwrap_or("-")),
     ];
     let now = Instant::now();
-    let throttled = {
+    let (user_wait, address_throttled) = {
         let mut throttle = state.login_throttle.lock().map_err(ApiError::internal)?;
-        keys.iter()
-            .filter_map(|key| throttle.retry_after(key, now))
-            .max()
+        (
+            throttle.retry_after(&keys[0], now),
+            throttle.retry_after(&keys[1], now).is_some(),
+        )
     };
-    if let Some(wait) = throttled {
+    // A user name with too many recent failures is refused outright; an address with too many
+    // is only slowed down, so that one attacker cannot lock out everyone behind the same
+    // address (a correct password for a user name that is not throttled still gets in).
+    if let Some(wait) = user_wait {
         audit(
             &state,
             format!("login:{username}"),
@@ -92,6 +100,9 @@ pub async fn login(
             ip,
         );
         return Err(ApiError::TooManyRequests(wait));
+    }
+    if address_throttled {
+        actix_web::rt::time::sleep(THROTTLED_ADDRESS_DELAY).await;
     }
     let user = state
         .services
@@ -102,12 +113,7 @@ pub async fn login(
         .await??;
     let usable = user.filter(|u| !u.disabled);
     let matched = verify_password(password, usable.as_ref().map(|u| u.password_hash.clone())).await;
-    let role = usable.as_ref().and_then(|u| match u.role.as_str() {
-        "admin" => Some(Role::Admin),
-        "operator" => Some(Role::Operator),
-        "viewer" => Some(Role::Viewer),
-        _ => None,
-    });
+    let role = usable.as_ref().and_then(|u| Role::parse(&u.role));
     match (usable, role) {
         (Some(user), Some(role)) if matched => {
             state

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::caller::Caller;
 use super::error::ApiError;
-use super::machines::{audit, authorize};
+use super::machines::{audit_committed, authorize};
 use crate::app::AppState;
 
 /// Most machines one request may target.
@@ -73,6 +73,14 @@ async fn start(
         .await?
         .ok_or(ApiError::MachineOffline)?;
     let command_id = CommandId::random();
+    audit_committed(
+        state,
+        caller,
+        "command.run",
+        Some(machine),
+        json!({ "commandId": command_id.to_string(), "command": command }),
+    )
+    .await?;
     let (started_tx, started_rx) = tokio::sync::oneshot::channel();
     let spec = CommandSpec {
         command_id: command_id.clone(),
@@ -91,13 +99,6 @@ async fn start(
         machine_id,
         chunks: run.recipient(),
     });
-    audit(
-        state,
-        caller,
-        "command.run",
-        Some(machine),
-        json!({ "commandId": command_id.to_string(), "command": command }),
-    );
     match started_rx.await {
         Ok(true) => Ok(command_id),
         _ => Err(ApiError::internal("command could not be recorded")),

@@ -38,13 +38,14 @@ pub async fn authorize(
         Ok(row) => Ok(row),
         Err(AccessError::UnknownMachine) => Err(ApiError::NotFound("no such machine".into())),
         Err(AccessError::Forbidden) => {
-            audit(
+            audit_committed(
                 state,
                 caller,
                 "access.denied",
                 Some(machine),
                 json!({ "action": action.level() }),
-            );
+            )
+            .await?;
             Err(ApiError::Forbidden(format!(
                 "{} not allowed on this machine",
                 action.level()
@@ -54,21 +55,27 @@ pub async fn authorize(
     }
 }
 
-/// Records an audit entry for the caller.
-pub fn audit(
+/// Records an audit entry for the caller and waits until it is committed: an action is
+/// audited before it reaches an agent or is acknowledged, or it fails.
+pub async fn audit_committed(
     state: &AppState,
     caller: &Caller,
     action: &'static str,
     machine: Option<Uuid>,
     detail: Value,
-) {
-    state.services.audit.do_send(RecordAudit {
-        actor: caller.user_id.clone(),
-        action,
-        machine_id: machine.map(MachineId),
-        detail,
-        source_ip: caller.source_ip.clone(),
-    });
+) -> Result<(), ApiError> {
+    state
+        .services
+        .audit
+        .send(RecordAudit {
+            actor: caller.user_id.clone(),
+            action,
+            machine_id: machine.map(MachineId),
+            detail,
+            source_ip: caller.source_ip.clone(),
+        })
+        .await?
+        .map_err(ApiError::internal)
 }
 
 fn metric_json(row: &metrics::Model) -> Value {
@@ -246,13 +253,14 @@ pub async fn create(
         .send(EnrollMachine { name: name.clone() })
         .await?
         .map_err(ApiError::internal)?;
-    audit(
+    audit_committed(
         &state,
         &caller,
         "machine.add",
         Some(enrolled.id.0),
         json!({ "name": name }),
-    );
+    )
+    .await?;
     let command = connect_command(&state, &enrolled.secret);
     Ok(HttpResponse::Created().json(json!({
         "machine": { "id": enrolled.id.to_string(), "name": name, "status": "offline" },
@@ -260,20 +268,21 @@ pub async fn create(
     })))
 }
 
-/// Closes the machine's agent socket with 4403 and audits why.
-fn revoke_agent(
+/// Audits why, then closes the machine's agent socket with 4403.
+async fn revoke_agent(
     state: &AppState,
     caller: &Caller,
     machine_id: MachineId,
     reason: &'static str,
     action: &'static str,
-) {
+) -> Result<(), ApiError> {
+    audit_committed(state, caller, action, Some(machine_id.0), json!({})).await?;
     state.services.registry.do_send(DisconnectAgent {
         machine_id,
         code: CLOSE_REVOKED,
         reason,
     });
-    audit(state, caller, action, Some(machine_id.0), json!({}));
+    Ok(())
 }
 
 /// `POST /machines/{id}/rotate-secret` (admin): new secret; the agent is disconnected.
@@ -297,7 +306,8 @@ pub async fn rotate_secret(
         machine_id,
         "secret rotated",
         "machine.rotate_secret",
-    );
+    )
+    .await?;
     let command = connect_command(&state, &rotated.secret);
     Ok(HttpResponse::Ok().json(json!({ "secret": rotated.secret, "connectCommand": command })))
 }
@@ -325,6 +335,7 @@ pub async fn delete(
         machine_id,
         "machine deleted",
         "machine.delete",
-    );
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

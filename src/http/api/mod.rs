@@ -11,6 +11,7 @@ pub mod machines;
 pub mod openapi;
 pub mod sessions;
 pub mod throttle;
+pub mod users;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::Method;
@@ -52,6 +53,11 @@ api_routes! {
     GET "/sessions" => sessions::list,
     DELETE "/sessions/{id}" => sessions::kill,
     GET "/audit" => audit::list,
+    GET "/users" => users::list,
+    POST "/users" => users::create,
+    PATCH "/users/{id}" => users::patch,
+    DELETE "/users/{id}" => users::delete,
+    PUT "/users/{id}/password" => users::set_password,
     GET "/openapi.json" => openapi::document,
 }
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::caller::Caller;
 use super::error::ApiError;
-use super::machines::audit;
+use super::machines::audit_committed;
 use crate::app::AppState;
 
 /// Filters of `GET /sessions`.
@@ -76,13 +76,14 @@ pub async fn kill(
         })
         .await?
         .ok_or_else(|| ApiError::NotFound("no such live session".into()))?;
-    inboxes.requests.do_send(OwnerRequest::Kill);
-    audit(
+    audit_committed(
         &state,
         &caller,
         "terminal.kill",
         None,
         json!({ "sessionId": id.to_string() }),
-    );
+    )
+    .await?;
+    inboxes.requests.do_send(OwnerRequest::Kill);
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,5 +1,6 @@
-//! Failed-login throttling per user name and per source address: past the limit within a
-//! minute, further attempts are refused with `Retry-After` until the oldest failure expires.
+//! Failed-login counting per user name and per source address within a minute. Past the
+//! limit, a user name's attempts are refused with `Retry-After` until its oldest failure
+//! expires; an address's attempts are only slowed down (see `auth::login`).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
