@@ -186,6 +186,7 @@ mod tests {
             jwt_audience: "fleetgate-clients".into(),
             jwt_ttl_secs: 3600,
             jwt_leeway_secs: 5,
+            user_check_ms: 500,
         }
     }
 

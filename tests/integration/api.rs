@@ -234,7 +234,7 @@ async fn login_checks_passwords_throttles_and_audits() {
         "same answer whether or not the user exists"
     );
 
-    for _ in 0..3 {
+    for _ in 0..4 {
         call(
             &server,
             "POST",
@@ -285,7 +285,7 @@ async fn login_checks_passwords_throttles_and_audits() {
                     .into_iter()
                     .map(|r| r.action)
                     .collect();
-                actions.iter().filter(|a| *a == "login.failure").count() == 5
+                actions.iter().filter(|a| *a == "login.failure").count() == 6
                     && actions.contains(&"login.success".to_owned())
                     && actions.contains(&"login.throttled".to_owned())
             }

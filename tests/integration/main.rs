@@ -15,4 +15,5 @@ mod simulator;
 mod support;
 mod terminals;
 mod upgrade_gate;
+mod users;
 mod web_client;

@@ -72,6 +72,7 @@ async fn web_endpoint_refuses_missing_and_bad_tokens() {
         jwt_audience: "fleetgate-clients".into(),
         jwt_ttl_secs: 3600,
         jwt_leeway_secs: 0,
+        user_check_ms: 500,
     };
     let foreign = JwtAuth::new(b"not-the-server-secret-not-the-xx", &other_settings)
         .issue("user-1", Role::Admin, None)
@@ -89,10 +90,7 @@ async fn web_endpoint_refuses_missing_and_bad_tokens() {
 #[actix_web::test]
 async fn web_endpoint_accepts_each_presentation_of_a_good_token() {
     let server = spawn_app().await;
-    let (token, _) = server
-        .jwt
-        .issue("user-1", Role::Operator, None)
-        .expect("issue");
+    let (_, token) = crate::web_client::user(&server, Role::Operator, &[]).await;
 
     let bearer = format!("Bearer {token}");
     let (status, _) = try_upgrade(&server, "/ws/web", &[("authorization", &bearer)]).await;
@@ -122,10 +120,7 @@ async fn web_endpoint_accepts_each_presentation_of_a_good_token() {
 #[actix_web::test]
 async fn web_socket_greets_with_hello() {
     let server = spawn_app().await;
-    let (token, _) = server
-        .jwt
-        .issue("user-42", Role::Viewer, None)
-        .expect("issue");
+    let (user_id, token) = crate::web_client::user(&server, Role::Viewer, &[]).await;
     let request = server.web_request(&token);
     let (mut socket, _) = tokio_tungstenite::connect_async(request)
         .await
@@ -134,7 +129,7 @@ async fn web_socket_greets_with_hello() {
     let hello: serde_json::Value =
         serde_json::from_str(first.to_text().expect("text")).expect("json");
     assert_eq!(hello["type"], "hello");
-    assert_eq!(hello["userId"], "user-42");
+    assert_eq!(hello["userId"], user_id);
     assert_eq!(hello["role"], "viewer");
     socket.close(None).await.expect("close");
     server.stop().await;
@@ -209,7 +204,9 @@ async fn health_and_readiness_answer() {
 #[actix_web::test]
 async fn a_socket_whose_token_expires_is_told_and_closed_with_4401() {
     let server = spawn_app().await;
+    let (user_id, _) = crate::web_client::user(&server, Role::Operator, &[]).await;
     let mut claims = claims(&server.jwt);
+    claims.sub = user_id;
     claims.exp = chrono::Utc::now().timestamp() + 1;
     let token = server.jwt.sign(&claims).expect("sign");
     let request = server.web_request(&token);

@@ -113,6 +113,29 @@ impl WebClient {
         )
     }
 
+    /// The close code the server ends the socket with, skipping other messages.
+    pub async fn close_code(&mut self) -> Option<u16> {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("close in time")?;
+            if let Message::Close(frame) = frame.ok()? {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+    }
+
+    /// The `hello` a fresh connection gets, and the client.
+    pub async fn connect_with_hello(server: &TestServer, token: &str) -> (Self, serde_json::Value) {
+        let request = server.web_request(token);
+        let (socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("upgrade");
+        let mut client = Self { socket };
+        let hello = client.next().await.expect("hello");
+        (client, hello)
+    }
+
     /// Drops the connection.
     pub fn drop_connection(self) {
         drop(self.socket);
@@ -126,5 +149,14 @@ impl WebClient {
                 .expect("linger");
         }
         drop(self.socket);
+    }
+}
+
+/// The HTTP status of a `/ws/web` upgrade with `token` (101 when it succeeds).
+pub async fn upgrade_status(server: &TestServer, token: &str) -> u16 {
+    match tokio_tungstenite::connect_async(server.web_request(token)).await {
+        Ok((_socket, response)) => response.status().as_u16(),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("unexpected upgrade error: {other}"),
     }
 }
