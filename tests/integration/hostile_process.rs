@@ -239,3 +239,68 @@ async fn kill_9_right_after_a_command_was_accepted_keeps_its_audit_entry_and_its
         "the audit entry survived: {audit}"
     );
 }
+
+#[actix_web::test]
+async fn slowloris_connections_are_dropped_without_growing_memory_and_others_are_served() {
+    use tokio::io::AsyncReadExt;
+    let data = tempfile::tempdir().expect("tempdir");
+    let (url, schema) = test_database().await;
+    let server = ServerProcess::start(data.path(), &url, &schema).await;
+    let token = server.admin_token().await;
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let baseline = server.rss_kib();
+    let address = server.address;
+    // Each connection sends its request line a byte at a time and never finishes its headers.
+    let slow: Vec<_> = (0..200)
+        .map(|_| {
+            actix_web::rt::spawn(async move {
+                let started = std::time::Instant::now();
+                let mut tcp = tokio::net::TcpStream::connect(address)
+                    .await
+                    .expect("connect");
+                for byte in b"GET /api/v1/machines HTTP/1.1\r\nHost: x\r\nX-Slow: "
+                    .iter()
+                    .cycle()
+                {
+                    if tcp.write_all(&[*byte]).await.is_err()
+                        || started.elapsed() > Duration::from_secs(30)
+                    {
+                        break;
+                    }
+                    let mut probe = [0u8; 256];
+                    match tokio::time::timeout(Duration::from_millis(200), tcp.read(&mut probe))
+                        .await
+                    {
+                        Ok(Ok(_)) | Ok(Err(_)) => break,
+                        Err(_) => {}
+                    }
+                }
+                started.elapsed()
+            })
+        })
+        .collect();
+    let mut peak = baseline;
+    let mut served = 0;
+    while slow.iter().any(|s| !s.is_finished()) {
+        peak = peak.max(server.rss_kib());
+        let (status, _) = server.api("GET", "/machines", Some(&token), None).await;
+        served += u32::from(status == 200);
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut longest = Duration::ZERO;
+    for connection in slow {
+        longest = longest.max(connection.await.expect("task"));
+    }
+    eprintln!(
+        "slowloris x200: RSS {baseline} KiB before, peak {peak} KiB; dropped after at most {longest:?}; {served} API calls answered meanwhile"
+    );
+    assert!(
+        longest < Duration::from_secs(20),
+        "a slow connection was kept {longest:?}"
+    );
+    assert!(
+        peak - baseline < 16 * 1024,
+        "RSS grew from {baseline} to {peak} KiB"
+    );
+    assert!(served > 0, "operators were served meanwhile");
+}

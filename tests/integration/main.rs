@@ -9,6 +9,7 @@ mod commands_and_status;
 mod deployed_agents;
 mod fixtures;
 mod hostile_process;
+mod jwt_attacks;
 mod migrations;
 mod real_agent;
 mod repositories;
