@@ -37,7 +37,7 @@ async fn main() -> ExitCode {
         Command::Migrate { action } => cli::run_migrate(&settings, action).await,
         Command::Machine { action } => cli::run_machine(&settings, action).await,
         Command::User { action } => cli::run_user(&settings, action).await,
-        Command::Secrets { action } => cli::run_secrets(&settings, action),
+        Command::Secrets { action } => cli::run_secrets(&settings, action).await,
         // Client commands were handled by `run_client` above.
         _ => Ok(()),
     };

@@ -124,12 +124,22 @@ pub async fn run_migrate(settings: &Settings, action: MigrateAction) -> anyhow::
     Ok(())
 }
 
-/// `fleetgate secrets rotate-jwt`.
-pub fn run_secrets(settings: &Settings, action: SecretsAction) -> anyhow::Result<()> {
+/// `fleetgate secrets rotate-jwt` (audited before it is reported done).
+pub async fn run_secrets(settings: &Settings, action: SecretsAction) -> anyhow::Result<()> {
     match action {
         SecretsAction::RotateJwt => {
+            let database = open_database(settings).await?;
+            db::migrate_up(&database).await?;
             let store = SecretStore::new(&settings.storage.data_dir);
             store.rotate_jwt().context("rotating the JWT secret")?;
+            let entry = RecordAudit {
+                actor: "cli".to_owned(),
+                action: "secrets.rotate_jwt",
+                machine_id: None,
+                detail: serde_json::json!({}),
+                source_ip: None,
+            };
+            write_audit(&database, entry).await?;
             println!(
                 "JWT secret rotated in {}; restart the server. Every issued token is now invalid.",
                 store.path().display()

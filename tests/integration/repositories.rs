@@ -298,3 +298,90 @@ async fn metrics_are_batched_and_pruned() {
         4
     );
 }
+
+#[actix_web::test]
+async fn user_repo_changes_and_deletes_users_but_keeps_an_enabled_admin() {
+    use fleetgate_actors::identity::Role;
+    use fleetgate_actors::repo::UserRepo;
+    use fleetgate_actors::repo::user::{
+        ChangeUser, CreateUser, DeleteUser, ListUsers, UserChange, UserError,
+    };
+    let (database, _dir) = database().await;
+    let repo = UserRepo::new(database.clone()).start();
+    let create = |name: &str, role| CreateUser {
+        username: name.to_owned(),
+        role,
+        password_hash: "!".to_owned(),
+    };
+    let root = repo
+        .send(create("root", Role::Admin))
+        .await
+        .expect("mailbox")
+        .expect("created");
+    let ops = repo
+        .send(create("ops", Role::Operator))
+        .await
+        .expect("mailbox")
+        .expect("created");
+    assert!(
+        repo.send(create("ops", Role::Viewer))
+            .await
+            .expect("mailbox")
+            .is_err(),
+        "names are unique"
+    );
+
+    let change = |id, change| ChangeUser { id, change };
+    let last_admin = repo
+        .send(change(root.id, UserChange::Disabled(true)))
+        .await
+        .expect("mailbox");
+    assert!(matches!(last_admin, Err(UserError::LastAdmin)));
+    let demoted = repo
+        .send(change(root.id, UserChange::Role(Role::Viewer)))
+        .await
+        .expect("mailbox");
+    assert!(matches!(demoted, Err(UserError::LastAdmin)));
+    assert!(matches!(
+        repo.send(DeleteUser { id: root.id })
+            .await
+            .expect("mailbox"),
+        Err(UserError::LastAdmin)
+    ));
+
+    let promoted = repo
+        .send(change(ops.id, UserChange::Role(Role::Admin)))
+        .await
+        .expect("mailbox")
+        .expect("changed");
+    assert_eq!(promoted.role, Some(Role::Admin));
+    let disabled = repo
+        .send(change(root.id, UserChange::Disabled(true)))
+        .await
+        .expect("mailbox")
+        .expect("another admin is left");
+    assert!(disabled.disabled);
+    let deleted = repo
+        .send(DeleteUser { id: root.id })
+        .await
+        .expect("mailbox")
+        .expect("deleted");
+    assert_eq!(deleted.username, "root");
+    let missing = repo
+        .send(DeleteUser { id: root.id })
+        .await
+        .expect("mailbox");
+    assert!(matches!(missing, Err(UserError::NotFound)));
+    let users = repo
+        .send(ListUsers)
+        .await
+        .expect("mailbox")
+        .expect("listed");
+    assert_eq!(
+        users
+            .iter()
+            .map(|u| u.username.as_str())
+            .collect::<Vec<_>>(),
+        ["ops"]
+    );
+}

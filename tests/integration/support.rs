@@ -235,3 +235,18 @@ async fn http_request(method: &str, url: &str, headers: &[(&str, &str)], body: &
         .and_then(|code| code.parse().ok())
         .expect("status line")
 }
+
+/// Runs an admin subcommand of the `fleetgate` binary against `server`'s data directory and
+/// database (as an operator on the server's host would).
+pub fn admin_cli(server: &TestServer, args: &[&str]) -> std::process::Output {
+    let settings = &server.settings;
+    std::process::Command::new(env!("CARGO_BIN_EXE_fleetgate"))
+        .args(args)
+        .env("FLEETGATE__STORAGE__DATA_DIR", &settings.storage.data_dir)
+        .env("FLEETGATE__DATABASE__URL", settings.database_url())
+        .env("FLEETGATE__DATABASE__SCHEMA", &settings.database.schema)
+        .env("FLEETGATE__LOG__LEVEL", "warn")
+        .env_remove("FLEETGATE_JWT_SECRET")
+        .output()
+        .expect("run fleetgate")
+}

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::api_client::call;
 use crate::fixtures::{audit_actions, online_agent};
-use crate::support::{eventually, spawn_app};
+use crate::support::{admin_cli, eventually, spawn_app};
 use crate::web_client::{WebClient, upgrade_status, user};
 
 #[actix_web::test]
@@ -207,15 +207,7 @@ async fn a_user_disabled_from_the_cli_loses_their_socket() {
     let server = spawn_app().await;
     let (frank_id, frank) = user(&server, Role::Viewer, &[]).await;
     let mut socket = WebClient::connect(&server, &frank).await;
-    let settings = &server.settings;
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fleetgate"))
-        .args(["user", "disable", &format!("user-{frank_id}")])
-        .env("FLEETGATE__STORAGE__DATA_DIR", &settings.storage.data_dir)
-        .env("FLEETGATE__DATABASE__URL", settings.database_url())
-        .env("FLEETGATE__DATABASE__SCHEMA", &settings.database.schema)
-        .env("FLEETGATE__LOG__LEVEL", "warn")
-        .output()
-        .expect("run fleetgate");
+    let output = admin_cli(&server, &["user", "disable", &format!("user-{frank_id}")]);
     assert!(
         output.status.success(),
         "{}",
@@ -229,5 +221,37 @@ async fn a_user_disabled_from_the_cli_loses_their_socket() {
         started.elapsed()
     );
     assert_eq!(upgrade_status(&server, &frank).await, 403);
+    server.stop().await;
+}
+
+#[actix_web::test]
+async fn cli_user_commands_and_secret_rotation_are_audited() {
+    let server = spawn_app().await;
+    let (grace_id, _) = user(&server, Role::Operator, &[]).await;
+    let name = format!("user-{grace_id}");
+    for args in [
+        vec!["user", "role", name.as_str(), "viewer"],
+        vec!["user", "delete", name.as_str()],
+        vec!["secrets", "rotate-jwt"],
+    ] {
+        let output = admin_cli(&server, &args);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let listed = admin_cli(&server, &["user", "list"]);
+    assert!(
+        !String::from_utf8_lossy(&listed.stdout).contains(&name),
+        "deleted users are not listed"
+    );
+    let actions = audit_actions(&server).await;
+    for expected in ["user.role", "user.delete", "secrets.rotate_jwt"] {
+        assert!(
+            actions.contains(&expected.to_owned()),
+            "{expected}: {actions:?}"
+        );
+    }
     server.stop().await;
 }
