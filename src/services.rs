@@ -129,14 +129,12 @@ impl Services {
             access: self.access.clone(),
             audit: self.audit.clone().recipient(),
             terminal: TerminalLinks {
-                send_to_agent: self.registry.clone().recipient(),
                 drop_route: self.registry.clone().recipient(),
                 opened: self.sessions.clone().recipient(),
                 closed: self.sessions.clone().recipient(),
                 audit: self.audit.clone().recipient(),
             },
             command: CommandLinks {
-                send_to_agent: self.registry.clone().recipient(),
                 drop_route: self.registry.clone().recipient(),
                 started: self.commands.clone().recipient(),
                 finished: self.commands.clone().recipient(),

@@ -9,13 +9,13 @@ use actix::{
 };
 use chrono::Utc;
 
-use crate::protocol::agent::MachineSecret;
+use crate::agent_link::AgentLink;
 use crate::protocol::envelope::{SignedKind, sign_now};
 use crate::protocol::ids::random_hex_id;
 use crate::protocol::payloads::execute_payload;
 use crate::protocol::web::ServerEvent;
-use crate::protocol::{CommandId, ErrorCode, ErrorFrame, MachineId};
-use crate::registry::{DropCommand, SendToAgent};
+use crate::protocol::{CommandId, ErrorCode, ErrorFrame};
+use crate::registry::DropCommand;
 use crate::repo::audit::RecordAudit;
 use crate::repo::command::{CommandFinished, CommandProgress, CommandStarted, MAX_STORED_OUTPUT};
 
@@ -38,8 +38,6 @@ pub struct CommandChunk {
 /// The actors a command talks to.
 #[derive(Clone)]
 pub struct CommandLinks {
-    /// `Registry`: frames to the agent.
-    pub send_to_agent: Recipient<SendToAgent>,
     /// `Registry`: withdraw the route when done.
     pub drop_route: Recipient<DropCommand>,
     /// `CommandRepo`: started.
@@ -56,14 +54,12 @@ pub struct CommandLinks {
 pub struct CommandSpec {
     /// The command.
     pub command_id: CommandId,
-    /// The machine.
-    pub machine_id: MachineId,
+    /// The way to the machine's agent (its id and secret too).
+    pub agent: AgentLink,
     /// Who runs it (a UUID string).
     pub user_id: String,
     /// The command text.
     pub command: String,
-    /// Key for the envelope.
-    pub secret: MachineSecret,
     /// Killed after this long.
     pub timeout: Duration,
     /// The requesting socket (none for HTTP API requests).
@@ -142,7 +138,7 @@ impl CommandRun {
         self.links.audit.do_send(RecordAudit {
             actor: self.spec.user_id.clone(),
             action: "command.finish",
-            machine_id: Some(self.spec.machine_id),
+            machine_id: Some(self.spec.agent.machine_id()),
             detail: serde_json::json!({
                 "commandId": self.spec.command_id.to_string(), "status": status,
                 "exitCode": exit_code, "outputBytes": self.output_bytes,
@@ -171,7 +167,7 @@ impl Actor for CommandRun {
         let record = CommandStarted {
             command_id: self.spec.command_id.clone(),
             user_id,
-            machine_id: self.spec.machine_id,
+            machine_id: self.spec.agent.machine_id(),
             command: self.spec.command.clone(),
             at: Utc::now(),
         };
@@ -202,18 +198,15 @@ impl Actor for CommandRun {
             let frame = sign_now(
                 SignedKind::ExecuteCommand,
                 &random_hex_id(),
-                &run.spec.machine_id.to_string(),
+                &run.spec.agent.machine_id().to_string(),
                 &payload,
-                run.spec.secret.expose(),
+                run.spec.agent.secret().expose(),
             );
-            run.links.send_to_agent.do_send(SendToAgent {
-                machine_id: run.spec.machine_id,
-                frame,
-            });
+            run.spec.agent.post(frame);
             run.started_outcome(true);
             run.tell(ServerEvent::CommandStarted {
                 command_id: run.spec.command_id.to_string(),
-                machine_id: run.spec.machine_id.to_string(),
+                machine_id: run.spec.agent.machine_id().to_string(),
             });
         }));
         ctx.run_later(self.spec.timeout, |run, ctx| {

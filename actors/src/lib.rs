@@ -4,6 +4,7 @@
 /// The wire protocol, re-exported from its own crate (shared with the agent).
 pub use fleetgate_protocol as protocol;
 
+pub mod agent_link;
 pub mod agent_session;
 pub mod command;
 pub mod direct_routes;

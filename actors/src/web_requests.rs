@@ -5,13 +5,14 @@ use actix::{Actor, ActorFutureExt, AsyncContext, Handler, WrapFuture};
 use actix_web_actors::ws::WebsocketContext;
 use chrono::Utc;
 
+use crate::agent_link::AgentLink;
 use crate::command::{CommandRun, CommandSpec};
 use crate::protocol::session_token::SessionTokenError;
 use crate::protocol::web::{ClientFrame, ClientRequest, ServerEvent};
 use crate::protocol::{CommandId, ErrorCode, MachineId, SessionId};
 use crate::registry::{
-    AgentHandle, AgentInfo, FindTerminal, MachineStatusChanged, RouteCommand, RouteTerminal,
-    SubscribeStatus, TerminalInboxes, ToAgent,
+    FindTerminal, MachineStatusChanged, OpenLink, RouteCommand, RouteTerminal, SubscribeStatus,
+    TerminalInboxes,
 };
 use crate::repo::access::{AccessError, Action, CheckAccess, VisibleMachines};
 use crate::repo::audit::RecordAudit;
@@ -90,14 +91,14 @@ impl WebSession {
         }
     }
 
-    /// Checks access, finds the agent, then runs `then` with the agent's handle.
+    /// Checks access, asks the Registry for a link to the agent, then runs `then` with it.
     fn with_agent(
         &mut self,
         machine: &str,
         action: Action,
         request_id: Option<String>,
         ctx: &mut Ctx,
-        then: impl FnOnce(&mut WebSession, MachineId, AgentHandle, Option<String>, &mut Ctx) + 'static,
+        then: impl FnOnce(&mut WebSession, MachineId, AgentLink, Option<String>, &mut Ctx) + 'static,
     ) {
         let Some(machine_id) = MachineId::parse(machine) else {
             return self.error(
@@ -117,7 +118,7 @@ impl WebSession {
         let work = async move {
             match lookup.await {
                 Ok(Ok(_machine)) => registry
-                    .send(AgentInfo { machine_id })
+                    .send(OpenLink { machine_id })
                     .await
                     .map_err(|err| AccessError::Database(err.to_string())),
                 Ok(Err(err)) => Err(err),
@@ -152,20 +153,18 @@ impl WebSession {
             let session_id = SessionId::random();
             let detail = serde_json::json!({ "sessionId": session_id.to_string(), "cols": cols, "rows": rows });
             session.after_audit("terminal.open", machine_id, detail, request_id, ctx, move |session, request_id, ctx| {
-                session.open_terminal(session_id, machine_id, agent, cols, rows, request_id, ctx);
+                session.open_terminal(session_id, agent, (cols, rows), request_id, ctx);
             });
         });
     }
 
-    /// Starts a terminal (already authorised and audited) on the agent socket's thread.
-    #[allow(clippy::too_many_arguments)]
+    /// Starts a terminal (already authorised and audited) through the agent's link, and
+    /// routes its owner's requests and the Registry's checked path to it.
     fn open_terminal(
         &mut self,
         session_id: SessionId,
-        machine_id: MachineId,
-        agent: AgentHandle,
-        cols: u16,
-        rows: u16,
+        agent: AgentLink,
+        size: (u16, u16),
         request_id: Option<String>,
         ctx: &mut Ctx,
     ) {
@@ -173,30 +172,22 @@ impl WebSession {
             connection_id: self.connection_id,
             deliver: ctx.address().recipient(),
         };
+        let machine_id = agent.machine_id();
         let spec = TerminalSpec {
             session_id: session_id.clone(),
-            machine_id,
+            agent: agent.clone(),
             user_id: self.user.user_id.clone(),
-            cols,
-            rows,
-            secret: agent.secret,
-            capabilities: agent.capabilities,
+            cols: size.0,
+            rows: size.1,
             owner,
             request_id,
         };
-        // The terminal runs on the agent socket's thread and talks to the socket directly;
-        // its output is routed to it (from that thread, before the shell is spawned) so
-        // all of it takes that one path, in order, without crossing threads per frame.
-        let mut links = self.links.terminal.clone();
-        links.send_to_agent = agent.frames;
-        let config = self.config.terminal.clone();
-        let tokens = self.tokens.clone();
-        let (agent_socket, route_id) = (agent.socket, session_id.clone());
-        let terminal = TerminalSession::start_in_arbiter(&agent.arbiter, move |ctx| {
-            agent_socket.do_send(ToAgent::RouteTerminal {
-                session_id: route_id,
-                events: ctx.address().recipient(),
-            });
+        let (config, links, tokens) = (
+            self.config.terminal.clone(),
+            self.links.terminal.clone(),
+            self.tokens.clone(),
+        );
+        let terminal = agent.start_terminal(session_id.clone(), move || {
             TerminalSession::new(spec, config, links, tokens)
         });
         let inboxes = TerminalInboxes {
@@ -277,10 +268,9 @@ impl WebSession {
                     move |session, request_id, ctx| {
                         let spec = CommandSpec {
                             command_id: command_id.clone(),
-                            machine_id,
+                            agent,
                             user_id: session.user.user_id.clone(),
                             command,
-                            secret: agent.secret,
                             timeout,
                             requester: Some(ctx.address().recipient()),
                             request_id,

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use actix::{Actor, Context, Handler};
 use chrono::Utc;
+use fleetgate_actors::agent_session::SendToAgent;
 use fleetgate_actors::command::{CommandChunk, CommandLinks, CommandRun, CommandSpec};
-use fleetgate_actors::protocol::agent::MachineSecret;
 use fleetgate_actors::protocol::envelope::{SignedKind, verify_envelope};
 use fleetgate_actors::protocol::nonce::NonceCache;
 use fleetgate_actors::protocol::web::ServerEvent;
 use fleetgate_actors::protocol::{CommandId, MachineId};
-use fleetgate_actors::registry::{DropCommand, SendToAgent};
+use fleetgate_actors::registry::DropCommand;
 use fleetgate_actors::repo::audit::RecordAudit;
 use fleetgate_actors::repo::command::{CommandFinished, CommandProgress, CommandStarted};
 use fleetgate_actors::web_session::Deliver;
@@ -63,7 +63,8 @@ struct Harness {
 }
 
 fn start(timeout: Duration) -> Harness {
-    let (send_to_agent, agent) = probe::<SendToAgent>();
+    let machine_id = MachineId::parse("6f1c2b8e-3d4a-4b5c-9e7f-0a1b2c3d4e5f").expect("uuid");
+    let (link, _, agent) = common::probe_link(machine_id, SECRET, Default::default());
     let (drop_route, dropped) = probe::<DropCommand>();
     let (audit, _) = probe::<RecordAudit>();
     let (deliver, requester) = probe::<Deliver>();
@@ -75,17 +76,15 @@ fn start(timeout: Duration) -> Harness {
     .start();
     let spec = CommandSpec {
         command_id: CommandId::random(),
-        machine_id: MachineId::parse("6f1c2b8e-3d4a-4b5c-9e7f-0a1b2c3d4e5f").expect("uuid"),
+        agent: link,
         user_id: "0b9c3c1e-4c5a-4a8e-9d5e-1f2a3b4c5d6e".into(),
         command: "uptime".into(),
-        secret: MachineSecret::new(SECRET.into()),
         timeout,
         requester: Some(deliver),
         request_id: None,
         on_started: None,
     };
     let links = CommandLinks {
-        send_to_agent,
         drop_route,
         started: repo.clone().recipient(),
         finished: repo.clone().recipient(),

@@ -5,10 +5,11 @@ mod common;
 use std::time::Duration;
 
 use actix::Actor;
+use fleetgate_actors::agent_session::{SendToAgent, ToAgent};
 use fleetgate_actors::protocol::{ConnectionId, MachineId};
 use fleetgate_actors::registry::{
-    HeartbeatSeen, OnlineMachines, RegisterAgent, Registry, RegistryConfig, RouteError,
-    SendToAgent, SubscribeStatus, ToAgent, UnregisterAgent,
+    HeartbeatSeen, OnlineMachines, OpenLink, RegisterAgent, Registry, RegistryConfig,
+    SubscribeStatus, UnregisterAgent,
 };
 use fleetgate_actors::repo::machine::SetMachineStatus;
 
@@ -25,7 +26,7 @@ fn register(
         connection_id,
         hostname,
         recipient,
-        frames: probe::<fleetgate_actors::registry::SendToAgent>().0,
+        frames: probe::<SendToAgent>().0,
         secret: fleetgate_actors::protocol::agent::MachineSecret::new("ab".repeat(32)),
         capabilities: Default::default(),
         arbiter: actix::Arbiter::current(),
@@ -88,14 +89,14 @@ async fn newer_connection_replaces_and_stale_unregister_is_ignored() {
     let (old_agent, old_seen) = probe::<ToAgent>();
     let (new_agent, new_seen) = probe::<ToAgent>();
     let (old_conn, new_conn) = (ConnectionId::next(), ConnectionId::next());
-    registry
-        .send(register(machine(2), old_conn, "h".into(), old_agent))
-        .await
-        .expect("send");
-    registry
-        .send(register(machine(2), new_conn, "h".into(), new_agent))
-        .await
-        .expect("send");
+    let (old_frames_to, old_frames) = probe::<SendToAgent>();
+    let (new_frames_to, new_frames) = probe::<SendToAgent>();
+    let mut old = register(machine(2), old_conn, "h".into(), old_agent);
+    old.frames = old_frames_to;
+    let mut new = register(machine(2), new_conn, "h".into(), new_agent);
+    new.frames = new_frames_to;
+    registry.send(old).await.expect("send");
+    registry.send(new).await.expect("send");
     assert!(
         until(|| entries(&old_seen)
             == vec![ToAgent::Disconnect {
@@ -117,15 +118,30 @@ async fn newer_connection_replaces_and_stale_unregister_is_ignored() {
         registry.send(OnlineMachines).await.expect("send"),
         vec![machine(2)]
     );
-    registry
-        .send(SendToAgent {
+    let link = registry
+        .send(OpenLink {
             machine_id: machine(2),
-            frame: "hello".into(),
         })
         .await
         .expect("send")
-        .expect("routed");
-    assert!(until(|| entries(&new_seen) == vec![ToAgent::Frame("hello".into())]).await);
+        .expect("a link to the online machine");
+    link.send("hello".into()).await.expect("sent");
+    assert!(
+        until(|| entries(&new_frames)
+            .iter()
+            .map(|f| f.frame.clone())
+            .collect::<Vec<_>>()
+            == ["hello"])
+        .await
+    );
+    assert!(
+        entries(&old_frames).is_empty(),
+        "the replaced connection gets nothing"
+    );
+    assert!(
+        entries(&new_seen).is_empty(),
+        "the new connection is not told to close"
+    );
     assert_eq!(
         statuses(&stored),
         vec![(machine(2), true)],
@@ -134,16 +150,15 @@ async fn newer_connection_replaces_and_stale_unregister_is_ignored() {
 }
 
 #[actix::test]
-async fn sending_to_an_unknown_machine_is_an_error_not_a_panic() {
+async fn an_unknown_machine_has_no_link() {
     let (registry, _) = registry(Duration::from_secs(60));
-    let outcome = registry
-        .send(SendToAgent {
+    let link = registry
+        .send(OpenLink {
             machine_id: machine(3),
-            frame: "x".into(),
         })
         .await
         .expect("send");
-    assert_eq!(outcome, Err(RouteError::MachineOffline));
+    assert!(link.is_none());
 }
 
 #[actix::test]

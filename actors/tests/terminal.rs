@@ -5,6 +5,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::Utc;
+use fleetgate_actors::agent_session::ToAgent;
 use fleetgate_actors::protocol::agent::Capabilities;
 use fleetgate_actors::protocol::envelope::{SignedKind, verify_envelope};
 use fleetgate_actors::protocol::nonce::NonceCache;
@@ -52,6 +53,15 @@ async fn opening_spawns_the_shell_then_tells_the_owner() {
         .expect("token");
     assert_eq!(claims.user_id, USER);
     assert_eq!(entries(&h.owner)[0].request_id.as_deref(), Some("req-1"));
+    // The link routed the session's output at the agent socket as the terminal started.
+    let routed: Vec<_> = entries(&h.control)
+        .into_iter()
+        .filter_map(|message| match message {
+            ToAgent::RouteTerminal { session_id, .. } => Some(session_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(routed, vec![h.session_id.clone()]);
 }
 
 #[actix::test]

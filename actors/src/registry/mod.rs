@@ -1,4 +1,7 @@
-//! `Registry`: who is connected, routing to agents by machineId, and online status.
+//! `Registry`: the single owner of routing. It knows who is connected and whether each machine
+//! is online, hands out the [`AgentLink`] through which terminals and commands reach an agent,
+//! and routes agent output by sessionId and commandId (`routes.rs`) when it does not take a
+//! link's fast path.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -6,6 +9,8 @@ use std::time::{Duration, Instant};
 use actix::{Actor, ArbiterHandle, AsyncContext, Context, Handler, Message, Recipient};
 use chrono::{DateTime, Utc};
 
+use crate::agent_link::{AgentLink, LocalAgent};
+use crate::agent_session::{SendToAgent, ToAgent};
 use crate::protocol::agent::{Capabilities, MachineSecret};
 use crate::protocol::{CommandId, ConnectionId, MachineId, SessionId};
 use crate::repo::machine::SetMachineStatus;
@@ -15,39 +20,9 @@ use crate::terminal::TerminalEvent;
 mod routes;
 
 pub use routes::{
-    AgentHandle, AgentInfo, DropCommand, DropTerminal, FindTerminal, RouteCommand,
-    RouteCommandResponse, RouteTerminal, RouteTerminalExit, RouteTerminalOutput, ShutdownTerminals,
-    TerminalInboxes,
+    DropCommand, DropTerminal, FindTerminal, RouteCommand, RouteCommandResponse, RouteTerminal,
+    RouteTerminalExit, RouteTerminalOutput, ShutdownTerminals, TerminalInboxes,
 };
-
-/// Something for an agent's socket to do.
-#[derive(Message, Debug, Clone, PartialEq, Eq)]
-#[rtype(result = "()")]
-pub enum ToAgent {
-    /// Send this text frame.
-    Frame(String),
-    /// Close the socket with this code.
-    Disconnect {
-        /// WebSocket close code.
-        code: u16,
-        /// Close reason.
-        reason: &'static str,
-    },
-    /// Hand this session's output straight to its terminal (no hop through the registry).
-    /// Sent by the web socket that opens the terminal, before the shell is spawned, so all of
-    /// the session's output takes this one path and stays in order.
-    RouteTerminal {
-        /// The session.
-        session_id: SessionId,
-        /// Its terminal's event inbox.
-        events: Recipient<TerminalEvent>,
-    },
-    /// The session ended: forget its route.
-    DropTerminal {
-        /// The session.
-        session_id: SessionId,
-    },
-}
 
 /// An agent's socket has registered as `machine_id`; replaces any older connection.
 #[derive(Message)]
@@ -92,22 +67,13 @@ pub struct HeartbeatSeen {
     pub connection_id: ConnectionId,
 }
 
-/// Why a frame could not be routed to an agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum RouteError {
-    /// The machine has no connected agent.
-    #[error("machine offline")]
-    MachineOffline,
-}
-
-/// Send a frame to a machine's agent.
+/// A link to a machine's agent, if it is connected: the only way terminals and commands
+/// send to it.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<(), RouteError>")]
-pub struct SendToAgent {
+#[rtype(result = "Option<AgentLink>")]
+pub struct OpenLink {
     /// The machine.
     pub machine_id: MachineId,
-    /// The text frame.
-    pub frame: String,
 }
 
 /// A machine went online or offline.
@@ -306,16 +272,20 @@ impl Handler<HeartbeatSeen> for Registry {
     }
 }
 
-impl Handler<SendToAgent> for Registry {
-    type Result = Result<(), RouteError>;
+impl Handler<OpenLink> for Registry {
+    type Result = Option<AgentLink>;
 
-    fn handle(&mut self, msg: SendToAgent, _: &mut Context<Self>) -> Self::Result {
-        let entry = self
-            .agents
-            .get(&msg.machine_id)
-            .ok_or(RouteError::MachineOffline)?;
-        entry.recipient.do_send(ToAgent::Frame(msg.frame));
-        Ok(())
+    fn handle(&mut self, msg: OpenLink, _: &mut Context<Self>) -> Self::Result {
+        self.agents.get(&msg.machine_id).map(|entry| {
+            AgentLink::Local(LocalAgent {
+                machine_id: msg.machine_id,
+                secret: entry.secret.clone(),
+                capabilities: entry.capabilities,
+                socket: entry.recipient.clone(),
+                frames: entry.frames.clone(),
+                arbiter: entry.arbiter.clone(),
+            })
+        })
     }
 }
 

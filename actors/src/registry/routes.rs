@@ -1,11 +1,11 @@
 //! Routing by sessionId and commandId: agent output reaches the one terminal or command it
 //! belongs to, and only when it comes from that session's machine.
 
-use actix::{ArbiterHandle, Context, Handler, Message, Recipient};
+use actix::{Context, Handler, Message, Recipient};
 
-use super::{Registry, SendToAgent, ToAgent};
+use super::Registry;
+use crate::agent_session::ToAgent;
 use crate::command::CommandChunk;
-use crate::protocol::agent::{Capabilities, MachineSecret};
 use crate::protocol::escaped::EscapedText;
 use crate::protocol::{CommandId, MachineId, SessionId};
 use crate::terminal::{AttachOwner, OwnerRequest, TerminalEvent};
@@ -30,29 +30,6 @@ pub struct TerminalInboxes {
 pub(super) struct CommandRoute {
     machine_id: MachineId,
     chunks: Recipient<CommandChunk>,
-}
-
-/// What is needed to talk to a connected agent.
-#[derive(Debug, Clone)]
-pub struct AgentHandle {
-    /// Key for envelopes.
-    pub secret: MachineSecret,
-    /// Announced extensions.
-    pub capabilities: Capabilities,
-    /// The agent's socket, for routes and control.
-    pub socket: Recipient<ToAgent>,
-    /// The agent's socket, for frames whose sender wants to know they went out.
-    pub frames: Recipient<SendToAgent>,
-    /// The thread the agent's socket runs on.
-    pub arbiter: ArbiterHandle,
-}
-
-/// The handle of a connected machine's agent, if any.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "Option<AgentHandle>")]
-pub struct AgentInfo {
-    /// The machine.
-    pub machine_id: MachineId,
 }
 
 /// Route a session's agent events to its terminal actor.
@@ -139,20 +116,6 @@ pub struct RouteCommandResponse {
     pub command_id: String,
     /// The chunk.
     pub chunk: CommandChunk,
-}
-
-impl Handler<AgentInfo> for Registry {
-    type Result = Option<AgentHandle>;
-
-    fn handle(&mut self, msg: AgentInfo, _: &mut Context<Self>) -> Self::Result {
-        self.agents.get(&msg.machine_id).map(|entry| AgentHandle {
-            secret: entry.secret.clone(),
-            capabilities: entry.capabilities,
-            socket: entry.recipient.clone(),
-            frames: entry.frames.clone(),
-            arbiter: entry.arbiter.clone(),
-        })
-    }
 }
 
 impl Handler<RouteTerminal> for Registry {

@@ -16,7 +16,7 @@ use crate::protocol::session_token::{SessionClaims, SessionTokens};
 use crate::protocol::web::ServerEvent;
 use crate::protocol::{ConnectionId, ErrorCode, ErrorFrame};
 use crate::rate_limit::TokenBucket;
-use crate::registry::{DropTerminal, RouteError, SendToAgent};
+use crate::registry::DropTerminal;
 use crate::replay_log::ReplayLog;
 use crate::repo::audit::RecordAudit;
 use crate::repo::session::{SessionClosed, SessionOpened};
@@ -122,12 +122,12 @@ impl TerminalSession {
         let token = self.tokens.issue(&SessionClaims {
             session_id: self.spec.session_id.to_string(),
             user_id: self.spec.user_id.clone(),
-            machine_id: self.spec.machine_id.to_string(),
+            machine_id: self.spec.agent.machine_id().to_string(),
             expires_at: expires.timestamp(),
         });
         ServerEvent::TerminalOpened {
             session_id: self.spec.session_id.to_string(),
-            machine_id: self.spec.machine_id.to_string(),
+            machine_id: self.spec.agent.machine_id().to_string(),
             session_token: token,
             expires_at: expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         }
@@ -138,14 +138,11 @@ impl TerminalSession {
         let frame = sign_now(
             kind,
             self.spec.session_id.as_str(),
-            &self.spec.machine_id.to_string(),
+            &self.spec.agent.machine_id().to_string(),
             payload,
-            self.spec.secret.expose(),
+            self.spec.agent.secret().expose(),
         );
-        self.links.send_to_agent.do_send(SendToAgent {
-            machine_id: self.spec.machine_id,
-            frame,
-        });
+        self.spec.agent.post(frame);
     }
 
     /// Ends the session once: tells the owner and the agent, records it, withdraws the route.
@@ -164,7 +161,7 @@ impl TerminalSession {
         });
         self.tell_owner(events, None);
         let agent_still_has_shell = !matches!(reason, "agent_disconnected" | "shell_exited");
-        if agent_still_has_shell && self.spec.capabilities.terminal_close {
+        if agent_still_has_shell && self.spec.agent.capabilities().terminal_close {
             self.send_signed(SignedKind::TerminalClose, CLOSE_PAYLOAD);
         }
         self.links.closed.do_send(SessionClosed {
@@ -177,7 +174,7 @@ impl TerminalSession {
         self.links.audit.do_send(RecordAudit {
             actor: self.spec.user_id.clone(),
             action: "terminal.close",
-            machine_id: Some(self.spec.machine_id),
+            machine_id: Some(self.spec.agent.machine_id()),
             detail: serde_json::json!({
                 "sessionId": session_id, "reason": reason,
                 "bytesIn": self.bytes_in, "bytesOut": self.bytes_out,
@@ -207,7 +204,7 @@ impl TerminalSession {
             self.links.audit.do_send(RecordAudit {
                 actor: self.spec.user_id.clone(),
                 action: "security.rate_limited",
-                machine_id: Some(self.spec.machine_id),
+                machine_id: Some(self.spec.agent.machine_id()),
                 detail: serde_json::json!({ "sessionId": self.spec.session_id.to_string() }),
                 source_ip: None,
             });
@@ -233,7 +230,7 @@ impl TerminalSession {
     /// so agents that did apply the first resize see no redraw.
     fn first_output(&mut self) {
         self.output_seen = true;
-        if !self.spec.capabilities.ordered {
+        if !self.spec.agent.capabilities().ordered {
             let (cols, rows) = self.size;
             self.resize(cols, rows);
         }
@@ -244,21 +241,18 @@ impl Actor for TerminalSession {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let window = self.spec.capabilities.flow_control;
+        let window = self.spec.agent.capabilities().flow_control;
         let spawn = spawn_shell_frame(
             &self.spec.session_id,
             window.then_some(self.config.flow_window),
         );
-        let machine_id = self.spec.machine_id;
-        let sent = self.links.send_to_agent.send(SendToAgent {
-            machine_id,
-            frame: spawn,
-        });
+        let machine_id = self.spec.agent.machine_id();
+        let sent = self.spec.agent.send(spawn);
         let request_id = self.spec.request_id.clone();
         ctx.wait(
             sent.into_actor(self)
                 .map(move |result, session, ctx| match result {
-                    Ok(Ok(())) => {
+                    Ok(()) => {
                         session.resize(session.spec.cols, session.spec.rows);
                         session.tell_owner(vec![session.opened_event()], request_id);
                         if let Ok(user_id) = uuid::Uuid::parse_str(&session.spec.user_id) {
@@ -270,7 +264,7 @@ impl Actor for TerminalSession {
                             });
                         }
                     }
-                    Ok(Err(RouteError::MachineOffline)) | Err(_) => {
+                    Err(_offline) => {
                         session.error_to_owner(
                             ErrorCode::MachineOffline,
                             "machine is offline",

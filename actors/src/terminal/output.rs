@@ -82,7 +82,7 @@ impl TerminalSession {
     /// what the owner's socket has written (or what was dropped), in steps of a quarter
     /// window, or all of it once nothing waits.
     fn return_credit(&mut self) {
-        if !self.spec.capabilities.flow_control || self.credit_owed == 0 {
+        if !self.spec.agent.capabilities().flow_control || self.credit_owed == 0 {
             return;
         }
         let step = (self.config.flow_window / 4).max(1);

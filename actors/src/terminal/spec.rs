@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use actix::{Message, Recipient};
 
-use crate::protocol::agent::{Capabilities, MachineSecret};
+use crate::agent_link::AgentLink;
 use crate::protocol::escaped::EscapedText;
-use crate::protocol::{ConnectionId, ErrorCode, MachineId, SessionId};
-use crate::registry::{DropTerminal, SendToAgent};
+use crate::protocol::{ConnectionId, ErrorCode, SessionId};
+use crate::registry::DropTerminal;
 use crate::repo::audit::RecordAudit;
 use crate::repo::session::{SessionClosed, SessionOpened};
 use crate::web_session::Deliver;
@@ -34,8 +34,6 @@ pub struct TerminalConfig {
 /// The actors a terminal session talks to.
 #[derive(Clone)]
 pub struct TerminalLinks {
-    /// `Registry`: frames to the agent.
-    pub send_to_agent: Recipient<SendToAgent>,
     /// `Registry`: withdraw the route when done.
     pub drop_route: Recipient<DropTerminal>,
     /// `SessionRepo`: opened.
@@ -59,18 +57,14 @@ pub struct Owner {
 pub struct TerminalSpec {
     /// The session.
     pub session_id: SessionId,
-    /// The machine.
-    pub machine_id: MachineId,
+    /// The way to the machine's agent (its id, secret and capabilities too).
+    pub agent: AgentLink,
     /// Owner's user id (a UUID string).
     pub user_id: String,
     /// Initial size.
     pub cols: u16,
     /// Initial size.
     pub rows: u16,
-    /// Key for envelopes.
-    pub secret: MachineSecret,
-    /// What the agent understands.
-    pub capabilities: Capabilities,
     /// The opening socket.
     pub owner: Owner,
     /// `requestId` of the `spawn_terminal`.

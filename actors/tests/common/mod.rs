@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Actor, Context, Handler, Message};
+use fleetgate_actors::agent_session::{RouteError, SendToAgent, ToAgent};
 use fleetgate_actors::command::CommandChunk;
 use fleetgate_actors::protocol::MachineId;
 use fleetgate_actors::registry::{
     DropCommand, DropTerminal, HeartbeatSeen, MachineStatusChanged, RegisterAgent,
-    RouteCommandResponse, RouteTerminalExit, RouteTerminalOutput, SendToAgent, ToAgent,
-    UnregisterAgent,
+    RouteCommandResponse, RouteTerminalExit, RouteTerminalOutput, UnregisterAgent,
 };
 use fleetgate_actors::repo::audit::RecordAudit;
 use fleetgate_actors::repo::machine::{
@@ -98,7 +98,7 @@ impl Handler<RecordAudit> for Probe<RecordAudit> {
 }
 
 impl Handler<SendToAgent> for Probe<SendToAgent> {
-    type Result = Result<(), fleetgate_actors::registry::RouteError>;
+    type Result = Result<(), RouteError>;
     fn handle(&mut self, message: SendToAgent, _: &mut Context<Self>) -> Self::Result {
         self.seen.lock().expect("log lock").push(message);
         Ok(())
@@ -204,4 +204,29 @@ where
     let seen = log();
     let addr = Probe { seen: seen.clone() }.start();
     (addr.recipient(), seen)
+}
+
+/// A link to a machine whose agent socket is a pair of probes (control messages, frames), on
+/// the current thread.
+pub fn probe_link(
+    machine_id: MachineId,
+    secret: &str,
+    capabilities: fleetgate_actors::protocol::agent::Capabilities,
+) -> (
+    fleetgate_actors::agent_link::AgentLink,
+    Log<ToAgent>,
+    Log<SendToAgent>,
+) {
+    let (socket, control) = probe::<ToAgent>();
+    let (frames, sent) = probe::<SendToAgent>();
+    let link =
+        fleetgate_actors::agent_link::AgentLink::Local(fleetgate_actors::agent_link::LocalAgent {
+            machine_id,
+            secret: fleetgate_actors::protocol::agent::MachineSecret::new(secret.to_owned()),
+            capabilities,
+            socket,
+            frames,
+            arbiter: actix::Arbiter::current(),
+        });
+    (link, control, sent)
 }

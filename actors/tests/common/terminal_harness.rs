@@ -4,11 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Addr, Context, Handler, ResponseFuture};
-use fleetgate_actors::protocol::agent::{Capabilities, MachineSecret};
+use fleetgate_actors::agent_session::{SendToAgent, ToAgent};
+use fleetgate_actors::protocol::agent::Capabilities;
 use fleetgate_actors::protocol::session_token::SessionTokens;
 use fleetgate_actors::protocol::web::ServerEvent;
 use fleetgate_actors::protocol::{ConnectionId, ErrorCode, MachineId, SessionId};
-use fleetgate_actors::registry::{DropTerminal, SendToAgent};
+use fleetgate_actors::registry::DropTerminal;
 use fleetgate_actors::repo::audit::RecordAudit;
 use fleetgate_actors::repo::session::{SessionClosed, SessionOpened};
 use fleetgate_actors::terminal::{
@@ -16,7 +17,7 @@ use fleetgate_actors::terminal::{
 };
 use fleetgate_actors::web_session::Deliver;
 
-use super::{Log, entries, log, probe};
+use super::{Log, entries, log, probe, probe_link};
 
 pub const SECRET: &str = "a97eef2fbf0dbe58d4d7411321e6641d463bdeb5ed1ec1dcc3fffc29b1085de4";
 pub const USER: &str = "0b9c3c1e-4c5a-4a8e-9d5e-1f2a3b4c5d6e";
@@ -51,6 +52,7 @@ pub struct Harness {
     pub owner_connection: ConnectionId,
     pub owner: Log<Deliver>,
     pub agent: Log<SendToAgent>,
+    pub control: Log<ToAgent>,
     pub closed: Log<SessionClosed>,
     pub dropped: Log<DropTerminal>,
     pub audits: Log<RecordAudit>,
@@ -74,7 +76,6 @@ pub fn start_with(
     owner_log: Log<Deliver>,
     config: TerminalConfig,
 ) -> Harness {
-    let (send_to_agent, agent) = probe::<SendToAgent>();
     let (drop_route, dropped) = probe::<DropTerminal>();
     let (opened, _) = probe::<SessionOpened>();
     let (closed_rx, closed) = probe::<SessionClosed>();
@@ -82,25 +83,29 @@ pub fn start_with(
     let machine_id = MachineId::parse("6f1c2b8e-3d4a-4b5c-9e7f-0a1b2c3d4e5f").expect("uuid");
     let session_id = SessionId::random();
     let owner_connection = owner.connection_id;
+    let (link, control, agent) = probe_link(machine_id, SECRET, capabilities);
     let spec = TerminalSpec {
         session_id: session_id.clone(),
-        machine_id,
+        agent: link,
         user_id: USER.into(),
         cols: 80,
         rows: 24,
-        secret: MachineSecret::new(SECRET.into()),
-        capabilities,
         owner,
         request_id: Some("req-1".into()),
     };
     let links = TerminalLinks {
-        send_to_agent,
         drop_route,
         opened,
         closed: closed_rx,
         audit,
     };
-    let terminal = TerminalSession::new(spec, config, links, SessionTokens::new([4; 32])).start();
+    let tokens = SessionTokens::new([4; 32]);
+    let terminal = spec
+        .agent
+        .clone()
+        .start_terminal(session_id.clone(), move || {
+            TerminalSession::new(spec, config, links, tokens)
+        });
     Harness {
         terminal,
         machine_id,
@@ -108,6 +113,7 @@ pub fn start_with(
         owner_connection,
         owner: owner_log,
         agent,
+        control,
         closed,
         dropped,
         audits,

@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, web};
 use fleetgate_actors::command::{CommandRun, CommandSpec};
 use fleetgate_actors::protocol::web::MAX_COMMAND_BYTES;
 use fleetgate_actors::protocol::{CommandId, MachineId};
-use fleetgate_actors::registry::{AgentInfo, RouteCommand};
+use fleetgate_actors::registry::{OpenLink, RouteCommand};
 use fleetgate_actors::repo::access::Action;
 use fleetgate_actors::repo::queries::GetCommand;
 use serde::Deserialize;
@@ -69,7 +69,7 @@ async fn start(
     let agent = state
         .services
         .registry
-        .send(AgentInfo { machine_id })
+        .send(OpenLink { machine_id })
         .await?
         .ok_or(ApiError::MachineOffline)?;
     let command_id = CommandId::random();
@@ -84,10 +84,9 @@ async fn start(
     let (started_tx, started_rx) = tokio::sync::oneshot::channel();
     let spec = CommandSpec {
         command_id: command_id.clone(),
-        machine_id,
+        agent,
         user_id: caller.user_id.clone(),
         command: command.to_owned(),
-        secret: agent.secret,
         timeout: timeout_secs.map_or(state.web_session.command_timeout, Duration::from_secs),
         requester: None,
         request_id: None,

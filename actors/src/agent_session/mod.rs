@@ -1,5 +1,9 @@
 //! `AgentSession`: the actor behind one `/ws/agent` socket (PROTOCOL.md section 2).
 
+mod inbox;
+
+pub use inbox::{RouteError, SendToAgent, ToAgent};
+
 use std::time::{Duration, Instant};
 
 use actix::{
@@ -18,8 +22,8 @@ use crate::protocol::agent::{
 use crate::protocol::server::registered_frame;
 use crate::protocol::{ConnectionId, ErrorCode, ErrorFrame, MachineId};
 use crate::registry::{
-    HeartbeatSeen, RegisterAgent, RouteCommandResponse, RouteError, RouteTerminalExit,
-    RouteTerminalOutput, SendToAgent, ToAgent, UnregisterAgent,
+    HeartbeatSeen, RegisterAgent, RouteCommandResponse, RouteTerminalExit, RouteTerminalOutput,
+    UnregisterAgent,
 };
 use crate::repo::Enrollment;
 use crate::repo::audit::RecordAudit;
@@ -416,7 +420,6 @@ impl Handler<ToAgent> for AgentSession {
 
     fn handle(&mut self, command: ToAgent, ctx: &mut Self::Context) {
         match command {
-            ToAgent::Frame(text) => ctx.text(text),
             ToAgent::Disconnect { code, reason } => {
                 socket::close(ctx, CloseCode::from(code), reason)
             }
