@@ -17,7 +17,7 @@ use fleetgate_actors::sealing::DataKey;
 use fleetgate_actors::security_events::SecurityEvents;
 use fleetgate_actors::terminal::TerminalLinks;
 use fleetgate_actors::user_directory::{UserDirectory, UserDirectoryLinks};
-use fleetgate_actors::web_session::WebLinks;
+use fleetgate_actors::web_session::{WebAccess, WebLinks, WebRouting};
 use sea_orm::DatabaseConnection;
 
 use crate::settings::Settings;
@@ -125,8 +125,17 @@ impl Services {
     /// The actors a web session needs.
     pub fn web_links(&self) -> WebLinks {
         WebLinks {
-            registry: self.registry.clone(),
-            access: self.access.clone(),
+            routing: WebRouting {
+                open_link: self.registry.clone().recipient(),
+                route_terminal: self.registry.clone().recipient(),
+                route_command: self.registry.clone().recipient(),
+                find_terminal: self.registry.clone().recipient(),
+                subscribe_status: self.registry.clone().recipient(),
+            },
+            access: WebAccess {
+                check: self.access.clone().recipient(),
+                visible: self.access.clone().recipient(),
+            },
             audit: self.audit.clone().recipient(),
             terminal: TerminalLinks {
                 drop_route: self.registry.clone().recipient(),

@@ -113,11 +113,11 @@ impl WebSession {
             machine_id,
             action,
         };
-        let registry = self.links.registry.clone();
-        let lookup = self.links.access.send(check);
+        let open_link = self.links.routing.open_link.clone();
+        let lookup = self.links.access.check.send(check);
         let work = async move {
             match lookup.await {
-                Ok(Ok(_machine)) => registry
+                Ok(Ok(_machine)) => open_link
                     .send(OpenLink { machine_id })
                     .await
                     .map_err(|err| AccessError::Database(err.to_string())),
@@ -194,7 +194,7 @@ impl WebSession {
             attach: terminal.clone().recipient(),
             requests: terminal.clone().recipient(),
         };
-        self.links.registry.do_send(RouteTerminal {
+        self.links.routing.route_terminal.do_send(RouteTerminal {
             session_id: session_id.clone(),
             machine_id,
             events: terminal.clone().recipient(),
@@ -277,7 +277,7 @@ impl WebSession {
                             on_started: None,
                         };
                         let run = CommandRun::new(spec, session.links.command.clone()).start();
-                        session.links.registry.do_send(RouteCommand {
+                        session.links.routing.route_command.do_send(RouteCommand {
                             command_id,
                             machine_id,
                             chunks: run.recipient(),
@@ -333,7 +333,7 @@ impl WebSession {
         };
         let user_id = self.user.user_id.clone();
         let machine_id = MachineId::parse(&claims.machine_id);
-        let find = self.links.registry.send(FindTerminal {
+        let find = self.links.routing.find_terminal.send(FindTerminal {
             session_id: session_id.clone(),
         });
         // The session is recorded on this socket before the attach is sent, so that input typed
@@ -387,7 +387,7 @@ impl WebSession {
     }
 
     fn subscribe(&mut self, request_id: Option<String>, ctx: &mut Ctx) {
-        let visible = self.links.access.send(VisibleMachines {
+        let visible = self.links.access.visible.send(VisibleMachines {
             user_id: self.user.user_id.clone(),
         });
         ctx.spawn(visible.into_actor(self).map(move |outcome, session, ctx| {
@@ -413,9 +413,13 @@ impl WebSession {
             }
             if !session.subscribed {
                 session.subscribed = true;
-                session.links.registry.do_send(SubscribeStatus {
-                    subscriber: ctx.address().recipient(),
-                });
+                session
+                    .links
+                    .routing
+                    .subscribe_status
+                    .do_send(SubscribeStatus {
+                        subscriber: ctx.address().recipient(),
+                    });
             }
         }));
     }
@@ -430,7 +434,7 @@ impl Handler<MachineStatusChanged> for WebSession {
             machine_id: change.machine_id,
             action: Action::View,
         };
-        let allowed = self.links.access.send(check);
+        let allowed = self.links.access.check.send(check);
         ctx.spawn(allowed.into_actor(self).map(move |outcome, session, ctx| {
             if matches!(outcome, Ok(Ok(_))) {
                 let event = ServerEvent::MachineStatus {

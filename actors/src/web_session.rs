@@ -5,9 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use actix::{
-    Actor, Addr, AsyncContext, Handler, Message, Recipient, ResponseFuture, StreamHandler,
-};
+use actix::{Actor, AsyncContext, Handler, Message, Recipient, ResponseFuture, StreamHandler};
 use actix_web_actors::ws::{self, CloseCode, WebsocketContext};
 use bytestring::ByteString;
 use serde::Serialize;
@@ -17,8 +15,8 @@ use crate::identity::AuthenticatedUser;
 use crate::protocol::session_token::SessionTokens;
 use crate::protocol::web::{ServerEvent, parse_client_frame};
 use crate::protocol::{ConnectionId, ErrorCode, ErrorFrame, MachineId, SessionId};
-use crate::registry::Registry;
-use crate::repo::AccessRepo;
+use crate::registry::{FindTerminal, OpenLink, RouteCommand, RouteTerminal, SubscribeStatus};
+use crate::repo::access::{CheckAccess, VisibleMachines};
 use crate::repo::audit::RecordAudit;
 use crate::security_events::{SecurityEvent, SecurityEvents};
 use crate::shutdown::ShutdownSignal;
@@ -64,13 +62,37 @@ pub struct WebSessionConfig {
     pub command_timeout: Duration,
 }
 
-/// The actors a web session talks to.
+/// What a web session asks the Registry.
+#[derive(Clone)]
+pub struct WebRouting {
+    /// A link to a machine's agent.
+    pub open_link: Recipient<OpenLink>,
+    /// Route a new terminal's checked path and owner inboxes.
+    pub route_terminal: Recipient<RouteTerminal>,
+    /// Route a new command's output.
+    pub route_command: Recipient<RouteCommand>,
+    /// The owner inboxes of a live session (reattach).
+    pub find_terminal: Recipient<FindTerminal>,
+    /// Status transitions from now on.
+    pub subscribe_status: Recipient<SubscribeStatus>,
+}
+
+/// What a web session asks the authorisation repository.
+#[derive(Clone)]
+pub struct WebAccess {
+    /// May the user do this on this machine?
+    pub check: Recipient<CheckAccess>,
+    /// The machines the user may see.
+    pub visible: Recipient<VisibleMachines>,
+}
+
+/// The actors a web session talks to (all as recipients, so tests can stand in for them).
 #[derive(Clone)]
 pub struct WebLinks {
-    /// Routing and agent handles.
-    pub registry: Addr<Registry>,
-    /// Authorisation.
-    pub access: Addr<AccessRepo>,
+    /// `Registry`.
+    pub routing: WebRouting,
+    /// `AccessRepo`.
+    pub access: WebAccess,
     /// Audit trail.
     pub audit: Recipient<RecordAudit>,
     /// What terminal sessions need.

@@ -86,7 +86,9 @@ unit_probe!(
     SessionClosed,
     Deliver,
     fleetgate_actors::repo::access::ForgetUser,
-    fleetgate_actors::user_directory::RevokeSocket
+    fleetgate_actors::user_directory::RevokeSocket,
+    fleetgate_actors::user_directory::WatchSocket,
+    fleetgate_actors::user_directory::UnwatchSocket
 );
 
 impl Handler<RecordAudit> for Probe<RecordAudit> {
