@@ -25,5 +25,4 @@ pub mod socket_drain;
 pub mod terminal;
 pub mod user_directory;
 pub mod violations;
-pub mod web_requests;
 pub mod web_session;

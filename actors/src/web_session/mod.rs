@@ -1,6 +1,12 @@
 //! `WebSession`: the actor behind one `/ws/web` socket of an authenticated operator.
 //! Requests are parsed once, authorised against the repository, and dispatched
-//! (see `web_requests.rs`); events for this socket arrive as [`Deliver`].
+//! (`requests.rs`; one file per kind of request: `terminals.rs`, `commands.rs`, `status.rs`);
+//! events for this socket arrive as [`Deliver`].
+
+mod commands;
+mod requests;
+mod status;
+mod terminals;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -109,14 +115,14 @@ pub struct WebLinks {
 
 /// One operator socket.
 pub struct WebSession {
-    pub(crate) user: AuthenticatedUser,
-    pub(crate) source_ip: Option<String>,
-    pub(crate) connection_id: ConnectionId,
-    pub(crate) config: WebSessionConfig,
-    pub(crate) links: WebLinks,
-    pub(crate) tokens: SessionTokens,
-    pub(crate) terminals: HashMap<SessionId, Recipient<OwnerRequest>>,
-    pub(crate) subscribed: bool,
+    user: AuthenticatedUser,
+    source_ip: Option<String>,
+    connection_id: ConnectionId,
+    config: WebSessionConfig,
+    links: WebLinks,
+    tokens: SessionTokens,
+    terminals: HashMap<SessionId, Recipient<OwnerRequest>>,
+    subscribed: bool,
     shutdown: ShutdownSignal,
     inbound: InboundFrames,
     drain: DrainTracker,
@@ -154,7 +160,7 @@ impl WebSession {
     }
 
     /// Records an audit entry for this user and socket.
-    pub(crate) fn audit(
+    fn audit(
         &self,
         action: &'static str,
         machine_id: Option<MachineId>,
@@ -170,13 +176,13 @@ impl WebSession {
     }
 
     /// Queues one text message, counted so that deliveries can wait until it was written.
-    pub(crate) fn send_text(&mut self, ctx: &mut WebsocketContext<Self>, text: String) {
+    fn send_text(&mut self, ctx: &mut WebsocketContext<Self>, text: String) {
         self.drain.queued(text.len());
         ctx.text(text);
     }
 
     /// Sends an error frame.
-    pub(crate) fn error(
+    fn error(
         &mut self,
         ctx: &mut WebsocketContext<Self>,
         code: ErrorCode,

@@ -1,0 +1,174 @@
+//! Dispatching a client request, and what every request shares: the access check that yields
+//! a link to the agent, and auditing before acting.
+
+use actix::{ActorFutureExt, AsyncContext, WrapFuture};
+use actix_web_actors::ws::WebsocketContext;
+
+use super::WebSession;
+use crate::agent_link::AgentLink;
+use crate::protocol::web::{ClientFrame, ClientRequest};
+use crate::protocol::{ErrorCode, MachineId, SessionId};
+use crate::registry::OpenLink;
+use crate::repo::access::{AccessError, Action, CheckAccess};
+use crate::repo::audit::RecordAudit;
+use crate::terminal::OwnerRequest;
+
+type Ctx = WebsocketContext<WebSession>;
+
+impl WebSession {
+    /// Handles one parsed client request.
+    pub(super) fn dispatch(&mut self, frame: ClientFrame, ctx: &mut Ctx) {
+        let request_id = frame.request_id;
+        match frame.request {
+            ClientRequest::SubscribeMachines {} => self.subscribe(request_id, ctx),
+            ClientRequest::SpawnTerminal {
+                machine_id,
+                cols,
+                rows,
+            } => self.spawn_terminal(&machine_id, cols, rows, request_id, ctx),
+            ClientRequest::TerminalInput { session_id, data } => {
+                let from = self.connection_id;
+                self.forward_to_terminal(&session_id, request_id, ctx, |request_id| {
+                    OwnerRequest::Input {
+                        from,
+                        data,
+                        request_id,
+                    }
+                })
+            }
+            ClientRequest::TerminalResize {
+                session_id,
+                cols,
+                rows,
+            } => {
+                let from = self.connection_id;
+                self.forward_to_terminal(&session_id, request_id, ctx, |_| OwnerRequest::Resize {
+                    from,
+                    cols,
+                    rows,
+                })
+            }
+            ClientRequest::CloseTerminal { session_id } => {
+                let from = self.connection_id;
+                self.forward_to_terminal(&session_id, request_id, ctx, |_| OwnerRequest::Close {
+                    from,
+                })
+            }
+            ClientRequest::AttachTerminal {
+                session_token,
+                offset,
+            } => self.attach(&session_token, offset, request_id, ctx),
+            ClientRequest::ExecuteCommand {
+                machine_id,
+                command,
+                timeout_secs,
+            } => self.execute(&machine_id, command, timeout_secs, request_id, ctx),
+        }
+    }
+
+    /// Forwards a request to one of this socket's sessions.
+    fn forward_to_terminal(
+        &mut self,
+        session_id: &str,
+        request_id: Option<String>,
+        ctx: &mut Ctx,
+        request: impl FnOnce(Option<String>) -> OwnerRequest,
+    ) {
+        match SessionId::parse(session_id).and_then(|id| self.terminals.get(&id)) {
+            Some(inbox) => inbox.do_send(request(request_id)),
+            None => self.error(
+                ctx,
+                ErrorCode::UnknownSession,
+                "no such session on this connection",
+                request_id,
+            ),
+        }
+    }
+
+    /// Checks access, asks the Registry for a link to the agent, then runs `then` with it.
+    pub(super) fn with_agent(
+        &mut self,
+        machine: &str,
+        action: Action,
+        request_id: Option<String>,
+        ctx: &mut Ctx,
+        then: impl FnOnce(&mut WebSession, MachineId, AgentLink, Option<String>, &mut Ctx) + 'static,
+    ) {
+        let Some(machine_id) = MachineId::parse(machine) else {
+            return self.error(
+                ctx,
+                ErrorCode::UnknownMachine,
+                "no such machine",
+                request_id,
+            );
+        };
+        let check = CheckAccess {
+            user_id: self.user.user_id.clone(),
+            machine_id,
+            action,
+        };
+        let open_link = self.links.routing.open_link.clone();
+        let lookup = self.links.access.check.send(check);
+        let work = async move {
+            match lookup.await {
+                Ok(Ok(_machine)) => open_link
+                    .send(OpenLink { machine_id })
+                    .await
+                    .map_err(|err| AccessError::Database(err.to_string())),
+                Ok(Err(err)) => Err(err),
+                Err(err) => Err(AccessError::Database(err.to_string())),
+            }
+        };
+        ctx.spawn(work.into_actor(self).map(move |outcome, session, ctx| match outcome {
+            Ok(Some(agent)) => then(session, machine_id, agent, request_id, ctx),
+            Ok(None) => session.error(ctx, ErrorCode::MachineOffline, "machine is offline", request_id),
+            Err(AccessError::UnknownMachine) => session.error(ctx, ErrorCode::UnknownMachine, "no such machine", request_id),
+            Err(AccessError::Forbidden) => {
+                tracing::warn!(security = true, user_id = %session.user.user_id, %machine_id, action = action.level(), "access denied");
+                session.audit("access.denied", Some(machine_id), serde_json::json!({ "action": action.level() }));
+                session.error(ctx, ErrorCode::Forbidden, "not allowed on this machine", request_id);
+            }
+            Err(AccessError::Database(err)) => {
+                tracing::error!(error = %err, "authorisation check failed");
+                session.error(ctx, ErrorCode::Internal, "internal error", request_id);
+            }
+        }));
+    }
+
+    /// Records an audit entry and runs `then` once it is committed: a security-relevant action
+    /// reaches no agent before its audit entry is stored. If it cannot be stored, the request
+    /// fails and nothing is done.
+    pub(super) fn after_audit(
+        &mut self,
+        action: &'static str,
+        machine_id: MachineId,
+        detail: serde_json::Value,
+        request_id: Option<String>,
+        ctx: &mut Ctx,
+        then: impl FnOnce(&mut WebSession, Option<String>, &mut Ctx) + 'static,
+    ) {
+        let stored = self.links.audit.send(RecordAudit {
+            actor: self.user.user_id.clone(),
+            action,
+            machine_id: Some(machine_id),
+            detail,
+            source_ip: self.source_ip.clone(),
+        });
+        ctx.spawn(
+            stored
+                .into_actor(self)
+                .map(move |outcome, session, ctx| match outcome {
+                    Ok(Ok(())) => then(session, request_id, ctx),
+                    _ => {
+                        tracing::error!(action, "audit entry not stored; request refused");
+                        session.error(
+                            ctx,
+                            ErrorCode::Internal,
+                            "the action could not be audited",
+                            request_id,
+                        );
+                    }
+                }),
+        );
+    }
+}

@@ -1,0 +1,78 @@
+//! `subscribe_machines`: a snapshot of the machines this user may see, then every status
+//! change of one of them.
+
+use actix::{ActorFutureExt, AsyncContext, Handler, WrapFuture};
+use actix_web_actors::ws::WebsocketContext;
+
+use super::WebSession;
+use crate::protocol::ErrorCode;
+use crate::protocol::web::ServerEvent;
+use crate::registry::{MachineStatusChanged, SubscribeStatus};
+use crate::repo::access::{AccessError, Action, CheckAccess, VisibleMachines};
+
+type Ctx = WebsocketContext<WebSession>;
+
+impl WebSession {
+    /// `subscribe_machines`: the snapshot, then live changes.
+    pub(super) fn subscribe(&mut self, request_id: Option<String>, ctx: &mut Ctx) {
+        let visible = self.links.access.visible.send(VisibleMachines {
+            user_id: self.user.user_id.clone(),
+        });
+        ctx.spawn(visible.into_actor(self).map(move |outcome, session, ctx| {
+            let machines = match outcome {
+                Ok(Ok(machines)) => machines,
+                Ok(Err(AccessError::Forbidden)) => {
+                    return session.error(ctx, ErrorCode::Forbidden, "not allowed", request_id);
+                }
+                _ => return session.error(ctx, ErrorCode::Internal, "internal error", request_id),
+            };
+            for machine in machines {
+                let event = ServerEvent::MachineStatus {
+                    machine_id: machine.id.to_string(),
+                    hostname: machine.hostname,
+                    status: if machine.status == "online" {
+                        "online"
+                    } else {
+                        "offline"
+                    },
+                    last_seen: machine.last_seen.map(|t| t.to_rfc3339()),
+                };
+                session.send_text(ctx, event.to_json(request_id.as_deref()));
+            }
+            if !session.subscribed {
+                session.subscribed = true;
+                session
+                    .links
+                    .routing
+                    .subscribe_status
+                    .do_send(SubscribeStatus {
+                        subscriber: ctx.address().recipient(),
+                    });
+            }
+        }));
+    }
+}
+
+impl Handler<MachineStatusChanged> for WebSession {
+    type Result = ();
+
+    fn handle(&mut self, change: MachineStatusChanged, ctx: &mut Ctx) {
+        let check = CheckAccess {
+            user_id: self.user.user_id.clone(),
+            machine_id: change.machine_id,
+            action: Action::View,
+        };
+        let allowed = self.links.access.check.send(check);
+        ctx.spawn(allowed.into_actor(self).map(move |outcome, session, ctx| {
+            if matches!(outcome, Ok(Ok(_))) {
+                let event = ServerEvent::MachineStatus {
+                    machine_id: change.machine_id.to_string(),
+                    hostname: change.hostname,
+                    status: if change.online { "online" } else { "offline" },
+                    last_seen: Some(change.at.to_rfc3339()),
+                };
+                session.send_text(ctx, event.to_json(None));
+            }
+        }));
+    }
+}
