@@ -385,3 +385,49 @@ async fn user_repo_changes_and_deletes_users_but_keeps_an_enabled_admin() {
         ["ops"]
     );
 }
+
+#[actix_web::test]
+async fn the_latest_sample_comes_from_memory_and_after_a_restart_from_the_table() {
+    use fleetgate_actors::repo::metric::LatestMetrics;
+    let (database, _dir) = database().await;
+    let key = DataKey::from_bytes(KEY);
+    let beating = enroll_machine(&database, &key, "beating")
+        .await
+        .expect("enroll")
+        .id;
+    let silent = enroll_machine(&database, &key, "silent")
+        .await
+        .expect("enroll")
+        .id;
+    let repo = MetricRepo::new(database.clone(), MetricRepoConfig::default()).start();
+    let now = Utc::now();
+    repo.do_send(sample(beating, now - chrono::Duration::seconds(5)));
+    repo.do_send(sample(beating, now));
+    repo.do_send(sample(beating, now - chrono::Duration::seconds(10)));
+    let latest = |repo: actix::Addr<MetricRepo>| async move {
+        repo.send(LatestMetrics {
+            machine_ids: vec![beating, silent],
+        })
+        .await
+        .expect("send")
+        .expect("ok")
+    };
+    let before = latest(repo.clone()).await;
+    assert_eq!(
+        before.get(&beating).map(|s| s.at),
+        Some(now),
+        "the newest, before any flush"
+    );
+    assert!(!before.contains_key(&silent));
+
+    repo.send(FlushMetrics).await.expect("send").expect("ok");
+    let restarted = MetricRepo::new(database.clone(), MetricRepoConfig::default()).start();
+    let after = latest(restarted).await;
+    let at = after.get(&beating).map(|s| s.at.timestamp_millis());
+    assert_eq!(
+        at,
+        Some(now.timestamp_millis()),
+        "read back from the table once"
+    );
+    assert!(!after.contains_key(&silent));
+}

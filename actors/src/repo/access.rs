@@ -69,12 +69,64 @@ pub struct CheckAccess {
     pub action: Action,
 }
 
-/// The machines `user_id` may view, with their stored rows.
+/// The machines `user_id` may view that match `filter`, with their stored rows, by id.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<Vec<machines::Model>, AccessError>")]
 pub struct VisibleMachines {
     /// The JWT `sub`.
     pub user_id: String,
+    /// Which of them (all by default).
+    pub filter: MachineFilter,
+}
+
+/// A page of a machine list, and filters on it.
+#[derive(Debug, Clone, Default)]
+pub struct MachineFilter {
+    /// Only machines whose id sorts after this one (the previous page's last).
+    pub after: Option<Uuid>,
+    /// At most this many.
+    pub limit: Option<u64>,
+    /// Only machines with this stored status (`online` or `offline`).
+    pub status: Option<String>,
+    /// Only machines whose name, hostname or address contains this, ignoring case.
+    pub text: Option<String>,
+}
+
+impl MachineFilter {
+    /// The query for the machines matching this filter among `only` (all when `None`).
+    fn query(&self, only: Option<Vec<Uuid>>) -> sea_orm::Select<machines::Entity> {
+        use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+        use sea_orm::{Condition, QueryOrder, QuerySelect};
+        let mut query = machines::Entity::find().order_by_asc(machines::Column::Id);
+        if let Some(ids) = only {
+            query = query.filter(machines::Column::Id.is_in(ids));
+        }
+        if let Some(after) = self.after {
+            query = query.filter(machines::Column::Id.gt(after));
+        }
+        if let Some(status) = &self.status {
+            query = query.filter(machines::Column::Status.eq(status.as_str()));
+        }
+        if let Some(text) = self.text.as_deref().filter(|t| !t.is_empty()) {
+            let escaped = text
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            let pattern = || LikeExpr::new(format!("%{escaped}%")).escape('\\');
+            let column = |c: machines::Column| Expr::expr(Func::lower(Expr::col(c)));
+            query = query.filter(
+                Condition::any()
+                    .add(column(machines::Column::Name).like(pattern()))
+                    .add(column(machines::Column::Hostname).like(pattern()))
+                    .add(column(machines::Column::Ip).like(pattern())),
+            );
+        }
+        if let Some(limit) = self.limit {
+            query = query.limit(limit);
+        }
+        query
+    }
 }
 
 /// A user's role and grants as read at `read_at`.
@@ -219,11 +271,14 @@ impl Handler<VisibleMachines> for AccessRepo {
             self,
             request.user_id,
             async move |db, access| {
-                let all = machines::Entity::find().all(&db).await?;
-                Ok(all
-                    .into_iter()
-                    .filter(|m| access.allows(m.id, Action::View))
-                    .collect())
+                let only = (access.role != Role::Admin).then(|| {
+                    let granted = access
+                        .grants
+                        .iter()
+                        .filter(|(_, levels)| !levels.is_empty());
+                    granted.map(|(id, _)| *id).collect()
+                });
+                Ok(request.filter.query(only).all(&db).await?)
             },
         ))
     }

@@ -1,13 +1,19 @@
-//! `MetricRepo`: batched metric inserts (every second or 500 rows) and retention pruning.
+//! `MetricRepo`: batched metric inserts (every second or 500 rows), retention pruning, and each
+//! machine's latest sample kept in memory (a machine list never reads the metrics table per
+//! machine; after a restart a machine's sample is read once, then kept fresh by heartbeats).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use actix::{
-    Actor, ActorFutureExt, AsyncContext, AtomicResponse, Context, Handler, Message, WrapFuture,
+    Actor, ActorFutureExt, AsyncContext, AtomicResponse, Context, Handler, Message,
+    ResponseActFuture, WrapFuture,
 };
 use chrono::{DateTime, Utc};
 use fleetgate_entity::metrics;
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, NotSet, QueryFilter, Set};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, NotSet, QueryFilter, QueryOrder, Set,
+};
 
 use crate::protocol::MachineId;
 
@@ -57,6 +63,61 @@ pub struct RecordMetric {
     pub uptime: i64,
 }
 
+/// A machine's most recent metric sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MetricSample {
+    /// When the heartbeat arrived.
+    pub at: DateTime<Utc>,
+    /// CPU percent.
+    pub cpu: f64,
+    /// RAM used, GiB.
+    pub ram_used: f64,
+    /// RAM total, GiB.
+    pub ram_total: f64,
+    /// Disk used, GiB.
+    pub disk_used: f64,
+    /// Disk total, GiB.
+    pub disk_total: f64,
+    /// Uptime, seconds.
+    pub uptime: i64,
+}
+
+impl From<&RecordMetric> for MetricSample {
+    fn from(m: &RecordMetric) -> Self {
+        Self {
+            at: m.at,
+            cpu: m.cpu,
+            ram_used: m.ram_used,
+            ram_total: m.ram_total,
+            disk_used: m.disk_used,
+            disk_total: m.disk_total,
+            uptime: m.uptime,
+        }
+    }
+}
+
+impl From<metrics::Model> for MetricSample {
+    fn from(m: metrics::Model) -> Self {
+        Self {
+            at: m.at,
+            cpu: m.cpu,
+            ram_used: m.ram_used,
+            ram_total: m.ram_total,
+            disk_used: m.disk_used,
+            disk_total: m.disk_total,
+            uptime: m.uptime,
+        }
+    }
+}
+
+/// The latest sample of each of `machine_ids` that has one.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<HashMap<MachineId, MetricSample>, DbErr>")]
+pub struct LatestMetrics {
+    /// The machines.
+    pub machine_ids: Vec<MachineId>,
+}
+
 /// Write every waiting row now; answers with how many were written.
 #[derive(Message, Debug)]
 #[rtype(result = "Result<usize, DbErr>")]
@@ -75,6 +136,8 @@ pub struct MetricRepo {
     db: DatabaseConnection,
     config: MetricRepoConfig,
     pending: Vec<metrics::ActiveModel>,
+    /// Each machine's latest sample (`None`: read, and it has none).
+    latest: HashMap<MachineId, Option<MetricSample>>,
 }
 
 impl MetricRepo {
@@ -84,6 +147,7 @@ impl MetricRepo {
             db,
             config,
             pending: Vec::new(),
+            latest: HashMap::new(),
         }
     }
 
@@ -147,6 +211,10 @@ impl Handler<RecordMetric> for MetricRepo {
     type Result = ();
 
     fn handle(&mut self, sample: RecordMetric, ctx: &mut Context<Self>) {
+        let known = self.latest.entry(sample.machine_id).or_insert(None);
+        if known.is_none_or(|k| k.at <= sample.at) {
+            *known = Some(MetricSample::from(&sample));
+        }
         self.pending.push(metrics::ActiveModel {
             id: NotSet,
             machine_id: Set(sample.machine_id.0),
@@ -179,5 +247,46 @@ impl Handler<PruneMetrics> for MetricRepo {
         AtomicResponse::new(Box::pin(
             prune_before(self.db.clone(), request.before).into_actor(self),
         ))
+    }
+}
+
+/// Reads the latest stored sample of each of `machine_ids`.
+async fn read_latest(
+    db: DatabaseConnection,
+    machine_ids: Vec<MachineId>,
+) -> Result<Vec<(MachineId, Option<MetricSample>)>, DbErr> {
+    let mut found = Vec::with_capacity(machine_ids.len());
+    for machine_id in machine_ids {
+        let row = metrics::Entity::find()
+            .filter(metrics::Column::MachineId.eq(machine_id.0))
+            .order_by_desc(metrics::Column::At)
+            .one(&db)
+            .await?;
+        found.push((machine_id, row.map(MetricSample::from)));
+    }
+    Ok(found)
+}
+
+impl Handler<LatestMetrics> for MetricRepo {
+    type Result = ResponseActFuture<Self, Result<HashMap<MachineId, MetricSample>, DbErr>>;
+
+    fn handle(&mut self, request: LatestMetrics, _: &mut Context<Self>) -> Self::Result {
+        let unknown: Vec<MachineId> = request
+            .machine_ids
+            .iter()
+            .filter(|id| !self.latest.contains_key(id))
+            .copied()
+            .collect();
+        let read = read_latest(self.db.clone(), unknown);
+        Box::pin(read.into_actor(self).map(move |read, repo, _| {
+            for (machine_id, sample) in read? {
+                repo.latest.entry(machine_id).or_insert(sample);
+            }
+            Ok(request
+                .machine_ids
+                .iter()
+                .filter_map(|id| Some((*id, (*repo.latest.get(id)?)?)))
+                .collect())
+        }))
     }
 }

@@ -13,14 +13,6 @@ use crate::protocol::MachineId;
 /// Most rows one query returns.
 pub const MAX_ROWS: u64 = 1000;
 
-/// The newest metric row of a machine.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<Option<metrics::Model>, DbErr>")]
-pub struct LatestMetric {
-    /// The machine.
-    pub machine_id: MachineId,
-}
-
 /// Metric rows of a machine in [since, until), oldest first.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<Vec<metrics::Model>, DbErr>")]
@@ -97,21 +89,6 @@ impl QueryRepo {
 
 impl Actor for QueryRepo {
     type Context = Context<Self>;
-}
-
-impl Handler<LatestMetric> for QueryRepo {
-    type Result = ResponseFuture<Result<Option<metrics::Model>, DbErr>>;
-
-    fn handle(&mut self, q: LatestMetric, _: &mut Context<Self>) -> Self::Result {
-        let db = self.db.clone();
-        Box::pin(async move {
-            metrics::Entity::find()
-                .filter(metrics::Column::MachineId.eq(q.machine_id.0))
-                .order_by_desc(metrics::Column::At)
-                .one(&db)
-                .await
-        })
-    }
 }
 
 impl Handler<MetricRange> for QueryRepo {

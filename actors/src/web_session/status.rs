@@ -8,7 +8,7 @@ use super::WebSession;
 use crate::protocol::ErrorCode;
 use crate::protocol::web::ServerEvent;
 use crate::registry::{MachineStatusChanged, SubscribeStatus};
-use crate::repo::access::{AccessError, Action, CheckAccess, VisibleMachines};
+use crate::repo::access::{AccessError, Action, CheckAccess, MachineFilter, VisibleMachines};
 
 type Ctx = WebsocketContext<WebSession>;
 
@@ -17,6 +17,7 @@ impl WebSession {
     pub(super) fn subscribe(&mut self, request_id: Option<String>, ctx: &mut Ctx) {
         let visible = self.links.access.visible.send(VisibleMachines {
             user_id: self.user.user_id.clone(),
+            filter: MachineFilter::default(),
         });
         ctx.spawn(visible.into_actor(self).map(move |outcome, session, ctx| {
             let machines = match outcome {

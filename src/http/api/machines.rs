@@ -4,11 +4,14 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Duration, Utc};
 use fleetgate_actors::protocol::MachineId;
 use fleetgate_actors::registry::DisconnectAgent;
-use fleetgate_actors::repo::access::{AccessError, Action, CheckAccess, VisibleMachines};
+use fleetgate_actors::repo::access::{
+    AccessError, Action, CheckAccess, MachineFilter, VisibleMachines,
+};
 use fleetgate_actors::repo::audit::RecordAudit;
 use fleetgate_actors::repo::machine::EnrollMachine;
 use fleetgate_actors::repo::machine_admin::{DeleteMachine, RotateSecret};
-use fleetgate_actors::repo::queries::{LatestMetric, ListPorts, MetricRange};
+use fleetgate_actors::repo::metric::{LatestMetrics, MetricSample};
+use fleetgate_actors::repo::queries::{ListPorts, MetricRange};
 use fleetgate_actors::socket::CLOSE_REVOKED;
 use fleetgate_entity::{machines, metrics};
 use serde::Deserialize;
@@ -78,49 +81,95 @@ pub async fn audit_committed(
         .map_err(ApiError::internal)
 }
 
-fn metric_json(row: &metrics::Model) -> Value {
+fn sample_json(sample: &MetricSample) -> Value {
     json!({
-        "at": row.at.to_rfc3339(), "cpu": row.cpu, "ramUsed": row.ram_used, "ramTotal": row.ram_total,
-        "diskUsed": row.disk_used, "diskTotal": row.disk_total, "uptime": row.uptime,
+        "at": sample.at.to_rfc3339(), "cpu": sample.cpu, "ramUsed": sample.ram_used,
+        "ramTotal": sample.ram_total, "diskUsed": sample.disk_used,
+        "diskTotal": sample.disk_total, "uptime": sample.uptime,
     })
 }
 
-fn machine_json(row: &machines::Model, latest: Option<&metrics::Model>) -> Value {
+fn machine_json(row: &machines::Model, latest: Option<&MetricSample>) -> Value {
     json!({
         "id": row.id.to_string(), "name": row.name, "hostname": row.hostname, "ip": row.ip,
         "os": { "distro": row.os_distro, "release": row.os_release, "kernel": row.os_kernel },
         "platform": row.platform, "status": row.status,
         "lastSeen": row.last_seen.map(|t| t.to_rfc3339()),
-        "latestMetrics": latest.map(metric_json),
+        "latestMetrics": latest.map(sample_json),
     })
 }
 
-async fn with_latest(state: &AppState, row: &machines::Model) -> Result<Value, ApiError> {
+/// The rows as the API shows them, each with its latest sample (from memory, not per row
+/// from the metrics table).
+async fn with_latest(state: &AppState, rows: &[machines::Model]) -> Result<Vec<Value>, ApiError> {
+    let machine_ids = rows.iter().map(|row| MachineId(row.id)).collect();
     let latest = state
         .services
-        .queries
-        .send(LatestMetric {
-            machine_id: MachineId(row.id),
-        })
+        .metrics
+        .send(LatestMetrics { machine_ids })
         .await??;
-    Ok(machine_json(row, latest.as_ref()))
+    Ok(rows
+        .iter()
+        .map(|row| machine_json(row, latest.get(&MachineId(row.id))))
+        .collect())
 }
 
-/// `GET /machines`
-pub async fn list(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// Query of `GET /machines`: a page (`limit`, `cursor`) and filters (`status`, `q`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<u64>,
+    cursor: Option<Uuid>,
+    status: Option<String>,
+    q: Option<String>,
+}
+
+/// Longest page of `GET /machines`.
+const MAX_PAGE: u64 = 1000;
+
+/// `GET /machines?limit=&cursor=&status=&q=`: without `limit`, every machine the caller may
+/// view; with it, one page by id and the cursor of the next (`nextCursor`, null at the end).
+pub async fn list(
+    caller: Caller,
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    if query.limit.is_some_and(|l| l == 0 || l > MAX_PAGE) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be 1 to {MAX_PAGE}"
+        )));
+    }
+    if query
+        .status
+        .as_deref()
+        .is_some_and(|s| s != "online" && s != "offline")
+    {
+        return Err(ApiError::BadRequest(
+            "status must be online or offline".into(),
+        ));
+    }
+    let filter = MachineFilter {
+        after: query.cursor,
+        limit: query.limit,
+        status: query.status,
+        text: query.q,
+    };
     let rows = state
         .services
         .access
         .send(VisibleMachines {
             user_id: caller.user_id.clone(),
+            filter,
         })
         .await?
         .map_err(|err| ApiError::Forbidden(err.to_string()))?;
-    let mut items = Vec::with_capacity(rows.len());
-    for row in &rows {
-        items.push(with_latest(&state, row).await?);
-    }
-    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+    let next_cursor = match (query.limit, rows.last()) {
+        (Some(limit), Some(last)) if rows.len() as u64 == limit => Some(last.id.to_string()),
+        _ => None,
+    };
+    let items = with_latest(&state, &rows).await?;
+    Ok(HttpResponse::Ok().json(json!({ "items": items, "nextCursor": next_cursor })))
 }
 
 /// `GET /machines/{id}`
@@ -130,7 +179,8 @@ pub async fn show(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let row = authorize(&state, &caller, path.into_inner(), Action::View).await?;
-    Ok(HttpResponse::Ok().json(with_latest(&state, &row).await?))
+    let mut shown = with_latest(&state, std::slice::from_ref(&row)).await?;
+    Ok(HttpResponse::Ok().json(shown.pop().unwrap_or_default()))
 }
 
 /// Query of `GET /machines/{id}/metrics`.
