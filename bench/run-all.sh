@@ -23,5 +23,6 @@ bench=("$target_dir/$profile_dir/fleetgate-bench" --server-bin "$target_dir/$pro
 # 32 MiB: in a debug build the flood must outlast the metric batcher's 1 s flush, so that the
 # flooding machine's heartbeats can be seen stored during it.
 "${bench[@]}" terminal-throughput --mib 32 --slow-mib 16 --slow-agent-mib-per-sec 32
+"${bench[@]}" machine-list --agents 200 --samples 4
 "${bench[@]}" reconnect-storm --agents 100 --limit-secs 90
 echo "bench smoke run: every scenario passed its correctness checks"

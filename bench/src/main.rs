@@ -46,6 +46,8 @@ enum Scenario {
     KeystrokeRtt(scenarios::keystroke_rtt::Options),
     /// An agent floods terminal output: MiB/s via fleetgate and the raw relay; then a slow reader.
     TerminalThroughput(scenarios::terminal_throughput::Options),
+    /// N agents heartbeating: how fast the machine list answers a page and the whole list.
+    MachineList(scenarios::machine_list::Options),
     /// N agents connected, the server killed and restarted: time until all are back.
     ReconnectStorm(scenarios::reconnect_storm::Options),
     /// Runs the raw relay (started by the benchmarks themselves).
@@ -88,6 +90,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Scenario::TerminalThroughput(options) => {
             scenarios::terminal_throughput::run(&binary, options).await?
         }
+        Scenario::MachineList(options) => scenarios::machine_list::run(&binary, options).await?,
         Scenario::ReconnectStorm(options) => {
             scenarios::reconnect_storm::run(&binary, options).await?
         }

@@ -3,6 +3,7 @@
 
 pub mod connect_storm;
 pub mod keystroke_rtt;
+pub mod machine_list;
 pub mod reconnect_storm;
 pub mod steady_fleet;
 pub mod terminal_throughput;
