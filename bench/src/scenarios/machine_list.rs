@@ -54,17 +54,17 @@ pub async fn run(binary: &Path, options: Options) -> anyhow::Result<Checks> {
     let config = FleetConfig {
         ramp_per_sec: 0,
         reconnect: true,
-        heartbeat: Duration::from_secs(2),
         ..FleetConfig::new("")
     };
+    let heartbeat = config.heartbeat;
     let limit = Duration::from_secs(options.limit_secs);
     let connected = connect_fleet(sqlite_server(binary), options.agents, config, limit).await?;
     checks.check(
         connected.all_registered_after.is_some(),
         format!("machine-list: not all {} agents registered", options.agents),
     );
-    // Two heartbeat rounds, so that every machine has a latest sample.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // A heartbeat round and a metric flush, so that every machine has a latest sample.
+    tokio::time::sleep(heartbeat + Duration::from_secs(2)).await;
     let addr = connected.server.addr();
     let token = connected.server.admin_token().await?;
     let mut page = Vec::new();

@@ -1,5 +1,7 @@
 //! `/machines`: list, show, metrics, ports; admin-only enrolment, secret rotation and deletion.
 
+use std::collections::HashMap;
+
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Duration, Utc};
 use fleetgate_actors::protocol::MachineId;
@@ -14,7 +16,7 @@ use fleetgate_actors::repo::metric::{LatestMetrics, MetricSample};
 use fleetgate_actors::repo::queries::{ListPorts, MetricRange};
 use fleetgate_actors::socket::CLOSE_REVOKED;
 use fleetgate_entity::{machines, metrics};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -81,37 +83,95 @@ pub async fn audit_committed(
         .map_err(ApiError::internal)
 }
 
-fn sample_json(sample: &MetricSample) -> Value {
-    json!({
-        "at": sample.at.to_rfc3339(), "cpu": sample.cpu, "ramUsed": sample.ram_used,
-        "ramTotal": sample.ram_total, "diskUsed": sample.disk_used,
-        "diskTotal": sample.disk_total, "uptime": sample.uptime,
-    })
+/// A machine's latest sample as the API shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SampleView {
+    at: String,
+    cpu: f64,
+    ram_used: f64,
+    ram_total: f64,
+    disk_used: f64,
+    disk_total: f64,
+    uptime: i64,
 }
 
-fn machine_json(row: &machines::Model, latest: Option<&MetricSample>) -> Value {
-    json!({
-        "id": row.id.to_string(), "name": row.name, "hostname": row.hostname, "ip": row.ip,
-        "os": { "distro": row.os_distro, "release": row.os_release, "kernel": row.os_kernel },
-        "platform": row.platform, "status": row.status,
-        "lastSeen": row.last_seen.map(|t| t.to_rfc3339()),
-        "latestMetrics": latest.map(sample_json),
-    })
+impl From<&MetricSample> for SampleView {
+    fn from(sample: &MetricSample) -> Self {
+        Self {
+            at: sample.at.to_rfc3339(),
+            cpu: sample.cpu,
+            ram_used: sample.ram_used,
+            ram_total: sample.ram_total,
+            disk_used: sample.disk_used,
+            disk_total: sample.disk_total,
+            uptime: sample.uptime,
+        }
+    }
 }
 
-/// The rows as the API shows them, each with its latest sample (from memory, not per row
-/// from the metrics table).
-async fn with_latest(state: &AppState, rows: &[machines::Model]) -> Result<Vec<Value>, ApiError> {
+/// The operating system a machine's agent reported.
+#[derive(Serialize)]
+struct OsView<'a> {
+    distro: Option<&'a str>,
+    release: Option<&'a str>,
+    kernel: Option<&'a str>,
+}
+
+/// A machine as the API shows it (never its secret).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MachineView<'a> {
+    id: Uuid,
+    name: &'a str,
+    hostname: &'a str,
+    ip: &'a str,
+    os: OsView<'a>,
+    platform: Option<&'a str>,
+    status: &'a str,
+    last_seen: Option<String>,
+    latest_metrics: Option<SampleView>,
+}
+
+impl<'a> MachineView<'a> {
+    fn new(row: &'a machines::Model, latest: Option<&MetricSample>) -> Self {
+        Self {
+            id: row.id,
+            name: &row.name,
+            hostname: &row.hostname,
+            ip: &row.ip,
+            os: OsView {
+                distro: row.os_distro.as_deref(),
+                release: row.os_release.as_deref(),
+                kernel: row.os_kernel.as_deref(),
+            },
+            platform: row.platform.as_deref(),
+            status: &row.status,
+            last_seen: row.last_seen.map(|t| t.to_rfc3339()),
+            latest_metrics: latest.map(SampleView::from),
+        }
+    }
+}
+
+/// The latest sample of each of `rows` (from memory, not one metrics query per row).
+async fn latest_of(
+    state: &AppState,
+    rows: &[machines::Model],
+) -> Result<HashMap<MachineId, MetricSample>, ApiError> {
     let machine_ids = rows.iter().map(|row| MachineId(row.id)).collect();
-    let latest = state
+    Ok(state
         .services
         .metrics
         .send(LatestMetrics { machine_ids })
-        .await??;
-    Ok(rows
-        .iter()
-        .map(|row| machine_json(row, latest.get(&MachineId(row.id))))
-        .collect())
+        .await??)
+}
+
+/// A page of machines as the API shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MachinePage<'a> {
+    items: Vec<MachineView<'a>>,
+    next_cursor: Option<String>,
 }
 
 /// Query of `GET /machines`: a page (`limit`, `cursor`) and filters (`status`, `q`).
@@ -168,8 +228,12 @@ pub async fn list(
         (Some(limit), Some(last)) if rows.len() as u64 == limit => Some(last.id.to_string()),
         _ => None,
     };
-    let items = with_latest(&state, &rows).await?;
-    Ok(HttpResponse::Ok().json(json!({ "items": items, "nextCursor": next_cursor })))
+    let latest = latest_of(&state, &rows).await?;
+    let items = rows
+        .iter()
+        .map(|row| MachineView::new(row, latest.get(&MachineId(row.id))))
+        .collect();
+    Ok(HttpResponse::Ok().json(MachinePage { items, next_cursor }))
 }
 
 /// `GET /machines/{id}`
@@ -179,8 +243,8 @@ pub async fn show(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let row = authorize(&state, &caller, path.into_inner(), Action::View).await?;
-    let mut shown = with_latest(&state, std::slice::from_ref(&row)).await?;
-    Ok(HttpResponse::Ok().json(shown.pop().unwrap_or_default()))
+    let latest = latest_of(&state, std::slice::from_ref(&row)).await?;
+    Ok(HttpResponse::Ok().json(MachineView::new(&row, latest.get(&MachineId(row.id)))))
 }
 
 /// Query of `GET /machines/{id}/metrics`.
