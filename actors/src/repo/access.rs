@@ -1,10 +1,14 @@
 //! `AccessRepo`: may this user do this on this machine? Roles and `machine_access` grants from
-//! the database, cached for at most 30 s; never data the client sent.
+//! the database, cached for at most 30 s (forgotten at once when they change); never data the
+//! client sent. Reads run concurrently (a status change checks every subscribed socket at
+//! once); only grant writes are serialized.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorFutureExt, AtomicResponse, Context, Handler, Message, WrapFuture};
+use actix::{
+    Actor, ActorFutureExt, AtomicResponse, Context, Handler, Message, ResponseActFuture, WrapFuture,
+};
 use fleetgate_entity::{machine_access, machines, users};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
@@ -184,6 +188,9 @@ async fn load_user(db: &DatabaseConnection, user_id: &str) -> Result<Option<User
 pub struct AccessRepo {
     db: DatabaseConnection,
     cache: HashMap<String, UserAccess>,
+    /// Bumped whenever a user's access may have changed: a read that started before the bump
+    /// does not put what it read in the cache.
+    generation: u64,
 }
 
 impl AccessRepo {
@@ -192,6 +199,7 @@ impl AccessRepo {
         Self {
             db,
             cache: HashMap::new(),
+            generation: 0,
         }
     }
 
@@ -221,6 +229,7 @@ where
     let db = repo.db.clone();
     let cached = repo.cached(&user_id);
     let key = user_id.clone();
+    let generation = repo.generation;
     Box::pin(
         async move {
             let access = match cached {
@@ -237,7 +246,9 @@ where
         .map(
             move |outcome: Result<(UserAccess, Result<T, AccessError>), AccessError>, repo, _| {
                 let (access, result) = outcome?;
-                repo.cache.insert(key, access);
+                if repo.generation == generation {
+                    repo.cache.insert(key, access);
+                }
                 result
             },
         ),
@@ -245,11 +256,11 @@ where
 }
 
 impl Handler<CheckAccess> for AccessRepo {
-    type Result = AtomicResponse<Self, Result<machines::Model, AccessError>>;
+    type Result = ResponseActFuture<Self, Result<machines::Model, AccessError>>;
 
     fn handle(&mut self, check: CheckAccess, _: &mut Context<Self>) -> Self::Result {
         let (machine, action) = (check.machine_id.0, check.action);
-        AtomicResponse::new(with_access(self, check.user_id, async move |db, access| {
+        with_access(self, check.user_id, async move |db, access| {
             let row = machines::Entity::find_by_id(machine)
                 .one(&db)
                 .await?
@@ -259,28 +270,24 @@ impl Handler<CheckAccess> for AccessRepo {
             } else {
                 Err(AccessError::Forbidden)
             }
-        }))
+        })
     }
 }
 
 impl Handler<VisibleMachines> for AccessRepo {
-    type Result = AtomicResponse<Self, Result<Vec<machines::Model>, AccessError>>;
+    type Result = ResponseActFuture<Self, Result<Vec<machines::Model>, AccessError>>;
 
     fn handle(&mut self, request: VisibleMachines, _: &mut Context<Self>) -> Self::Result {
-        AtomicResponse::new(with_access(
-            self,
-            request.user_id,
-            async move |db, access| {
-                let only = (access.role != Role::Admin).then(|| {
-                    let granted = access
-                        .grants
-                        .iter()
-                        .filter(|(_, levels)| !levels.is_empty());
-                    granted.map(|(id, _)| *id).collect()
-                });
-                Ok(request.filter.query(only).all(&db).await?)
-            },
-        ))
+        with_access(self, request.user_id, async move |db, access| {
+            let only = (access.role != Role::Admin).then(|| {
+                let granted = access
+                    .grants
+                    .iter()
+                    .filter(|(_, levels)| !levels.is_empty());
+                granted.map(|(id, _)| *id).collect()
+            });
+            Ok(request.filter.query(only).all(&db).await?)
+        })
     }
 }
 
@@ -293,7 +300,7 @@ pub struct UserRole {
 }
 
 impl Handler<UserRole> for AccessRepo {
-    type Result = AtomicResponse<Self, Result<Option<Role>, AccessError>>;
+    type Result = ResponseActFuture<Self, Result<Option<Role>, AccessError>>;
 
     fn handle(&mut self, request: UserRole, _: &mut Context<Self>) -> Self::Result {
         let inner = with_access(
@@ -301,11 +308,11 @@ impl Handler<UserRole> for AccessRepo {
             request.user_id,
             async move |_, access| Ok(access.role),
         );
-        AtomicResponse::new(Box::pin(inner.map(|result, _, _| match result {
+        Box::pin(inner.map(|result, _, _| match result {
             Ok(role) => Ok(Some(role)),
             Err(AccessError::Forbidden) => Ok(None),
             Err(other) => Err(other),
-        })))
+        }))
     }
 }
 
@@ -321,6 +328,7 @@ impl Handler<ForgetUser> for AccessRepo {
     type Result = ();
 
     fn handle(&mut self, request: ForgetUser, _: &mut Context<Self>) {
+        self.generation += 1;
         self.cache.remove(&request.user_id.to_string());
     }
 }
@@ -342,6 +350,7 @@ impl Handler<SetGrants> for AccessRepo {
 
     fn handle(&mut self, request: SetGrants, _: &mut Context<Self>) -> Self::Result {
         // The user's cached grants are stale from now on.
+        self.generation += 1;
         self.cache.remove(&request.user_id.to_string());
         let db = self.db.clone();
         AtomicResponse::new(Box::pin(
