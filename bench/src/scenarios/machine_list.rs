@@ -97,7 +97,7 @@ pub async fn run(binary: &Path, options: Options) -> anyhow::Result<Checks> {
     );
     let (page, full) = (Percentiles::of(&mut page), Percentiles::of(&mut full));
     let mut table = Table::new(
-        &format!(
+        format!(
             "machine-list ({} machines heartbeating, admin caller)",
             options.agents
         ),
