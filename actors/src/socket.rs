@@ -177,6 +177,32 @@ pub trait SocketActor: Actor<Context = WebsocketContext<Self>> {
     fn refuse(&mut self, ctx: &mut WebsocketContext<Self>, error: ErrorFrame);
 }
 
+/// The `StreamHandler` of a socket actor: every WebSocket event goes to [`on_event`], the end
+/// of the stream to [`on_end`]. One piece of code for every socket actor.
+macro_rules! socket_stream_handler {
+    ($actor:ty) => {
+        impl
+            actix::StreamHandler<
+                Result<actix_web_actors::ws::Message, actix_web_actors::ws::ProtocolError>,
+            > for $actor
+        {
+            fn handle(
+                &mut self,
+                event: Result<actix_web_actors::ws::Message, actix_web_actors::ws::ProtocolError>,
+                ctx: &mut Self::Context,
+            ) {
+                $crate::socket::on_event(self, event, ctx);
+            }
+
+            fn finished(&mut self, ctx: &mut Self::Context) {
+                $crate::socket::on_end(self, ctx);
+            }
+        }
+    };
+}
+
+pub(crate) use socket_stream_handler;
+
 /// Handles one WebSocket event: the body of the actor's `StreamHandler::handle`.
 pub fn on_event<A: SocketActor>(
     actor: &mut A,

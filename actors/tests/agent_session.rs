@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use actix::Actor;
-use actix_codec::{Decoder, Encoder};
-use actix_http::ws::{Codec, Frame, Item, Message};
+use actix_codec::Encoder;
+use actix_http::ws::{Codec, Item, Message};
 use actix_web::error::PayloadError;
 use actix_web_actors::ws::WebsocketContext;
 use bytes::{Bytes, BytesMut};
@@ -23,8 +23,8 @@ use fleetgate_actors::repo::metric::RecordMetric;
 use fleetgate_actors::repo::port::SyncPorts;
 use fleetgate_actors::shutdown::{ShutdownTrigger, shutdown_channel};
 use fleetgate_actors::socket::{SocketActor, SocketConfig};
-use futures_util::{Stream, StreamExt};
 
+use common::server_frames::{Reply, ServerFrames};
 use common::{
     AuthRequest, FakeMachineRepo, FakeRegistry, Log, Registration, entries, log, probe, until,
 };
@@ -35,35 +35,10 @@ const FRAME_LIMIT: usize = 16 * 1024;
 /// Largest message before register in these tests.
 const REGISTER_LIMIT: usize = 4 * 1024;
 
-type Output = futures_channel::mpsc::UnboundedReceiver<Bytes>;
-
-/// The session runs inside its output stream: drive it in the background, collecting bytes.
-fn drive(stream: impl Stream<Item = Result<Bytes, actix_web::Error>> + 'static) -> Output {
-    let (tx, rx) = futures_channel::mpsc::unbounded();
-    actix::spawn(async move {
-        let mut stream = Box::pin(stream);
-        while let Some(Ok(chunk)) = stream.next().await {
-            if tx.unbounded_send(chunk).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// What came back from the session.
-#[derive(Debug, PartialEq)]
-enum Reply {
-    Json(serde_json::Value),
-    Close(Option<u16>),
-}
-
 /// One session plus the logs of everything its links were asked.
 struct Harness {
     input: futures_channel::mpsc::UnboundedSender<Result<Bytes, PayloadError>>,
-    output: Output,
-    buffer: BytesMut,
-    decoder: Codec,
+    frames: ServerFrames,
     encoder: std::cell::RefCell<Codec>,
     asked: Log<AuthRequest>,
     registered: Log<Registration>,
@@ -134,9 +109,7 @@ impl Harness {
             WebsocketContext::with_codec(session, guarded, Codec::new().max_size(FRAME_LIMIT));
         Self {
             input,
-            output: drive(output),
-            buffer: BytesMut::new(),
-            decoder: Codec::new().client_mode(),
+            frames: ServerFrames::drive(output),
             encoder: std::cell::RefCell::new(Codec::new().client_mode()),
             asked,
             registered,
@@ -199,22 +172,7 @@ impl Harness {
     }
 
     async fn reply(&mut self) -> Reply {
-        loop {
-            if let Some(frame) = self.decoder.decode(&mut self.buffer).expect("decode") {
-                match frame {
-                    Frame::Text(text) => {
-                        return Reply::Json(serde_json::from_slice(&text).expect("json"));
-                    }
-                    Frame::Close(reason) => return Reply::Close(reason.map(|r| u16::from(r.code))),
-                    _ => continue,
-                }
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(5), self.output.next())
-                .await
-                .expect("a reply in time")
-                .expect("output open");
-            self.buffer.extend_from_slice(&chunk);
-        }
+        self.frames.next().await
     }
 
     async fn error_code(&mut self) -> String {
@@ -344,8 +302,8 @@ async fn heartbeat_is_stored_and_reported_alive() {
         until(|| entries(&session.metrics).len() == 1 && entries(&session.ports).len() == 1).await
     );
     let metric = entries(&session.metrics).remove(0);
-    assert_eq!(metric.cpu, 12.5);
-    assert_eq!(metric.uptime, 86400);
+    assert_eq!(metric.sample.cpu, 12.5);
+    assert_eq!(metric.sample.uptime, 86400);
     assert_eq!(entries(&session.ports)[0].ports[0].port, 22);
     assert!(
         until(|| entries(&session.heartbeats).len() == 1 && entries(&session.touches).len() == 1)
@@ -497,7 +455,7 @@ async fn a_heartbeat_in_40_fragments_with_a_ping_between_them_is_stored_once() {
     assert!(until(|| entries(&session.ports).len() == 1).await);
     assert_eq!(entries(&session.ports)[0].ports.len(), 150);
     assert_eq!(entries(&session.metrics).len(), 1);
-    assert_eq!(entries(&session.metrics)[0].cpu, 1.5);
+    assert_eq!(entries(&session.metrics)[0].sample.cpu, 1.5);
 }
 
 #[actix::test]

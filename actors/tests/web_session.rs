@@ -6,12 +6,13 @@ mod common;
 use std::time::Duration;
 
 use actix::{Actor, Addr, Context, Handler};
-use actix_codec::{Decoder, Encoder};
-use actix_http::ws::{Codec, Frame, Message};
+use actix_codec::Encoder;
+use actix_http::ws::{Codec, Message};
 use actix_web::error::PayloadError;
 use actix_web_actors::ws::WebsocketContext;
 use bytes::{Bytes, BytesMut};
 use chrono::Utc;
+use common::server_frames::{Reply, ServerFrames};
 use common::{Log, entries, log, probe, probe_link, until};
 use fleetgate_actors::agent_link::AgentLink;
 use fleetgate_actors::agent_session::SendToAgent;
@@ -37,7 +38,6 @@ use fleetgate_actors::web_session::{
     WebAccess, WebLinks, WebRouting, WebSession, WebSessionConfig,
 };
 use fleetgate_entity::machines;
-use futures_util::StreamExt;
 use sea_orm::DbErr;
 
 const USER: &str = "0b9c3c1e-4c5a-4a8e-9d5e-1f2a3b4c5d6e";
@@ -149,9 +149,7 @@ ok_writes!(CommandStarted, CommandFinished, CommandProgress);
 struct Harness {
     session: Addr<WebSession>,
     input: futures_channel::mpsc::UnboundedSender<Result<Bytes, PayloadError>>,
-    output: futures_channel::mpsc::UnboundedReceiver<Bytes>,
-    buffer: BytesMut,
-    decoder: Codec,
+    frames: ServerFrames,
     agent_frames: Log<SendToAgent>,
     asked_links: Log<MachineId>,
     routed_terminals: Log<String>,
@@ -253,22 +251,11 @@ fn start(online: bool, access: Result<(), AccessError>) -> Harness {
             .expect("address");
         session
     });
-    let stream = meter.count(stream);
-    let (tx, output) = futures_channel::mpsc::unbounded();
-    actix::spawn(async move {
-        let mut stream = Box::pin(stream);
-        while let Some(Ok(chunk)) = stream.next().await {
-            if tx.unbounded_send(chunk).is_err() {
-                break;
-            }
-        }
-    });
+    let frames = ServerFrames::drive(meter.count(stream));
     Harness {
         session: address_rx.recv().expect("the session started"),
         input,
-        output,
-        buffer: BytesMut::new(),
-        decoder: Codec::new().client_mode(),
+        frames,
         agent_frames,
         asked_links,
         routed_terminals,
@@ -278,13 +265,6 @@ fn start(online: bool, access: Result<(), AccessError>) -> Harness {
         unwatched,
         _shutdown: trigger,
     }
-}
-
-/// A server frame, decoded.
-#[derive(Debug, PartialEq)]
-enum Reply {
-    Json(serde_json::Value),
-    Close(Option<u16>),
 }
 
 impl Harness {
@@ -300,22 +280,7 @@ impl Harness {
     }
 
     async fn reply(&mut self) -> Reply {
-        loop {
-            if let Some(frame) = self.decoder.decode(&mut self.buffer).expect("decode") {
-                match frame {
-                    Frame::Text(text) => {
-                        return Reply::Json(serde_json::from_slice(&text).expect("json"));
-                    }
-                    Frame::Close(reason) => return Reply::Close(reason.map(|r| u16::from(r.code))),
-                    _ => continue,
-                }
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(5), self.output.next())
-                .await
-                .expect("a reply in time")
-                .expect("output open");
-            self.buffer.extend_from_slice(&chunk);
-        }
+        self.frames.next().await
     }
 
     async fn next_of(&mut self, kind: &str) -> serde_json::Value {

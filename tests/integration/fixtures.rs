@@ -37,3 +37,14 @@ pub async fn audit_actions(server: &TestServer) -> Vec<String> {
         .map(|row| row.action)
         .collect()
 }
+
+/// Fails unless every one of `expected` is among the audited actions.
+pub async fn assert_audited(server: &TestServer, expected: &[&str]) {
+    let actions = audit_actions(server).await;
+    for action in expected {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} not audited: {actions:?}"
+        );
+    }
+}

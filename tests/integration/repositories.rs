@@ -48,13 +48,15 @@ fn port(port: u16, proto: &str, service: &str) -> PortReport {
 fn sample(machine_id: MachineId, at: chrono::DateTime<Utc>) -> RecordMetric {
     RecordMetric {
         machine_id,
-        at,
-        cpu: 1.0,
-        ram_used: 2.0,
-        ram_total: 4.0,
-        disk_used: 10.0,
-        disk_total: 100.0,
-        uptime: 60,
+        sample: fleetgate_actors::repo::metric::MetricSample {
+            at,
+            cpu: 1.0,
+            ram_used: 2.0,
+            ram_total: 4.0,
+            disk_used: 10.0,
+            disk_total: 100.0,
+            uptime: 60,
+        },
     }
 }
 

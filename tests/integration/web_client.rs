@@ -51,12 +51,7 @@ pub struct WebClient {
 impl WebClient {
     /// Connects with a bearer token and consumes `hello`.
     pub async fn connect(server: &TestServer, token: &str) -> Self {
-        let request = server.web_request(token);
-        let (socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .expect("upgrade");
-        let mut client = Self { socket };
-        let hello = client.next().await.expect("hello");
+        let (client, hello) = Self::connect_with_hello(server, token).await;
         assert_eq!(hello["type"], "hello");
         client
     }

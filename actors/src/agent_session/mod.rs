@@ -6,10 +6,8 @@ pub use inbox::{RouteError, SendToAgent, ToAgent};
 
 use std::time::{Duration, Instant};
 
-use actix::{
-    Actor, ActorFutureExt, AsyncContext, Handler, Recipient, SpawnHandle, StreamHandler, WrapFuture,
-};
-use actix_web_actors::ws::{self, CloseCode, WebsocketContext};
+use actix::{Actor, ActorFutureExt, AsyncContext, Handler, Recipient, SpawnHandle, WrapFuture};
+use actix_web_actors::ws::{CloseCode, WebsocketContext};
 use bytestring::ByteString;
 use chrono::Utc;
 
@@ -28,7 +26,7 @@ use crate::registry::{
 use crate::repo::Enrollment;
 use crate::repo::audit::RecordAudit;
 use crate::repo::machine::{AuthenticateMachine, MachineDetails, MachineError, TouchLastSeen};
-use crate::repo::metric::RecordMetric;
+use crate::repo::metric::{MetricSample, RecordMetric};
 use crate::repo::port::SyncPorts;
 use crate::security_events::{SecurityEvent, SecurityEvents};
 use crate::shutdown::ShutdownSignal;
@@ -337,13 +335,15 @@ impl AgentSession {
         });
         self.links.record_metric.do_send(RecordMetric {
             machine_id,
-            at,
-            cpu: m.cpu_usage,
-            ram_used: m.ram_used,
-            ram_total: m.ram_total,
-            disk_used: m.disk_used,
-            disk_total: m.disk_total,
-            uptime: m.uptime as i64,
+            sample: MetricSample {
+                at,
+                cpu: m.cpu_usage,
+                ram_used: m.ram_used,
+                ram_total: m.ram_total,
+                disk_used: m.disk_used,
+                disk_total: m.disk_total,
+                uptime: m.uptime as i64,
+            },
         });
         self.links.sync_ports.do_send(SyncPorts {
             machine_id,
@@ -381,15 +381,7 @@ impl Actor for AgentSession {
     }
 }
 
-impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for AgentSession {
-    fn handle(&mut self, event: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
-        socket::on_event(self, event, ctx);
-    }
-
-    fn finished(&mut self, ctx: &mut Self::Context) {
-        socket::on_end(self, ctx);
-    }
-}
+socket::socket_stream_handler!(AgentSession);
 
 impl SocketActor for AgentSession {
     fn inbound(&mut self) -> &mut InboundFrames {

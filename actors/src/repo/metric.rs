@@ -47,23 +47,11 @@ impl Default for MetricRepoConfig {
 pub struct RecordMetric {
     /// The machine sampled.
     pub machine_id: MachineId,
-    /// When the heartbeat arrived.
-    pub at: DateTime<Utc>,
-    /// CPU percent.
-    pub cpu: f64,
-    /// RAM used, GiB.
-    pub ram_used: f64,
-    /// RAM total, GiB.
-    pub ram_total: f64,
-    /// Disk used, GiB.
-    pub disk_used: f64,
-    /// Disk total, GiB.
-    pub disk_total: f64,
-    /// Uptime, seconds.
-    pub uptime: i64,
+    /// The sample.
+    pub sample: MetricSample,
 }
 
-/// A machine's most recent metric sample.
+/// One metric sample of a machine (its latest, when answering `LatestMetrics`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MetricSample {
     /// When the heartbeat arrived.
@@ -80,20 +68,6 @@ pub struct MetricSample {
     pub disk_total: f64,
     /// Uptime, seconds.
     pub uptime: i64,
-}
-
-impl From<&RecordMetric> for MetricSample {
-    fn from(m: &RecordMetric) -> Self {
-        Self {
-            at: m.at,
-            cpu: m.cpu,
-            ram_used: m.ram_used,
-            ram_total: m.ram_total,
-            disk_used: m.disk_used,
-            disk_total: m.disk_total,
-            uptime: m.uptime,
-        }
-    }
 }
 
 impl From<metrics::Model> for MetricSample {
@@ -210,14 +184,15 @@ impl Actor for MetricRepo {
 impl Handler<RecordMetric> for MetricRepo {
     type Result = ();
 
-    fn handle(&mut self, sample: RecordMetric, ctx: &mut Context<Self>) {
-        let known = self.latest.entry(sample.machine_id).or_insert(None);
+    fn handle(&mut self, record: RecordMetric, ctx: &mut Context<Self>) {
+        let RecordMetric { machine_id, sample } = record;
+        let known = self.latest.entry(machine_id).or_insert(None);
         if known.is_none_or(|k| k.at <= sample.at) {
-            *known = Some(MetricSample::from(&sample));
+            *known = Some(sample);
         }
         self.pending.push(metrics::ActiveModel {
             id: NotSet,
-            machine_id: Set(sample.machine_id.0),
+            machine_id: Set(machine_id.0),
             at: Set(sample.at),
             cpu: Set(sample.cpu),
             ram_used: Set(sample.ram_used),

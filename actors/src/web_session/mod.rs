@@ -11,8 +11,8 @@ mod terminals;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, AsyncContext, Handler, Message, Recipient, ResponseFuture, StreamHandler};
-use actix_web_actors::ws::{self, CloseCode, WebsocketContext};
+use actix::{Actor, AsyncContext, Handler, Message, Recipient, ResponseFuture};
+use actix_web_actors::ws::{CloseCode, WebsocketContext};
 use bytestring::ByteString;
 use serde::Serialize;
 
@@ -275,15 +275,7 @@ impl Actor for WebSession {
     }
 }
 
-impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WebSession {
-    fn handle(&mut self, event: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
-        socket::on_event(self, event, ctx);
-    }
-
-    fn finished(&mut self, ctx: &mut Self::Context) {
-        socket::on_end(self, ctx);
-    }
-}
+socket::socket_stream_handler!(WebSession);
 
 impl SocketActor for WebSession {
     fn inbound(&mut self) -> &mut InboundFrames {

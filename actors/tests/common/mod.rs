@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod server_frames;
 pub mod terminal_harness;
 
 use std::sync::{Arc, Mutex};
