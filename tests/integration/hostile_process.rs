@@ -27,15 +27,7 @@ fn agent_request(server: &ServerProcess) -> Request {
 }
 
 fn web_request(server: &ServerProcess, token: &str) -> Request {
-    let mut request = server
-        .ws_url("/ws/web")
-        .into_client_request()
-        .expect("request");
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("header"),
-    );
-    request
+    crate::support::bearer_upgrade(&server.ws_url("/ws/web"), token)
 }
 
 /// Upgrades, then sends a masked text frame header announcing `length` bytes followed by up

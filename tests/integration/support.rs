@@ -41,16 +41,7 @@ impl TestServer {
         &self,
         token: &str,
     ) -> tokio_tungstenite::tungstenite::handshake::client::Request {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let mut request = self
-            .ws_url("/ws/web")
-            .into_client_request()
-            .expect("request");
-        request.headers_mut().insert(
-            "authorization",
-            format!("Bearer {token}").parse().expect("header"),
-        );
-        request
+        bearer_upgrade(&self.ws_url("/ws/web"), token)
     }
 
     /// `http://…` URL of `path`.
@@ -249,4 +240,18 @@ pub fn admin_cli(server: &TestServer, args: &[&str]) -> std::process::Output {
         .env_remove("FLEETGATE_JWT_SECRET")
         .output()
         .expect("run fleetgate")
+}
+
+/// An upgrade request to `url` carrying `Authorization: Bearer <token>`.
+pub fn bearer_upgrade(
+    url: &str,
+    token: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().expect("request");
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    request
 }

@@ -13,6 +13,23 @@ use crate::fixtures::{assert_audited, online_agent};
 use crate::support::{admin_cli, eventually, spawn_app};
 use crate::web_client::{WebClient, upgrade_status, user};
 
+/// `PATCH /users/{id}` as `admin`.
+async fn patch_user(
+    server: &crate::support::TestServer,
+    admin: &str,
+    id: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    call(
+        server,
+        "PATCH",
+        &format!("/users/{id}"),
+        Some(admin),
+        Some(body),
+    )
+    .await
+}
+
 #[actix_web::test]
 async fn disabling_a_user_closes_their_socket_within_a_second_and_ends_their_terminals() {
     let server = spawn_app().await;
@@ -23,14 +40,7 @@ async fn disabling_a_user_closes_their_socket_within_a_second_and_ends_their_ter
     let (session, _) = socket.spawn(&machine).await;
 
     let started = Instant::now();
-    let (status, body) = call(
-        &server,
-        "PATCH",
-        &format!("/users/{alice_id}"),
-        Some(&admin),
-        Some(json!({"disabled": true})),
-    )
-    .await;
+    let (status, body) = patch_user(&server, &admin, &alice_id, json!({"disabled": true})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["disabled"], true);
     assert_eq!(socket.next_of("error").await["code"], "forbidden");
@@ -55,14 +65,7 @@ async fn disabling_a_user_closes_their_socket_within_a_second_and_ends_their_ter
     let (status, _) = call(&server, "GET", "/machines", Some(&alice), None).await;
     assert_eq!(status, 401, "the API refuses a disabled user at once");
 
-    let (status, _) = call(
-        &server,
-        "PATCH",
-        &format!("/users/{alice_id}"),
-        Some(&admin),
-        Some(json!({"disabled": false})),
-    )
-    .await;
+    let (status, _) = patch_user(&server, &admin, &alice_id, json!({"disabled": false})).await;
     assert_eq!(status, 200);
     assert_eq!(upgrade_status(&server, &alice).await, 101);
     assert_audited(&server, &["user.disable", "user.enable", "ws.revoked"]).await;
@@ -79,14 +82,7 @@ async fn hello_reports_the_stored_role_and_a_role_change_closes_the_socket() {
     let (mut socket, hello) = WebClient::connect_with_hello(&server, &claims_admin).await;
     assert_eq!(hello["role"], "operator");
 
-    let (status, _) = call(
-        &server,
-        "PATCH",
-        &format!("/users/{bob_id}"),
-        Some(&admin),
-        Some(json!({"role": "viewer"})),
-    )
-    .await;
+    let (status, _) = patch_user(&server, &admin, &bob_id, json!({"role": "viewer"})).await;
     assert_eq!(status, 200);
     assert_eq!(socket.close_code().await, Some(4403));
     let (_again, hello) = WebClient::connect_with_hello(&server, &claims_admin).await;
