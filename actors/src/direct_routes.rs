@@ -29,18 +29,19 @@ impl DirectRoutes {
 
     /// Delivers `event` to the session's terminal; gives it back when the session is not
     /// routed here (or its terminal is gone), for the registry to handle.
-    pub fn deliver(&mut self, session_id: &str, event: TerminalEvent) -> Result<(), TerminalEvent> {
-        let Some(id) = SessionId::parse(session_id) else {
-            return Err(event);
-        };
-        let Some(terminal) = self.terminals.get(&id) else {
+    pub fn deliver(
+        &mut self,
+        session_id: &SessionId,
+        event: TerminalEvent,
+    ) -> Result<(), TerminalEvent> {
+        let Some(terminal) = self.terminals.get(session_id) else {
             return Err(event);
         };
         let last = matches!(event, TerminalEvent::Exited(_));
         match terminal.try_send(event) {
             Ok(()) => {
                 if last {
-                    self.terminals.remove(&id);
+                    self.terminals.remove(session_id);
                 }
                 Ok(())
             }
@@ -50,7 +51,7 @@ impl DirectRoutes {
                 Ok(())
             }
             Err(actix::dev::SendError::Closed(event)) => {
-                self.terminals.remove(&id);
+                self.terminals.remove(session_id);
                 Err(event)
             }
         }

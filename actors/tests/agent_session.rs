@@ -352,6 +352,16 @@ async fn agent_output_is_routed_with_this_connections_machine() {
     session.text(r#"{"type":"command_response","machineId":"00000000-0000-0000-0000-000000000000","commandId":"c0ffee00c0ffee00c0ffee00c0ffee00","output":"x","exitCode":0,"completed":true}"#);
     assert_eq!(session.error_code().await, "invalid_field");
     assert_eq!(entries(&session.responses).len(), 1);
+
+    // Ids that cannot be ours name nothing: dropped where they came in, like unknown ones.
+    session.text(r#"{"type":"terminal_output","sessionId":"not-ours","output":"x"}"#);
+    session.text(&format!(
+        r#"{{"type":"command_response","machineId":"{MACHINE}","commandId":"abc","output":"x","exitCode":0,"completed":true}}"#
+    ));
+    session.text(r#"{"type":"terminal_output","sessionId":"3f2a9c0e5b7d4e1a8c6b2d0f9e7a5c31","output":"after"}"#);
+    assert!(until(|| entries(&session.outputs).len() == 2).await);
+    assert_eq!(entries(&session.outputs)[1].output.to_text(), "after");
+    assert_eq!(entries(&session.responses).len(), 1);
 }
 
 #[actix::test]

@@ -18,17 +18,17 @@ async fn a_routed_session_gets_its_output_and_unknown_sessions_are_handed_back()
     routes.add(session.clone(), terminal);
 
     assert_eq!(
-        routes.deliver(session.as_str(), TerminalEvent::Output("ls\r\n".into())),
+        routes.deliver(&session, TerminalEvent::Output("ls\r\n".into())),
         Ok(())
     );
     assert!(until(|| entries(&seen).len() == 1).await);
     assert_eq!(entries(&seen), vec![TerminalEvent::Output("ls\r\n".into())]);
 
     let other = SessionId::random();
-    let handed_back = routes.deliver(other.as_str(), TerminalEvent::Output("x".into()));
+    let handed_back = routes.deliver(&other, TerminalEvent::Output("x".into()));
     assert_eq!(handed_back, Err(TerminalEvent::Output("x".into())));
     assert_eq!(
-        routes.deliver("not-a-session-id", TerminalEvent::Exited(0)),
+        routes.deliver(&SessionId::random(), TerminalEvent::Exited(0)),
         Err(TerminalEvent::Exited(0))
     );
 }
@@ -41,21 +41,18 @@ async fn an_exit_or_a_drop_ends_the_route() {
     routes.add(exited.clone(), terminal.clone());
     routes.add(dropped.clone(), terminal);
 
-    assert_eq!(
-        routes.deliver(exited.as_str(), TerminalEvent::Exited(3)),
-        Ok(())
-    );
+    assert_eq!(routes.deliver(&exited, TerminalEvent::Exited(3)), Ok(()));
     assert!(until(|| entries(&seen).len() == 1).await);
     assert!(
         routes
-            .deliver(exited.as_str(), TerminalEvent::Output("late".into()))
+            .deliver(&exited, TerminalEvent::Output("late".into()))
             .is_err()
     );
 
     routes.remove(&dropped);
     assert!(
         routes
-            .deliver(dropped.as_str(), TerminalEvent::Output("late".into()))
+            .deliver(&dropped, TerminalEvent::Output("late".into()))
             .is_err()
     );
     assert_eq!(entries(&seen), vec![TerminalEvent::Exited(3)]);
@@ -71,6 +68,6 @@ async fn a_stopped_terminal_is_forgotten_and_its_output_handed_back() {
     let mut routes = DirectRoutes::default();
     routes.add(session.clone(), events.clone());
     assert!(until(|| !events.connected()).await);
-    let handed_back = routes.deliver(session.as_str(), TerminalEvent::Output("x".into()));
+    let handed_back = routes.deliver(&session, TerminalEvent::Output("x".into()));
     assert_eq!(handed_back, Err(TerminalEvent::Output("x".into())));
 }

@@ -18,7 +18,7 @@ use crate::protocol::agent::{
     parse_agent_message,
 };
 use crate::protocol::server::registered_frame;
-use crate::protocol::{ConnectionId, ErrorCode, ErrorFrame, MachineId};
+use crate::protocol::{CommandId, ConnectionId, ErrorCode, ErrorFrame, MachineId, SessionId};
 use crate::registry::{
     HeartbeatSeen, RegisterAgent, RouteCommandResponse, RouteTerminalExit, RouteTerminalOutput,
     UnregisterAgent,
@@ -179,13 +179,14 @@ impl AgentSession {
                 ErrorFrame::new(ErrorCode::InvalidField, "already registered"),
             ),
             (Stage::Registered(id), AgentMessage::TerminalOutput(output)) => {
+                let Some(session_id) = known_shape(SessionId::parse(&output.session_id), id) else {
+                    return;
+                };
                 let event = TerminalEvent::Output(output.output);
-                if let Err(TerminalEvent::Output(text)) =
-                    self.routes.deliver(&output.session_id, event)
-                {
+                if let Err(TerminalEvent::Output(text)) = self.routes.deliver(&session_id, event) {
                     self.links.terminal_output.do_send(RouteTerminalOutput {
                         machine_id: id,
-                        session_id: output.session_id,
+                        session_id,
                         output: text,
                     });
                 }
@@ -193,11 +194,14 @@ impl AgentSession {
             (Stage::Registered(id), AgentMessage::TerminalExit(exit))
                 if self.capabilities.terminal_exit =>
             {
+                let Some(session_id) = known_shape(SessionId::parse(&exit.session_id), id) else {
+                    return;
+                };
                 let event = TerminalEvent::Exited(exit.exit_code);
-                if self.routes.deliver(&exit.session_id, event).is_err() {
+                if self.routes.deliver(&session_id, event).is_err() {
                     self.links.terminal_exit.do_send(RouteTerminalExit {
                         machine_id: id,
-                        session_id: exit.session_id,
+                        session_id,
                         exit_code: exit.exit_code,
                     });
                 }
@@ -212,9 +216,13 @@ impl AgentSession {
                         ),
                     );
                 }
+                let Some(command_id) = known_shape(CommandId::parse(&response.command_id), id)
+                else {
+                    return;
+                };
                 self.links.command_response.do_send(RouteCommandResponse {
                     machine_id: id,
-                    command_id: response.command_id,
+                    command_id,
                     chunk: CommandChunk {
                         output: response.output,
                         completed: response.completed,
@@ -353,6 +361,15 @@ impl AgentSession {
             .touch_last_seen
             .do_send(TouchLastSeen { machine_id, at });
     }
+}
+
+/// An id an agent sent, parsed where it came in; one that cannot be ours names no session or
+/// command, and its output is dropped as output for an unknown one is.
+fn known_shape<T>(id: Option<T>, machine_id: MachineId) -> Option<T> {
+    if id.is_none() {
+        tracing::debug!(%machine_id, "output naming a malformed id dropped");
+    }
+    id
 }
 
 impl Actor for AgentSession {

@@ -69,7 +69,7 @@ pub struct RouteTerminalOutput {
     /// The agent's machine.
     pub machine_id: MachineId,
     /// The session it names.
-    pub session_id: String,
+    pub session_id: SessionId,
     /// The output.
     pub output: EscapedText,
 }
@@ -81,7 +81,7 @@ pub struct RouteTerminalExit {
     /// The agent's machine.
     pub machine_id: MachineId,
     /// The session it names.
-    pub session_id: String,
+    pub session_id: SessionId,
     /// The shell's exit code.
     pub exit_code: i32,
 }
@@ -113,7 +113,7 @@ pub struct RouteCommandResponse {
     /// The agent's machine.
     pub machine_id: MachineId,
     /// The command it names.
-    pub command_id: String,
+    pub command_id: CommandId,
     /// The chunk.
     pub chunk: CommandChunk,
 }
@@ -158,9 +158,8 @@ impl Handler<FindTerminal> for Registry {
 
 impl Registry {
     /// The route of `session_id` if it exists and belongs to `machine_id`.
-    fn terminal_of(&self, machine_id: MachineId, session_id: &str) -> Option<&TerminalRoute> {
-        let route = SessionId::parse(session_id).and_then(|id| self.terminals.get(&id));
-        match route {
+    fn terminal_of(&self, machine_id: MachineId, session_id: &SessionId) -> Option<&TerminalRoute> {
+        match self.terminals.get(session_id) {
             Some(route) if route.machine_id == machine_id => Some(route),
             Some(_) => {
                 tracing::warn!(security = true, %machine_id, "agent sent output for another machine's session; dropped");
@@ -218,8 +217,7 @@ impl Handler<RouteCommandResponse> for Registry {
     type Result = bool;
 
     fn handle(&mut self, msg: RouteCommandResponse, _: &mut Context<Self>) -> bool {
-        let route = CommandId::parse(&msg.command_id).and_then(|id| self.commands.get(&id));
-        match route {
+        match self.commands.get(&msg.command_id) {
             Some(route) if route.machine_id == msg.machine_id => {
                 route.chunks.do_send(msg.chunk);
                 true
