@@ -27,6 +27,7 @@ use fleetgate_actors::registry::{
 use fleetgate_actors::repo::access::{AccessError, CheckAccess, VisibleMachines};
 use fleetgate_actors::repo::audit::RecordAudit;
 use fleetgate_actors::repo::command::{CommandFinished, CommandProgress, CommandStarted};
+use fleetgate_actors::repo::machine_record::Machine;
 use fleetgate_actors::repo::session::{SessionClosed, SessionOpened};
 use fleetgate_actors::security_events::SecurityEvents;
 use fleetgate_actors::shutdown::{ShutdownTrigger, shutdown_channel};
@@ -37,7 +38,6 @@ use fleetgate_actors::user_directory::{RevokeSocket, UnwatchSocket, WatchSocket}
 use fleetgate_actors::web_session::{
     WebAccess, WebLinks, WebRouting, WebSession, WebSessionConfig,
 };
-use fleetgate_entity::machines;
 use sea_orm::DbErr;
 
 const USER: &str = "0b9c3c1e-4c5a-4a8e-9d5e-1f2a3b4c5d6e";
@@ -98,11 +98,11 @@ impl Handler<SubscribeStatus> for FakeServer {
 }
 
 impl Handler<CheckAccess> for FakeServer {
-    type Result = Result<machines::Model, AccessError>;
+    type Result = Result<Machine, AccessError>;
     fn handle(&mut self, msg: CheckAccess, _: &mut Context<Self>) -> Self::Result {
         self.access.clone()?;
-        Ok(machines::Model {
-            id: msg.machine_id.0,
+        Ok(Machine {
+            id: msg.machine_id,
             name: "box".into(),
             hostname: "box".into(),
             ip: "10.0.0.1".into(),
@@ -110,17 +110,14 @@ impl Handler<CheckAccess> for FakeServer {
             os_release: None,
             os_kernel: None,
             platform: None,
-            secret_hash: String::new(),
-            secret_sealed: String::new(),
-            status: "online".into(),
+            online: true,
             last_seen: None,
-            created_at: Utc::now(),
         })
     }
 }
 
 impl Handler<VisibleMachines> for FakeServer {
-    type Result = Result<Vec<machines::Model>, AccessError>;
+    type Result = Result<Vec<Machine>, AccessError>;
     fn handle(&mut self, _: VisibleMachines, _: &mut Context<Self>) -> Self::Result {
         Ok(Vec::new())
     }

@@ -493,7 +493,7 @@ async fn access_repo_answers_from_roles_and_grants_and_forgets_changed_users() {
             })
             .await
             .expect("send")
-            .map(|row| row.id)
+            .map(|row| row.id.0)
         }
     };
     assert_eq!(check(admin, db_box, Action::Command).await, Ok(db_box.0));
@@ -533,7 +533,7 @@ async fn access_repo_answers_from_roles_and_grants_and_forgets_changed_users() {
         .expect("listed");
     assert_eq!(
         visible.iter().map(|m| m.id).collect::<Vec<_>>(),
-        vec![web.0]
+        vec![web]
     );
 
     // A grant change is seen at once, despite the cache.

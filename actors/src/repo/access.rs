@@ -13,6 +13,7 @@ use fleetgate_entity::{machine_access, machines, users};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
+use super::machine_record::Machine;
 use crate::identity::Role;
 use crate::protocol::MachineId;
 
@@ -61,9 +62,9 @@ impl From<DbErr> for AccessError {
     }
 }
 
-/// May `user_id` do `action` on `machine_id`? Answers with the machine's row.
+/// May `user_id` do `action` on `machine_id`? Answers with the machine.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<machines::Model, AccessError>")]
+#[rtype(result = "Result<Machine, AccessError>")]
 pub struct CheckAccess {
     /// The JWT `sub`.
     pub user_id: String,
@@ -73,9 +74,9 @@ pub struct CheckAccess {
     pub action: Action,
 }
 
-/// The machines `user_id` may view that match `filter`, with their stored rows, by id.
+/// The machines `user_id` may view that match `filter`, by id.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<Vec<machines::Model>, AccessError>")]
+#[rtype(result = "Result<Vec<Machine>, AccessError>")]
 pub struct VisibleMachines {
     /// The JWT `sub`.
     pub user_id: String,
@@ -256,7 +257,7 @@ where
 }
 
 impl Handler<CheckAccess> for AccessRepo {
-    type Result = ResponseActFuture<Self, Result<machines::Model, AccessError>>;
+    type Result = ResponseActFuture<Self, Result<Machine, AccessError>>;
 
     fn handle(&mut self, check: CheckAccess, _: &mut Context<Self>) -> Self::Result {
         let (machine, action) = (check.machine_id.0, check.action);
@@ -266,7 +267,7 @@ impl Handler<CheckAccess> for AccessRepo {
                 .await?
                 .ok_or(AccessError::UnknownMachine)?;
             if access.allows(machine, action) {
-                Ok(row)
+                Ok(Machine::from(row))
             } else {
                 Err(AccessError::Forbidden)
             }
@@ -275,7 +276,7 @@ impl Handler<CheckAccess> for AccessRepo {
 }
 
 impl Handler<VisibleMachines> for AccessRepo {
-    type Result = ResponseActFuture<Self, Result<Vec<machines::Model>, AccessError>>;
+    type Result = ResponseActFuture<Self, Result<Vec<Machine>, AccessError>>;
 
     fn handle(&mut self, request: VisibleMachines, _: &mut Context<Self>) -> Self::Result {
         with_access(self, request.user_id, async move |db, access| {
@@ -286,7 +287,8 @@ impl Handler<VisibleMachines> for AccessRepo {
                     .filter(|(_, levels)| !levels.is_empty());
                 granted.map(|(id, _)| *id).collect()
             });
-            Ok(request.filter.query(only).all(&db).await?)
+            let rows = request.filter.query(only).all(&db).await?;
+            Ok(rows.into_iter().map(Machine::from).collect())
         })
     }
 }

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod command;
 pub mod machine;
 pub mod machine_admin;
+pub mod machine_record;
 pub mod metric;
 pub mod port;
 pub mod queries;

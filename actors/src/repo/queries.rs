@@ -8,6 +8,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::metric::MetricSample;
 use crate::protocol::MachineId;
 
 /// Most rows one query returns.
@@ -15,7 +16,7 @@ pub const MAX_ROWS: u64 = 1000;
 
 /// Metric rows of a machine in [since, until), oldest first.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<Vec<metrics::Model>, DbErr>")]
+#[rtype(result = "Result<Vec<MetricSample>, DbErr>")]
 pub struct MetricRange {
     /// The machine.
     pub machine_id: MachineId,
@@ -92,18 +93,19 @@ impl Actor for QueryRepo {
 }
 
 impl Handler<MetricRange> for QueryRepo {
-    type Result = ResponseFuture<Result<Vec<metrics::Model>, DbErr>>;
+    type Result = ResponseFuture<Result<Vec<MetricSample>, DbErr>>;
 
     fn handle(&mut self, q: MetricRange, _: &mut Context<Self>) -> Self::Result {
         let db = self.db.clone();
         Box::pin(async move {
-            metrics::Entity::find()
+            let rows = metrics::Entity::find()
                 .filter(metrics::Column::MachineId.eq(q.machine_id.0))
                 .filter(metrics::Column::At.gte(q.since))
                 .filter(metrics::Column::At.lt(q.until))
                 .order_by_asc(metrics::Column::At)
                 .all(&db)
-                .await
+                .await?;
+            Ok(rows.into_iter().map(MetricSample::from).collect())
         })
     }
 }

@@ -30,13 +30,9 @@ impl WebSession {
             for machine in machines {
                 let event = ServerEvent::MachineStatus {
                     machine_id: machine.id.to_string(),
-                    hostname: machine.hostname,
-                    status: if machine.status == "online" {
-                        "online"
-                    } else {
-                        "offline"
-                    },
+                    status: machine.status(),
                     last_seen: machine.last_seen.map(|t| t.to_rfc3339()),
+                    hostname: machine.hostname,
                 };
                 session.send_text(ctx, event.to_json(request_id.as_deref()));
             }

@@ -12,10 +12,10 @@ use fleetgate_actors::repo::access::{
 use fleetgate_actors::repo::audit::RecordAudit;
 use fleetgate_actors::repo::machine::EnrollMachine;
 use fleetgate_actors::repo::machine_admin::{DeleteMachine, RotateSecret};
+use fleetgate_actors::repo::machine_record::Machine;
 use fleetgate_actors::repo::metric::{LatestMetrics, MetricSample};
 use fleetgate_actors::repo::queries::{ListPorts, MetricRange};
 use fleetgate_actors::socket::CLOSE_REVOKED;
-use fleetgate_entity::{machines, metrics};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -27,13 +27,13 @@ use crate::app::AppState;
 /// Most points a metrics query returns after downsampling.
 const MAX_POINTS: i64 = 2000;
 
-/// Checks `action` on the machine for the caller; answers with its row.
+/// Checks `action` on the machine for the caller; answers with the machine.
 pub async fn authorize(
     state: &AppState,
     caller: &Caller,
     machine: Uuid,
     action: Action,
-) -> Result<machines::Model, ApiError> {
+) -> Result<Machine, ApiError> {
     let check = CheckAccess {
         user_id: caller.user_id.clone(),
         machine_id: MachineId(machine),
@@ -134,9 +134,9 @@ struct MachineView<'a> {
 }
 
 impl<'a> MachineView<'a> {
-    fn new(row: &'a machines::Model, latest: Option<&MetricSample>) -> Self {
+    fn new(row: &'a Machine, latest: Option<&MetricSample>) -> Self {
         Self {
-            id: row.id,
+            id: row.id.0,
             name: &row.name,
             hostname: &row.hostname,
             ip: &row.ip,
@@ -146,7 +146,7 @@ impl<'a> MachineView<'a> {
                 kernel: row.os_kernel.as_deref(),
             },
             platform: row.platform.as_deref(),
-            status: &row.status,
+            status: row.status(),
             last_seen: row.last_seen.map(|t| t.to_rfc3339()),
             latest_metrics: latest.map(SampleView::from),
         }
@@ -156,9 +156,9 @@ impl<'a> MachineView<'a> {
 /// The latest sample of each of `rows` (from memory, not one metrics query per row).
 async fn latest_of(
     state: &AppState,
-    rows: &[machines::Model],
+    rows: &[Machine],
 ) -> Result<HashMap<MachineId, MetricSample>, ApiError> {
-    let machine_ids = rows.iter().map(|row| MachineId(row.id)).collect();
+    let machine_ids = rows.iter().map(|row| row.id).collect();
     Ok(state
         .services
         .metrics
@@ -231,7 +231,7 @@ pub async fn list(
     let latest = latest_of(&state, &rows).await?;
     let items = rows
         .iter()
-        .map(|row| MachineView::new(row, latest.get(&MachineId(row.id))))
+        .map(|row| MachineView::new(row, latest.get(&row.id)))
         .collect();
     Ok(HttpResponse::Ok().json(MachinePage { items, next_cursor }))
 }
@@ -244,7 +244,7 @@ pub async fn show(
 ) -> Result<HttpResponse, ApiError> {
     let row = authorize(&state, &caller, path.into_inner(), Action::View).await?;
     let latest = latest_of(&state, std::slice::from_ref(&row)).await?;
-    Ok(HttpResponse::Ok().json(MachineView::new(&row, latest.get(&MachineId(row.id)))))
+    Ok(HttpResponse::Ok().json(MachineView::new(&row, latest.get(&row.id))))
 }
 
 /// Query of `GET /machines/{id}/metrics`.
@@ -258,13 +258,13 @@ pub struct MetricsQuery {
 }
 
 /// Averages rows into buckets of `step` seconds.
-fn downsample(rows: &[metrics::Model], step: i64) -> Vec<Value> {
+fn downsample(rows: &[MetricSample], step: i64) -> Vec<Value> {
     let mut out = Vec::new();
-    let mut bucket: Vec<&metrics::Model> = Vec::new();
-    let flush = |bucket: &mut Vec<&metrics::Model>, out: &mut Vec<Value>| {
+    let mut bucket: Vec<&MetricSample> = Vec::new();
+    let flush = |bucket: &mut Vec<&MetricSample>, out: &mut Vec<Value>| {
         if let Some(first) = bucket.first() {
             let n = bucket.len() as f64;
-            let avg = |f: fn(&metrics::Model) -> f64| bucket.iter().map(|r| f(r)).sum::<f64>() / n;
+            let avg = |f: fn(&MetricSample) -> f64| bucket.iter().map(|r| f(r)).sum::<f64>() / n;
             let start = first.at.timestamp() - first.at.timestamp().rem_euclid(step);
             out.push(json!({
                 "at": DateTime::<Utc>::from_timestamp(start, 0).map(|t| t.to_rfc3339()),
@@ -276,7 +276,7 @@ fn downsample(rows: &[metrics::Model], step: i64) -> Vec<Value> {
         bucket.clear();
     };
     for row in rows {
-        let key = |r: &metrics::Model| r.at.timestamp().div_euclid(step);
+        let key = |r: &MetricSample| r.at.timestamp().div_euclid(step);
         if bucket.first().is_some_and(|first| key(first) != key(row)) {
             flush(&mut bucket, &mut out);
         }
