@@ -14,7 +14,7 @@ use crate::protocol::envelope::{SignedKind, sign_now};
 use crate::protocol::ids::random_hex_id;
 use crate::protocol::payloads::execute_payload;
 use crate::protocol::web::ServerEvent;
-use crate::protocol::{CommandId, ErrorCode, ErrorFrame};
+use crate::protocol::{CommandId, ErrorCode, ErrorFrame, UserId};
 use crate::registry::DropCommand;
 use crate::repo::audit::RecordAudit;
 use crate::repo::command::{CommandFinished, CommandProgress, CommandStarted, MAX_STORED_OUTPUT};
@@ -57,7 +57,7 @@ pub struct CommandSpec {
     /// The way to the machine's agent (its id and secret too).
     pub agent: AgentLink,
     /// Who runs it (a UUID string).
-    pub user_id: String,
+    pub user_id: UserId,
     /// The command text.
     pub command: String,
     /// Killed after this long.
@@ -136,7 +136,7 @@ impl CommandRun {
             output: std::mem::take(&mut self.output),
         };
         self.links.audit.do_send(RecordAudit {
-            actor: self.spec.user_id.clone(),
+            actor: self.spec.user_id.to_string(),
             action: "command.finish",
             machine_id: Some(self.spec.agent.machine_id()),
             detail: serde_json::json!({
@@ -160,10 +160,7 @@ impl Actor for CommandRun {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let Ok(user_id) = uuid::Uuid::parse_str(&self.spec.user_id) else {
-            ctx.stop();
-            return;
-        };
+        let user_id = self.spec.user_id.0;
         let record = CommandStarted {
             command_id: self.spec.command_id.clone(),
             user_id,

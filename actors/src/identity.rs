@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::UserId;
+
 /// An operator's role, carried in the JWT `role` claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -39,7 +41,7 @@ impl Role {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthenticatedUser {
     /// The JWT `sub`.
-    pub user_id: String,
+    pub user_id: UserId,
     /// The JWT `role`.
     pub role: Role,
     /// The JWT `exp`, seconds since the Unix epoch.

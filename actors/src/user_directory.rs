@@ -13,10 +13,9 @@ use actix::{
     WrapFuture,
 };
 use sea_orm::DbErr;
-use uuid::Uuid;
 
 use crate::identity::Role;
-use crate::protocol::ConnectionId;
+use crate::protocol::{ConnectionId, UserId};
 use crate::repo::access::ForgetUser;
 use crate::repo::user::{GetUser, ListUsers, UserSummary};
 
@@ -50,7 +49,7 @@ impl From<&UserSummary> for StoredUser {
 #[rtype(result = "Result<Option<StoredUser>, DbErr>")]
 pub struct LookupUser {
     /// The user.
-    pub user_id: Uuid,
+    pub user_id: UserId,
 }
 
 /// Watch an operator socket admitted as `admitted`: it is revoked once the user changes.
@@ -58,7 +57,7 @@ pub struct LookupUser {
 #[rtype(result = "()")]
 pub struct WatchSocket {
     /// The socket's user.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// The socket.
     pub connection_id: ConnectionId,
     /// The user's state when the socket was admitted.
@@ -72,7 +71,7 @@ pub struct WatchSocket {
 #[rtype(result = "()")]
 pub struct UnwatchSocket {
     /// The socket's user.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// The socket.
     pub connection_id: ConnectionId,
 }
@@ -104,8 +103,8 @@ pub struct UserDirectoryLinks {
 pub struct UserDirectory {
     links: UserDirectoryLinks,
     poll_every: Duration,
-    users: HashMap<Uuid, StoredUser>,
-    sockets: HashMap<Uuid, HashMap<ConnectionId, Recipient<RevokeSocket>>>,
+    users: HashMap<UserId, StoredUser>,
+    sockets: HashMap<UserId, HashMap<ConnectionId, Recipient<RevokeSocket>>>,
 }
 
 impl UserDirectory {
@@ -120,7 +119,7 @@ impl UserDirectory {
     }
 
     /// Replaces the snapshot with `fresh`, revoking the sockets of every user who changed.
-    fn apply(&mut self, fresh: HashMap<Uuid, StoredUser>) {
+    fn apply(&mut self, fresh: HashMap<UserId, StoredUser>) {
         let old = std::mem::replace(&mut self.users, fresh);
         for (id, before) in &old {
             let now = self.users.get(id).copied();
@@ -137,7 +136,7 @@ impl UserDirectory {
     /// Revokes `user_id`'s sockets if `now` no longer admits them as `before` did.
     fn revoke_if_changed(
         &mut self,
-        user_id: Uuid,
+        user_id: UserId,
         before: Option<StoredUser>,
         now: Option<StoredUser>,
     ) {
@@ -159,16 +158,18 @@ impl UserDirectory {
     /// Reads every user again and applies the result.
     fn refresh(&mut self) -> ResponseActFuture<Self, ()> {
         let list = self.links.list.send(ListUsers);
-        Box::pin(
-            list.into_actor(self)
-                .map(|outcome, directory, _| match outcome {
-                    Ok(Ok(users)) => {
-                        directory.apply(users.iter().map(|u| (u.id, StoredUser::from(u))).collect())
-                    }
-                    Ok(Err(err)) => tracing::error!(error = %err, "users could not be read"),
-                    Err(err) => tracing::error!(error = %err, "user repository unreachable"),
-                }),
-        )
+        Box::pin(list.into_actor(self).map(|outcome, directory, _| {
+            match outcome {
+                Ok(Ok(users)) => directory.apply(
+                    users
+                        .iter()
+                        .map(|u| (UserId(u.id), StoredUser::from(u)))
+                        .collect(),
+                ),
+                Ok(Err(err)) => tracing::error!(error = %err, "users could not be read"),
+                Err(err) => tracing::error!(error = %err, "user repository unreachable"),
+            }
+        }))
     }
 }
 
@@ -192,7 +193,7 @@ impl Handler<LookupUser> for UserDirectory {
         }
         // Not in the snapshot (created since it was read, or gone): ask the database.
         let get = self.links.get.send(GetUser {
-            id: request.user_id,
+            id: request.user_id.0,
         });
         Box::pin(get.into_actor(self).map(move |outcome, directory, _| {
             let found = outcome

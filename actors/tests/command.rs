@@ -77,7 +77,8 @@ fn start(timeout: Duration) -> Harness {
     let spec = CommandSpec {
         command_id: CommandId::random(),
         agent: link,
-        user_id: "0b9c3c1e-4c5a-4a8e-9d5e-1f2a3b4c5d6e".into(),
+        user_id: fleetgate_actors::protocol::UserId::parse("0b9c3c1e-4c5a-4a8e-9d5e-1f2a3b4c5d6e")
+            .expect("uuid"),
         command: "uptime".into(),
         timeout,
         requester: Some(deliver),

@@ -51,7 +51,7 @@ async fn opening_spawns_the_shell_then_tells_the_owner() {
     let claims = SessionTokens::new([4; 32])
         .verify(session_token, Utc::now().timestamp())
         .expect("token");
-    assert_eq!(claims.user_id, USER);
+    assert_eq!(claims.user_id.to_string(), USER);
     assert_eq!(entries(&h.owner)[0].request_id.as_deref(), Some("req-1"));
     // The link routed the session's output at the agent socket as the terminal started.
     let routed: Vec<_> = entries(&h.control)
@@ -199,7 +199,7 @@ async fn reattach_by_the_same_user_delivers_buffered_output_and_others_are_refus
     let refused = h
         .terminal
         .send(AttachOwner {
-            user_id: "someone-else".into(),
+            user_id: fleetgate_actors::protocol::UserId(uuid::Uuid::new_v4()),
             owner: Owner {
                 connection_id: ConnectionId::next(),
                 deliver: stranger,

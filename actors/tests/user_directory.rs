@@ -10,7 +10,7 @@ use actix::{Actor, Context, Handler};
 use chrono::Utc;
 use common::{Log, entries, probe, until};
 use fleetgate_actors::identity::Role;
-use fleetgate_actors::protocol::ConnectionId;
+use fleetgate_actors::protocol::{ConnectionId, UserId};
 use fleetgate_actors::repo::access::ForgetUser;
 use fleetgate_actors::repo::user::{GetUser, ListUsers, UserSummary};
 use fleetgate_actors::user_directory::{
@@ -102,7 +102,7 @@ fn edit(rows: &Rows, id: Uuid, change: impl FnOnce(&mut UserSummary)) {
 async fn watch(setup: &Setup, user: &UserSummary) -> Log<RevokeSocket> {
     let (revoke, revoked) = probe::<RevokeSocket>();
     setup.directory.do_send(WatchSocket {
-        user_id: user.id,
+        user_id: UserId(user.id),
         connection_id: ConnectionId::next(),
         admitted: StoredUser {
             role: user.role,
@@ -121,7 +121,9 @@ async fn lookups_answer_the_stored_role_and_state() {
     let setup = setup(vec![alice.clone()], SLOW_POLL);
     let found = setup
         .directory
-        .send(LookupUser { user_id: alice.id })
+        .send(LookupUser {
+            user_id: UserId(alice.id),
+        })
         .await
         .expect("mailbox")
         .expect("db");
@@ -132,7 +134,7 @@ async fn lookups_answer_the_stored_role_and_state() {
     let nobody = setup
         .directory
         .send(LookupUser {
-            user_id: Uuid::new_v4(),
+            user_id: UserId(Uuid::new_v4()),
         })
         .await
         .expect("mailbox")
@@ -147,7 +149,9 @@ async fn a_user_created_after_the_snapshot_is_found() {
     setup.rows.lock().expect("rows").push(bob.clone());
     let found = setup
         .directory
-        .send(LookupUser { user_id: bob.id })
+        .send(LookupUser {
+            user_id: UserId(bob.id),
+        })
         .await
         .expect("mailbox")
         .expect("db");
@@ -170,7 +174,7 @@ async fn disabling_revokes_every_socket_of_that_user_only() {
     assert!(
         entries(&setup.forgotten)
             .iter()
-            .any(|f| f.user_id == alice.id),
+            .any(|f| f.user_id == UserId(alice.id)),
         "the access cache forgets the user"
     );
 }
@@ -201,7 +205,7 @@ async fn a_password_change_or_a_closed_socket_revokes_nothing() {
     let (revoke, closed) = probe::<RevokeSocket>();
     let gone = ConnectionId::next();
     setup.directory.do_send(WatchSocket {
-        user_id: alice.id,
+        user_id: UserId(alice.id),
         connection_id: gone,
         admitted: StoredUser {
             role: Some(Role::Operator),
@@ -210,7 +214,7 @@ async fn a_password_change_or_a_closed_socket_revokes_nothing() {
         revoke,
     });
     setup.directory.do_send(UnwatchSocket {
-        user_id: alice.id,
+        user_id: UserId(alice.id),
         connection_id: gone,
     });
     edit(&setup.rows, alice.id, |u| u.username = "alice2".into());

@@ -224,7 +224,7 @@ fn start(online: bool, access: Result<(), AccessError>) -> Harness {
         command_timeout: Duration::from_secs(60),
     };
     let user = AuthenticatedUser {
-        user_id: USER.into(),
+        user_id: fleetgate_actors::protocol::UserId::parse(USER).expect("uuid"),
         role: Role::Operator,
         expires_at: Utc::now().timestamp() + 3600,
     };

@@ -96,12 +96,19 @@ hex_id!(
     CommandId
 );
 
-/// A user's id (the JWT `sub`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UserId(pub String);
+/// A user's id (a UUID; the JWT `sub`), parsed where it comes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(pub Uuid);
+
+impl UserId {
+    /// Parses the wire form; `None` when it is not a UUID.
+    pub fn parse(text: &str) -> Option<Self> {
+        Uuid::parse_str(text).ok().map(Self)
+    }
+}
 
 impl fmt::Display for UserId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        self.0.fmt(f)
     }
 }

@@ -2,6 +2,8 @@
 //! sessionId, userId, machineId and expiry.
 
 use hmac::{Hmac, KeyInit, Mac};
+
+use crate::ids::UserId;
 use sha2::Sha256;
 
 /// The claims of a session token.
@@ -10,7 +12,7 @@ pub struct SessionClaims {
     /// The terminal session.
     pub session_id: String,
     /// The user who owns it.
-    pub user_id: String,
+    pub user_id: UserId,
     /// The machine it runs on.
     pub machine_id: String,
     /// Expiry, seconds since the epoch.
@@ -81,12 +83,13 @@ impl SessionTokens {
             return Err(SessionTokenError::Invalid);
         };
         let expires_at: i64 = expiry.parse().map_err(|_| SessionTokenError::Invalid)?;
+        let user_id = UserId::parse(user_id).ok_or(SessionTokenError::Invalid)?;
         if expires_at < now {
             return Err(SessionTokenError::Expired);
         }
         Ok(SessionClaims {
             session_id: session_id.to_owned(),
-            user_id: user_id.to_owned(),
+            user_id,
             machine_id: machine_id.to_owned(),
             expires_at,
         })
@@ -100,7 +103,7 @@ mod tests {
     fn claims() -> SessionClaims {
         SessionClaims {
             session_id: "3f2a9c0e5b7d4e1a8c6b2d0f9e7a5c31".into(),
-            user_id: "0b9c3c1e-4c5a-4a8e-9d5e-1f2a3b4c5d6e".into(),
+            user_id: UserId::parse("0b9c3c1e-4c5a-4a8e-9d5e-1f2a3b4c5d6e").expect("uuid"),
             machine_id: "6f1c2b8e-3d4a-4b5c-9e7f-0a1b2c3d4e5f".into(),
             expires_at: 1_000,
         }

@@ -299,7 +299,8 @@ fn session_tokens_accept_only_what_was_issued() {
     let tokens = SessionTokens::new([7; 32]);
     let claims = SessionClaims {
         session_id: SESSION.into(),
-        user_id: "8b0c2a4e-1111-4222-8333-944455556666".into(),
+        user_id: fleetgate_protocol::UserId::parse("8b0c2a4e-1111-4222-8333-944455556666")
+            .expect("uuid"),
         machine_id: MACHINE.into(),
         expires_at: i64::MAX / 2,
     };

@@ -2,6 +2,7 @@
 
 use base64::Engine;
 use fleetgate_actors::identity::{AuthenticatedUser, Role};
+use fleetgate_actors::protocol::UserId;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -149,8 +150,10 @@ impl JwtAuth {
     /// Verifies `token` and returns the user it authenticates.
     pub fn authenticate(&self, token: &str) -> Result<AuthenticatedUser, JwtError> {
         let claims = self.verify(token)?;
+        // Tokens name users by their UUID; anything else names nobody.
+        let user_id = UserId::parse(&claims.sub).ok_or(JwtError::Malformed)?;
         Ok(AuthenticatedUser {
-            user_id: claims.sub,
+            user_id,
             role: claims.role,
             expires_at: claims.exp,
         })
@@ -246,6 +249,17 @@ mod tests {
         let body = b64(serde_json::to_string(&claims()).expect("json").as_bytes());
         let token = format!("{}.{}.", b64(header.as_bytes()), body);
         assert_eq!(auth().verify(&token), Err(JwtError::AlgNone));
+    }
+
+    #[test]
+    fn a_subject_that_is_not_a_user_id_authenticates_nobody() {
+        let auth = auth();
+        let (named, _) = auth.issue("user-1", Role::Admin, None).expect("issue");
+        assert_eq!(auth.authenticate(&named), Err(JwtError::Malformed));
+        let id = uuid::Uuid::new_v4().to_string();
+        let (token, _) = auth.issue(&id, Role::Viewer, None).expect("issue");
+        let user = auth.authenticate(&token).expect("a user id");
+        assert_eq!((user.user_id.to_string(), user.role), (id, Role::Viewer));
     }
 
     #[test]

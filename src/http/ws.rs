@@ -13,8 +13,6 @@ use fleetgate_actors::socket_drain::drain_meter;
 use fleetgate_actors::user_directory::{LookupUser, StoredUser};
 use fleetgate_actors::web_session::WebSession;
 
-use uuid::Uuid;
-
 use super::problem::Problem;
 use super::token::presented_token;
 use crate::app::AppState;
@@ -64,16 +62,15 @@ pub async fn web_socket(
             return Ok(unauthorized(&err.to_string()));
         }
     };
-    let stored = match Uuid::parse_str(&user.user_id) {
-        Ok(user_id) => state
-            .services
-            .directory
-            .send(LookupUser { user_id })
-            .await
-            .map_err(actix_web::error::ErrorInternalServerError)?
-            .map_err(actix_web::error::ErrorInternalServerError)?,
-        Err(_) => None,
-    };
+    let stored = state
+        .services
+        .directory
+        .send(LookupUser {
+            user_id: user.user_id,
+        })
+        .await
+        .map_err(actix_web::error::ErrorInternalServerError)?
+        .map_err(actix_web::error::ErrorInternalServerError)?;
     match stored.map(StoredUser::usable_role) {
         Some(Some(role)) => user.role = role,
         Some(None) => {

@@ -437,6 +437,7 @@ async fn the_latest_sample_comes_from_memory_and_after_a_restart_from_the_table(
 #[actix_web::test]
 async fn access_repo_answers_from_roles_and_grants_and_forgets_changed_users() {
     use fleetgate_actors::identity::Role;
+    use fleetgate_actors::protocol::UserId;
     use fleetgate_actors::repo::AccessRepo;
     use fleetgate_actors::repo::access::{
         AccessError, Action, CheckAccess, ForgetUser, MachineFilter, SetGrants, VisibleMachines,
@@ -487,7 +488,7 @@ async fn access_repo_answers_from_roles_and_grants_and_forgets_changed_users() {
         let repo = repo.clone();
         async move {
             repo.send(CheckAccess {
-                user_id: user.to_string(),
+                user_id: UserId(user),
                 machine_id,
                 action,
             })
@@ -525,16 +526,13 @@ async fn access_repo_answers_from_roles_and_grants_and_forgets_changed_users() {
 
     let visible = repo
         .send(VisibleMachines {
-            user_id: ops.to_string(),
+            user_id: UserId(ops),
             filter: MachineFilter::default(),
         })
         .await
         .expect("send")
         .expect("listed");
-    assert_eq!(
-        visible.iter().map(|m| m.id).collect::<Vec<_>>(),
-        vec![web]
-    );
+    assert_eq!(visible.iter().map(|m| m.id).collect::<Vec<_>>(), vec![web]);
 
     // A grant change is seen at once, despite the cache.
     repo.send(grant(ops, web, &["command"]))
@@ -550,7 +548,11 @@ async fn access_repo_answers_from_roles_and_grants_and_forgets_changed_users() {
     change_user(&database, ops, UserChange::Disabled(true))
         .await
         .expect("disabled");
-    repo.send(ForgetUser { user_id: ops }).await.expect("send");
+    repo.send(ForgetUser {
+        user_id: UserId(ops),
+    })
+    .await
+    .expect("send");
     assert_eq!(
         check(ops, web, Action::Command).await,
         Err(AccessError::Forbidden)

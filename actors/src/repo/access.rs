@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::machine_record::Machine;
 use crate::identity::Role;
-use crate::protocol::MachineId;
+use crate::protocol::{MachineId, UserId};
 
 /// How long a user's role and grants are trusted before being read again.
 pub const ACCESS_CACHE_TTL: Duration = Duration::from_secs(30);
@@ -67,7 +67,7 @@ impl From<DbErr> for AccessError {
 #[rtype(result = "Result<Machine, AccessError>")]
 pub struct CheckAccess {
     /// The JWT `sub`.
-    pub user_id: String,
+    pub user_id: UserId,
     /// The machine.
     pub machine_id: MachineId,
     /// What the user wants.
@@ -79,7 +79,7 @@ pub struct CheckAccess {
 #[rtype(result = "Result<Vec<Machine>, AccessError>")]
 pub struct VisibleMachines {
     /// The JWT `sub`.
-    pub user_id: String,
+    pub user_id: UserId,
     /// Which of them (all by default).
     pub filter: MachineFilter,
 }
@@ -154,10 +154,8 @@ impl UserAccess {
     }
 }
 
-async fn load_user(db: &DatabaseConnection, user_id: &str) -> Result<Option<UserAccess>, DbErr> {
-    let Ok(id) = Uuid::parse_str(user_id) else {
-        return Ok(None);
-    };
+async fn load_user(db: &DatabaseConnection, user_id: &UserId) -> Result<Option<UserAccess>, DbErr> {
+    let id = user_id.0;
     let Some(user) = users::Entity::find_by_id(id).one(db).await? else {
         return Ok(None);
     };
@@ -188,7 +186,7 @@ async fn load_user(db: &DatabaseConnection, user_id: &str) -> Result<Option<User
 /// The actor answering authorisation questions.
 pub struct AccessRepo {
     db: DatabaseConnection,
-    cache: HashMap<String, UserAccess>,
+    cache: HashMap<UserId, UserAccess>,
     /// Bumped whenever a user's access may have changed: a read that started before the bump
     /// does not put what it read in the cache.
     generation: u64,
@@ -205,7 +203,7 @@ impl AccessRepo {
     }
 
     /// The cached access of `user_id` if fresh.
-    fn cached(&self, user_id: &str) -> Option<UserAccess> {
+    fn cached(&self, user_id: &UserId) -> Option<UserAccess> {
         self.cache
             .get(user_id)
             .filter(|a| a.read_at.elapsed() < ACCESS_CACHE_TTL)
@@ -220,7 +218,7 @@ impl Actor for AccessRepo {
 /// Loads (or reuses) a user's access, caching what was read.
 fn with_access<F, T>(
     repo: &mut AccessRepo,
-    user_id: String,
+    user_id: UserId,
     then: F,
 ) -> actix::ResponseActFuture<AccessRepo, Result<T, AccessError>>
 where
@@ -298,7 +296,7 @@ impl Handler<VisibleMachines> for AccessRepo {
 #[rtype(result = "Result<Option<Role>, AccessError>")]
 pub struct UserRole {
     /// The JWT `sub`.
-    pub user_id: String,
+    pub user_id: UserId,
 }
 
 impl Handler<UserRole> for AccessRepo {
@@ -323,7 +321,7 @@ impl Handler<UserRole> for AccessRepo {
 #[rtype(result = "()")]
 pub struct ForgetUser {
     /// The user.
-    pub user_id: Uuid,
+    pub user_id: UserId,
 }
 
 impl Handler<ForgetUser> for AccessRepo {
@@ -331,7 +329,7 @@ impl Handler<ForgetUser> for AccessRepo {
 
     fn handle(&mut self, request: ForgetUser, _: &mut Context<Self>) {
         self.generation += 1;
-        self.cache.remove(&request.user_id.to_string());
+        self.cache.remove(&request.user_id);
     }
 }
 
@@ -353,7 +351,7 @@ impl Handler<SetGrants> for AccessRepo {
     fn handle(&mut self, request: SetGrants, _: &mut Context<Self>) -> Self::Result {
         // The user's cached grants are stale from now on.
         self.generation += 1;
-        self.cache.remove(&request.user_id.to_string());
+        self.cache.remove(&UserId(request.user_id));
         let db = self.db.clone();
         AtomicResponse::new(Box::pin(
             async move {

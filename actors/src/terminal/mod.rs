@@ -172,7 +172,7 @@ impl TerminalSession {
             reason,
         });
         self.links.audit.do_send(RecordAudit {
-            actor: self.spec.user_id.clone(),
+            actor: self.spec.user_id.to_string(),
             action: "terminal.close",
             machine_id: Some(self.spec.agent.machine_id()),
             detail: serde_json::json!({
@@ -202,7 +202,7 @@ impl TerminalSession {
     fn input(&mut self, data: String, request_id: Option<String>) {
         if !self.bucket.try_take(Instant::now()) {
             self.links.audit.do_send(RecordAudit {
-                actor: self.spec.user_id.clone(),
+                actor: self.spec.user_id.to_string(),
                 action: "security.rate_limited",
                 machine_id: Some(self.spec.agent.machine_id()),
                 detail: serde_json::json!({ "sessionId": self.spec.session_id.to_string() }),
@@ -255,14 +255,13 @@ impl Actor for TerminalSession {
                     Ok(()) => {
                         session.resize(session.spec.cols, session.spec.rows);
                         session.tell_owner(vec![session.opened_event()], request_id);
-                        if let Ok(user_id) = uuid::Uuid::parse_str(&session.spec.user_id) {
-                            session.links.opened.do_send(SessionOpened {
-                                session_id: session.spec.session_id.clone(),
-                                user_id,
-                                machine_id,
-                                at: Utc::now(),
-                            });
-                        }
+                        let user_id = session.spec.user_id.0;
+                        session.links.opened.do_send(SessionOpened {
+                            session_id: session.spec.session_id.clone(),
+                            user_id,
+                            machine_id,
+                            at: Utc::now(),
+                        });
                     }
                     Err(_offline) => {
                         session.error_to_owner(

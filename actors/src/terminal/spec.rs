@@ -6,7 +6,7 @@ use actix::{Message, Recipient};
 
 use crate::agent_link::AgentLink;
 use crate::protocol::escaped::EscapedText;
-use crate::protocol::{ConnectionId, ErrorCode, SessionId};
+use crate::protocol::{ConnectionId, ErrorCode, SessionId, UserId};
 use crate::registry::DropTerminal;
 use crate::repo::audit::RecordAudit;
 use crate::repo::session::{SessionClosed, SessionOpened};
@@ -60,7 +60,7 @@ pub struct TerminalSpec {
     /// The way to the machine's agent (its id, secret and capabilities too).
     pub agent: AgentLink,
     /// Owner's user id (a UUID string).
-    pub user_id: String,
+    pub user_id: UserId,
     /// Initial size.
     pub cols: u16,
     /// Initial size.
@@ -126,7 +126,7 @@ pub enum OwnerRequest {
 #[rtype(result = "Result<(), ErrorCode>")]
 pub struct AttachOwner {
     /// The user asking (must be the owner).
-    pub user_id: String,
+    pub user_id: UserId,
     /// The new owner socket.
     pub owner: Owner,
     /// The offset just past the last output byte the client received, when it knows it:

@@ -51,7 +51,7 @@ pub struct Deliver {
 #[serde(tag = "type", rename = "hello")]
 struct Hello<'a> {
     #[serde(rename = "userId")]
-    user_id: &'a str,
+    user_id: String,
     role: &'a str,
     #[serde(rename = "serverVersion")]
     server_version: &'a str,
@@ -167,7 +167,7 @@ impl WebSession {
         detail: serde_json::Value,
     ) {
         self.links.audit.do_send(RecordAudit {
-            actor: self.user.user_id.clone(),
+            actor: self.user.user_id.to_string(),
             action,
             machine_id,
             detail,
@@ -232,24 +232,22 @@ impl Actor for WebSession {
         });
         socket::close_on_shutdown(ctx, self.shutdown.clone());
         self.schedule_expiry(ctx);
-        if let Ok(user_id) = uuid::Uuid::parse_str(&self.user.user_id) {
-            self.links.watch_user.do_send(WatchSocket {
-                user_id,
-                connection_id: self.connection_id,
-                admitted: StoredUser {
-                    role: Some(self.user.role),
-                    disabled: false,
-                },
-                revoke: ctx.address().recipient(),
-            });
-        }
+        self.links.watch_user.do_send(WatchSocket {
+            user_id: self.user.user_id,
+            connection_id: self.connection_id,
+            admitted: StoredUser {
+                role: Some(self.user.role),
+                disabled: false,
+            },
+            revoke: ctx.address().recipient(),
+        });
         self.audit(
             "ws.connect",
             None,
             serde_json::json!({ "role": self.user.role.as_str() }),
         );
         let hello = Hello {
-            user_id: &self.user.user_id,
+            user_id: self.user.user_id.to_string(),
             role: self.user.role.as_str(),
             server_version: env!("CARGO_PKG_VERSION"),
         };
@@ -260,12 +258,10 @@ impl Actor for WebSession {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        if let Ok(user_id) = uuid::Uuid::parse_str(&self.user.user_id) {
-            self.links.unwatch_user.do_send(UnwatchSocket {
-                user_id,
-                connection_id: self.connection_id,
-            });
-        }
+        self.links.unwatch_user.do_send(UnwatchSocket {
+            user_id: self.user.user_id,
+            connection_id: self.connection_id,
+        });
         for requests in self.terminals.values() {
             requests.do_send(OwnerRequest::OwnerGone {
                 from: self.connection_id,
@@ -288,7 +284,7 @@ impl SocketActor for WebSession {
 
     fn refuse(&mut self, ctx: &mut WebsocketContext<Self>, frame: ErrorFrame) {
         self.links.security.report(SecurityEvent {
-            actor: self.user.user_id.clone(),
+            actor: self.user.user_id.to_string(),
             action: "security.bad_frame",
             machine_id: None,
             peer: self.source_ip.clone(),

@@ -148,7 +148,7 @@ impl WebSession {
         then: impl FnOnce(&mut WebSession, Option<String>, &mut Ctx) + 'static,
     ) {
         let stored = self.links.audit.send(RecordAudit {
-            actor: self.user.user_id.clone(),
+            actor: self.user.user_id.to_string(),
             action,
             machine_id: Some(machine_id),
             detail,

@@ -8,7 +8,7 @@ use fleetgate_actors::agent_session::{SendToAgent, ToAgent};
 use fleetgate_actors::protocol::agent::Capabilities;
 use fleetgate_actors::protocol::session_token::SessionTokens;
 use fleetgate_actors::protocol::web::ServerEvent;
-use fleetgate_actors::protocol::{ConnectionId, ErrorCode, MachineId, SessionId};
+use fleetgate_actors::protocol::{ConnectionId, ErrorCode, MachineId, SessionId, UserId};
 use fleetgate_actors::registry::DropTerminal;
 use fleetgate_actors::repo::audit::RecordAudit;
 use fleetgate_actors::repo::session::{SessionClosed, SessionOpened};
@@ -21,6 +21,11 @@ use super::{Log, entries, log, probe, probe_link};
 
 pub const SECRET: &str = "a97eef2fbf0dbe58d4d7411321e6641d463bdeb5ed1ec1dcc3fffc29b1085de4";
 pub const USER: &str = "0b9c3c1e-4c5a-4a8e-9d5e-1f2a3b4c5d6e";
+
+/// The owner's id.
+pub fn user() -> UserId {
+    UserId::parse(USER).expect("uuid")
+}
 
 /// An owner socket that answers deliveries only when the test hands out permits.
 pub struct GatedOwner {
@@ -87,7 +92,7 @@ pub fn start_with(
     let spec = TerminalSpec {
         session_id: session_id.clone(),
         agent: link,
-        user_id: USER.into(),
+        user_id: user(),
         cols: 80,
         rows: 24,
         owner,
@@ -143,7 +148,7 @@ pub async fn attach_new_owner(
     let attached = h
         .terminal
         .send(fleetgate_actors::terminal::AttachOwner {
-            user_id: USER.into(),
+            user_id: user(),
             owner: Owner {
                 connection_id: ConnectionId::next(),
                 deliver,

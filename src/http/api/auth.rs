@@ -153,5 +153,5 @@ pub async fn login(
 
 /// A fresh token for a caller whose token is still valid.
 pub async fn refresh(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    token_response(&state, &caller.user_id, caller.role, None)
+    token_response(&state, &caller.user_id.to_string(), caller.role, None)
 }

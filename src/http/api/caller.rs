@@ -6,6 +6,7 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use fleetgate_actors::identity::Role;
+use fleetgate_actors::protocol::UserId;
 use fleetgate_actors::repo::access::UserRole;
 
 use super::error::ApiError;
@@ -16,7 +17,7 @@ use crate::http::token::bearer;
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// User id (JWT `sub`).
-    pub user_id: String,
+    pub user_id: UserId,
     /// Role as stored now (not as the token claimed).
     pub role: Role,
     /// Source address.
@@ -54,7 +55,7 @@ impl FromRequest for Caller {
                 .services
                 .access
                 .send(UserRole {
-                    user_id: user.user_id.clone(),
+                    user_id: user.user_id,
                 })
                 .await?
                 .map_err(ApiError::internal)?

@@ -85,7 +85,7 @@ async fn start(
     let spec = CommandSpec {
         command_id: command_id.clone(),
         agent,
-        user_id: caller.user_id.clone(),
+        user_id: caller.user_id,
         command: command.to_owned(),
         timeout: timeout_secs.map_or(state.web_session.command_timeout, Duration::from_secs),
         requester: None,
@@ -168,9 +168,7 @@ pub async fn show(
         })
         .await??
         .ok_or_else(|| ApiError::NotFound("no such command".into()))?;
-    if caller.role != fleetgate_actors::identity::Role::Admin
-        && row.user_id.to_string() != caller.user_id
-    {
+    if caller.role != fleetgate_actors::identity::Role::Admin && row.user_id != caller.user_id.0 {
         return Err(ApiError::NotFound("no such command".into()));
     }
     Ok(HttpResponse::Ok().json(json!({

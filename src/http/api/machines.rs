@@ -35,7 +35,7 @@ pub async fn authorize(
     action: Action,
 ) -> Result<Machine, ApiError> {
     let check = CheckAccess {
-        user_id: caller.user_id.clone(),
+        user_id: caller.user_id,
         machine_id: MachineId(machine),
         action,
     };
@@ -73,7 +73,7 @@ pub async fn audit_committed(
         .services
         .audit
         .send(RecordAudit {
-            actor: caller.user_id.clone(),
+            actor: caller.user_id.to_string(),
             action,
             machine_id: machine.map(MachineId),
             detail,
@@ -219,7 +219,7 @@ pub async fn list(
         .services
         .access
         .send(VisibleMachines {
-            user_id: caller.user_id.clone(),
+            user_id: caller.user_id,
             filter,
         })
         .await?

@@ -32,11 +32,10 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let filter = query.into_inner();
-    let own = Uuid::parse_str(&caller.user_id).ok();
     let user_id = if caller.role == Role::Admin {
         filter.user
     } else {
-        own
+        Some(caller.user_id.0)
     };
     let rows = state
         .services

@@ -191,7 +191,7 @@ pub async fn set_password(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    if caller.user_id != id.to_string() {
+    if caller.user_id.0 != id {
         caller.require_admin()?;
     }
     let hash = hashed(body.into_inner().password).await?;
