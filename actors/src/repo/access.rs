@@ -227,7 +227,7 @@ where
 {
     let db = repo.db.clone();
     let cached = repo.cached(&user_id);
-    let key = user_id.clone();
+    let key = user_id;
     let generation = repo.generation;
     Box::pin(
         async move {

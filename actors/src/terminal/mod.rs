@@ -121,7 +121,7 @@ impl TerminalSession {
                 .unwrap_or(chrono::Duration::seconds(60));
         let token = self.tokens.issue(&SessionClaims {
             session_id: self.spec.session_id.to_string(),
-            user_id: self.spec.user_id.clone(),
+            user_id: self.spec.user_id,
             machine_id: self.spec.agent.machine_id().to_string(),
             expires_at: expires.timestamp(),
         });

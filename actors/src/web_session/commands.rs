@@ -42,7 +42,7 @@ impl WebSession {
                         let spec = CommandSpec {
                             command_id: command_id.clone(),
                             agent,
-                            user_id: session.user.user_id.clone(),
+                            user_id: session.user.user_id,
                             command,
                             timeout,
                             requester: Some(ctx.address().recipient()),

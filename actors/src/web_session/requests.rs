@@ -103,7 +103,7 @@ impl WebSession {
             );
         };
         let check = CheckAccess {
-            user_id: self.user.user_id.clone(),
+            user_id: self.user.user_id,
             machine_id,
             action,
         };

@@ -16,7 +16,7 @@ impl WebSession {
     /// `subscribe_machines`: the snapshot, then live changes.
     pub(super) fn subscribe(&mut self, request_id: Option<String>, ctx: &mut Ctx) {
         let visible = self.links.access.visible.send(VisibleMachines {
-            user_id: self.user.user_id.clone(),
+            user_id: self.user.user_id,
             filter: MachineFilter::default(),
         });
         ctx.spawn(visible.into_actor(self).map(move |outcome, session, ctx| {
@@ -55,7 +55,7 @@ impl Handler<MachineStatusChanged> for WebSession {
 
     fn handle(&mut self, change: MachineStatusChanged, ctx: &mut Ctx) {
         let check = CheckAccess {
-            user_id: self.user.user_id.clone(),
+            user_id: self.user.user_id,
             machine_id: change.machine_id,
             action: Action::View,
         };

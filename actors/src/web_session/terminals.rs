@@ -52,7 +52,7 @@ impl WebSession {
         let spec = TerminalSpec {
             session_id: session_id.clone(),
             agent: agent.clone(),
-            user_id: self.user.user_id.clone(),
+            user_id: self.user.user_id,
             cols: size.0,
             rows: size.1,
             owner,
@@ -124,7 +124,7 @@ impl WebSession {
             connection_id: self.connection_id,
             deliver: ctx.address().recipient(),
         };
-        let user_id = self.user.user_id.clone();
+        let user_id = self.user.user_id;
         let machine_id = MachineId::parse(&claims.machine_id);
         let find = self.links.routing.find_terminal.send(FindTerminal {
             session_id: session_id.clone(),
