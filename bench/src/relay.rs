@@ -1,6 +1,8 @@
 //! The raw relay: the physical limit a gateway is compared with. It accepts one socket on
 //! `/agent` and one on `/client` and forwards frames between them untouched: no auth, no
-//! signing, no parsing, no database. It runs as its own process, like the server under test.
+//! signing, no parsing, no database. On `/register` it plays the least a server can do for a
+//! connecting agent: it answers the first message with `registered` and reads the rest. It runs
+//! as its own process, like the server under test.
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::Stdio;
@@ -26,7 +28,15 @@ pub const AGENT_SECRET: &str = "5f1e0b9c8d7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a
 
 /// Serves the relay on `addr` until the process is killed (`fleetgate-bench relay`).
 pub async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    // The same listen backlog as the server under test, so that a storm is not refused here.
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let listener = socket.listen(4096)?;
     let (agents_tx, mut agents) = mpsc::unbounded_channel::<Socket>();
     let (clients_tx, mut clients) = mpsc::unbounded_channel::<Socket>();
     tokio::spawn(async move {
@@ -48,6 +58,10 @@ pub async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
             let Ok(socket) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
                 return;
             };
+            if path == "/register" {
+                answer_register(socket).await;
+                return;
+            }
             let queue = if path == "/agent" {
                 &agents_tx
             } else {
@@ -58,6 +72,20 @@ pub async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
             }
         });
     }
+}
+
+/// Answers the agent's first message with `registered`, then reads until it closes.
+async fn answer_register(mut socket: Socket) {
+    use tokio_tungstenite::tungstenite::Message;
+    const REGISTERED: &str =
+        r#"{"type":"registered","machineId":"00000000-0000-4000-8000-000000000000"}"#;
+    if !matches!(socket.next().await, Some(Ok(Message::Text(_)))) {
+        return;
+    }
+    if socket.send(Message::text(REGISTERED)).await.is_err() {
+        return;
+    }
+    while let Some(Ok(_)) = socket.next().await {}
 }
 
 /// Forwards every frame both ways until either side closes.
@@ -119,6 +147,11 @@ impl RelayProcess {
     /// `ws://host:port/agent`.
     pub fn agent_url(&self) -> String {
         format!("ws://{}/agent", self.addr)
+    }
+
+    /// `ws://host:port/register`: answers `register` and nothing else.
+    pub fn register_url(&self) -> String {
+        format!("ws://{}/register", self.addr)
     }
 
     /// `ws://host:port/client`.

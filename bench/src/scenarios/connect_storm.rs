@@ -1,4 +1,5 @@
-//! connect-storm: N pre-enrolled agents connect and register as fast as they can.
+//! connect-storm: N pre-enrolled agents connect and register as fast as they can; the same
+//! fleet against the raw relay (accept, upgrade, one request/reply per agent) gives the ratio.
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -9,6 +10,8 @@ use serde_json::json;
 
 use super::{connect_fleet, mib, secs, sqlite_server};
 use crate::checks::Checks;
+use crate::fleet::{Fleet, wait_for};
+use crate::relay::{AGENT_SECRET, RelayProcess};
 use crate::report::{Table, publish};
 
 /// Flags of `connect-storm`.
@@ -30,6 +33,8 @@ pub async fn run(binary: &Path, options: Options) -> anyhow::Result<Checks> {
         &[
             "agents",
             "all registered after",
+            "raw relay",
+            "fleetgate / relay",
             "failed attempts",
             "server peak RSS",
             "server RSS / agent",
@@ -58,9 +63,24 @@ pub async fn run(binary: &Path, options: Options) -> anyhow::Result<Checks> {
                 options.limit_secs
             ),
         );
+        let mut server = connected.server;
+        connected.fleet.stop().await;
+        server.stop().await?;
+        let relay = relay_storm(agents, limit).await?;
+        let ratio = match (connected.all_registered_after, relay) {
+            (Some(gateway), Some(relay)) => {
+                format!(
+                    "{:.2}×",
+                    gateway.as_secs_f64() / relay.as_secs_f64().max(1e-3)
+                )
+            }
+            _ => "–".into(),
+        };
         table.row(vec![
             agents.to_string(),
             secs(connected.all_registered_after, "not all"),
+            secs(relay, "not all"),
+            ratio,
             failed.to_string(),
             mib(after.peak_rss_kib),
             format!("{per_agent:.1} KiB"),
@@ -69,6 +89,7 @@ pub async fn run(binary: &Path, options: Options) -> anyhow::Result<Checks> {
         results.push(json!({
             "agents": agents,
             "all_registered_secs": connected.all_registered_after.map(|d| d.as_secs_f64()),
+            "relay_all_registered_secs": relay.map(|d| d.as_secs_f64()),
             "registered": registered,
             "failed_attempts": failed,
             "server_idle_rss_kib": connected.idle.rss_kib,
@@ -77,10 +98,22 @@ pub async fn run(binary: &Path, options: Options) -> anyhow::Result<Checks> {
             "server_rss_per_agent_kib": per_agent,
             "server_cpu_secs": cpu,
         }));
-        let mut server = connected.server;
-        connected.fleet.stop().await;
-        server.stop().await?;
     }
     publish("connect-storm", &[table], json!(results))?;
     Ok(checks)
+}
+
+/// The same storm against the raw relay: how long until `agents` agents got `registered`.
+async fn relay_storm(agents: usize, limit: Duration) -> anyhow::Result<Option<Duration>> {
+    let relay = RelayProcess::start().await?;
+    let config = FleetConfig {
+        ramp_per_sec: 0,
+        reconnect: true,
+        ..FleetConfig::new(relay.register_url())
+    };
+    let keys = format!("{AGENT_SECRET}\n").repeat(agents);
+    let fleet = Fleet::start(config, &keys);
+    let registered = wait_for(&fleet.stats.registered, agents as u64, limit).await;
+    fleet.stop().await;
+    Ok(registered)
 }
