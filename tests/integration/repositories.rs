@@ -558,3 +558,92 @@ async fn access_repo_answers_from_roles_and_grants_and_forgets_changed_users() {
         Err(AccessError::Forbidden)
     );
 }
+
+#[actix_web::test]
+async fn registers_arriving_together_are_checked_together_and_each_gets_its_own_answer() {
+    let (database, _dir) = database().await;
+    let key = DataKey::from_bytes(KEY);
+    let mut fleet = Vec::new();
+    for n in 0..20 {
+        fleet.push(
+            enroll_machine(&database, &key, &format!("m{n}"))
+                .await
+                .expect("enroll"),
+        );
+    }
+    let repo = MachineRepo::new(database.clone(), key).start();
+    let register = |secret: String, hostname: String, enrollment| AuthenticateMachine {
+        secret,
+        enrollment,
+        details: details(&hostname),
+    };
+    // 20 machines registering twice each (one of them reporting a new hostname), 10 unknown
+    // secrets, and one new secret twice under open enrolment: all at once.
+    let mut asks = Vec::new();
+    for machine in &fleet {
+        for round in 0..2 {
+            let hostname = format!("host-{}-{round}", machine.id);
+            asks.push(repo.send(register(
+                machine.secret.clone(),
+                hostname,
+                Enrollment::Token,
+            )));
+        }
+    }
+    for n in 0..10u8 {
+        asks.push(repo.send(register(
+            format!("{n:02x}").repeat(32),
+            "stranger".into(),
+            Enrollment::Token,
+        )));
+    }
+    let newcomer = "ab".repeat(32);
+    for _ in 0..2 {
+        asks.push(repo.send(register(
+            newcomer.clone(),
+            "newcomer".into(),
+            Enrollment::Open,
+        )));
+    }
+    let answers: Vec<_> = futures_util::future::join_all(asks)
+        .await
+        .into_iter()
+        .map(|sent| sent.expect("send"))
+        .collect();
+    for (machine, pair) in fleet.iter().zip(answers.chunks(2)) {
+        for answer in pair {
+            assert_eq!(
+                answer.as_ref().ok(),
+                Some(&machine.id),
+                "each register gets its own machine"
+            );
+        }
+    }
+    for answer in &answers[40..50] {
+        assert!(matches!(answer, Err(MachineError::UnknownSecret)));
+    }
+    let (first, second) = (&answers[50], &answers[51]);
+    assert!(
+        first.is_ok() && first.as_ref().ok() == second.as_ref().ok(),
+        "one machine for one new secret"
+    );
+    assert_eq!(
+        machines::Entity::find()
+            .count(&database)
+            .await
+            .expect("count"),
+        21
+    );
+    for machine in &fleet {
+        let row = machines::Entity::find_by_id(machine.id.0)
+            .one(&database)
+            .await
+            .expect("q")
+            .expect("row");
+        assert_eq!(
+            row.hostname,
+            format!("host-{}-1", machine.id),
+            "the last reported details are stored"
+        );
+    }
+}

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::register_batch::{PendingRegister, authenticate_batch};
 use crate::protocol::MachineId;
 use crate::sealing::{DataKey, SealError};
 
@@ -216,33 +217,6 @@ pub async fn mark_all_offline(db: &DatabaseConnection) -> Result<u64, DbErr> {
     Ok(result.rows_affected)
 }
 
-/// Authenticates a registering agent; never changes an existing machine's secret.
-async fn authenticate(
-    db: &DatabaseConnection,
-    data_key: &DataKey,
-    request: AuthenticateMachine,
-) -> Result<MachineId, MachineError> {
-    if let Some(existing) = find_by_secret(db, &request.secret).await? {
-        let details = request.details;
-        let mut model: machines::ActiveModel = existing.into();
-        model.hostname = Set(details.hostname);
-        model.ip = Set(details.ip);
-        model.os_distro = Set(details.os_distro);
-        model.os_release = Set(details.os_release);
-        model.os_kernel = Set(details.os_kernel);
-        model.platform = Set(details.platform);
-        let updated = model.update(db).await?;
-        return Ok(MachineId(updated.id));
-    }
-    match request.enrollment {
-        Enrollment::Token => Err(MachineError::UnknownSecret),
-        Enrollment::Open => {
-            let name = request.details.hostname.clone();
-            insert_machine(db, data_key, &name, &request.secret, &request.details).await
-        }
-    }
-}
-
 /// Writes `last_seen` (and `status` when given); a failure is logged, never fatal.
 async fn write_seen(
     db: &DatabaseConnection,
@@ -264,11 +238,17 @@ async fn write_seen(
     }
 }
 
+/// How long a register waits for others to be checked with it.
+const REGISTER_BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(2);
+/// Most registers checked in one batch.
+const REGISTER_BATCH_MAX: usize = 256;
+
 /// The actor serializing writes to `machines`.
 pub struct MachineRepo {
     pub(super) db: DatabaseConnection,
     pub(super) data_key: DataKey,
     last_seen_written: HashMap<MachineId, Instant>,
+    pending_registers: Vec<PendingRegister>,
 }
 
 impl MachineRepo {
@@ -278,6 +258,7 @@ impl MachineRepo {
             db,
             data_key,
             last_seen_written: HashMap::new(),
+            pending_registers: Vec::new(),
         }
     }
 }
@@ -286,15 +267,42 @@ impl Actor for MachineRepo {
     type Context = Context<Self>;
 }
 
-impl Handler<AuthenticateMachine> for MachineRepo {
-    type Result = AtomicResponse<Self, Result<MachineId, MachineError>>;
+impl MachineRepo {
+    /// Checks every waiting register in one batch, holding this repository's other writes
+    /// until it is done.
+    fn flush_registers(&mut self, ctx: &mut Context<Self>) {
+        let batch = std::mem::take(&mut self.pending_registers);
+        if batch.is_empty() {
+            return;
+        }
+        let (db, data_key) = (self.db.clone(), self.data_key.clone());
+        let check = async move { authenticate_batch(&db, &data_key, batch).await };
+        actix::AsyncContext::wait(ctx, check.into_actor(self));
+    }
+}
 
-    fn handle(&mut self, request: AuthenticateMachine, _: &mut Context<Self>) -> Self::Result {
-        let db = self.db.clone();
-        let data_key = self.data_key.clone();
-        AtomicResponse::new(Box::pin(
-            async move { authenticate(&db, &data_key, request).await }.into_actor(self),
-        ))
+impl Handler<AuthenticateMachine> for MachineRepo {
+    type Result = actix::ResponseFuture<Result<MachineId, MachineError>>;
+
+    /// Queues the register for the next batch (see `register_batch.rs`).
+    fn handle(&mut self, request: AuthenticateMachine, ctx: &mut Context<Self>) -> Self::Result {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.pending_registers
+            .push(PendingRegister { request, reply });
+        if self.pending_registers.len() >= REGISTER_BATCH_MAX {
+            self.flush_registers(ctx);
+        } else if self.pending_registers.len() == 1 {
+            actix::AsyncContext::run_later(ctx, REGISTER_BATCH_WINDOW, |repo, ctx| {
+                repo.flush_registers(ctx)
+            });
+        }
+        Box::pin(async move {
+            answer.await.unwrap_or_else(|_| {
+                Err(MachineError::Database(DbErr::Custom(
+                    "the register was not answered".into(),
+                )))
+            })
+        })
     }
 }
 

@@ -10,6 +10,7 @@ pub mod machine_record;
 pub mod metric;
 pub mod port;
 pub mod queries;
+mod register_batch;
 pub mod report;
 pub mod session;
 pub mod user;
