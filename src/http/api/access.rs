@@ -9,8 +9,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::caller::Caller;
+use super::checks::{audit_committed, authorize};
 use super::error::ApiError;
-use super::machines::{audit_committed, authorize};
 use crate::app::AppState;
 
 /// Body of the PUT: the levels granted.

@@ -1,178 +1,27 @@
 //! `/machines`: list, show, metrics, ports; admin-only enrolment, secret rotation and deletion.
 
-use std::collections::HashMap;
-
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Duration, Utc};
 use fleetgate_actors::protocol::MachineId;
 use fleetgate_actors::registry::DisconnectAgent;
-use fleetgate_actors::repo::access::{
-    AccessError, Action, CheckAccess, MachineFilter, VisibleMachines,
-};
-use fleetgate_actors::repo::audit::RecordAudit;
+use fleetgate_actors::repo::access::{Action, MachineFilter, VisibleMachines};
 use fleetgate_actors::repo::machine::EnrollMachine;
 use fleetgate_actors::repo::machine_admin::{DeleteMachine, RotateSecret};
-use fleetgate_actors::repo::machine_record::Machine;
-use fleetgate_actors::repo::metric::{LatestMetrics, MetricSample};
+use fleetgate_actors::repo::metric::MetricSample;
 use fleetgate_actors::repo::queries::{ListPorts, MetricRange};
 use fleetgate_actors::socket::CLOSE_REVOKED;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::caller::Caller;
+use super::checks::{audit_committed, authorize};
 use super::error::ApiError;
+use super::machine_views::{MachinePage, MachineView, latest_of};
 use crate::app::AppState;
 
 /// Most points a metrics query returns after downsampling.
 const MAX_POINTS: i64 = 2000;
-
-/// Checks `action` on the machine for the caller; answers with the machine.
-pub async fn authorize(
-    state: &AppState,
-    caller: &Caller,
-    machine: Uuid,
-    action: Action,
-) -> Result<Machine, ApiError> {
-    let check = CheckAccess {
-        user_id: caller.user_id,
-        machine_id: MachineId(machine),
-        action,
-    };
-    match state.services.access.send(check).await? {
-        Ok(row) => Ok(row),
-        Err(AccessError::UnknownMachine) => Err(ApiError::NotFound("no such machine".into())),
-        Err(AccessError::Forbidden) => {
-            audit_committed(
-                state,
-                caller,
-                "access.denied",
-                Some(machine),
-                json!({ "action": action.level() }),
-            )
-            .await?;
-            Err(ApiError::Forbidden(format!(
-                "{} not allowed on this machine",
-                action.level()
-            )))
-        }
-        Err(AccessError::Database(err)) => Err(ApiError::internal(err)),
-    }
-}
-
-/// Records an audit entry for the caller and waits until it is committed: an action is
-/// audited before it reaches an agent or is acknowledged, or it fails.
-pub async fn audit_committed(
-    state: &AppState,
-    caller: &Caller,
-    action: &'static str,
-    machine: Option<Uuid>,
-    detail: Value,
-) -> Result<(), ApiError> {
-    state
-        .services
-        .audit
-        .send(RecordAudit {
-            actor: caller.user_id.to_string(),
-            action,
-            machine_id: machine.map(MachineId),
-            detail,
-            source_ip: caller.source_ip.clone(),
-        })
-        .await?
-        .map_err(ApiError::internal)
-}
-
-/// A machine's latest sample as the API shows it.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct SampleView {
-    at: String,
-    cpu: f64,
-    ram_used: f64,
-    ram_total: f64,
-    disk_used: f64,
-    disk_total: f64,
-    uptime: i64,
-}
-
-impl From<&MetricSample> for SampleView {
-    fn from(sample: &MetricSample) -> Self {
-        Self {
-            at: sample.at.to_rfc3339(),
-            cpu: sample.cpu,
-            ram_used: sample.ram_used,
-            ram_total: sample.ram_total,
-            disk_used: sample.disk_used,
-            disk_total: sample.disk_total,
-            uptime: sample.uptime,
-        }
-    }
-}
-
-/// The operating system a machine's agent reported.
-#[derive(Serialize)]
-struct OsView<'a> {
-    distro: Option<&'a str>,
-    release: Option<&'a str>,
-    kernel: Option<&'a str>,
-}
-
-/// A machine as the API shows it (never its secret).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct MachineView<'a> {
-    id: Uuid,
-    name: &'a str,
-    hostname: &'a str,
-    ip: &'a str,
-    os: OsView<'a>,
-    platform: Option<&'a str>,
-    status: &'a str,
-    last_seen: Option<String>,
-    latest_metrics: Option<SampleView>,
-}
-
-impl<'a> MachineView<'a> {
-    fn new(row: &'a Machine, latest: Option<&MetricSample>) -> Self {
-        Self {
-            id: row.id.0,
-            name: &row.name,
-            hostname: &row.hostname,
-            ip: &row.ip,
-            os: OsView {
-                distro: row.os_distro.as_deref(),
-                release: row.os_release.as_deref(),
-                kernel: row.os_kernel.as_deref(),
-            },
-            platform: row.platform.as_deref(),
-            status: row.status(),
-            last_seen: row.last_seen.map(|t| t.to_rfc3339()),
-            latest_metrics: latest.map(SampleView::from),
-        }
-    }
-}
-
-/// The latest sample of each of `rows` (from memory, not one metrics query per row).
-async fn latest_of(
-    state: &AppState,
-    rows: &[Machine],
-) -> Result<HashMap<MachineId, MetricSample>, ApiError> {
-    let machine_ids = rows.iter().map(|row| row.id).collect();
-    Ok(state
-        .services
-        .metrics
-        .send(LatestMetrics { machine_ids })
-        .await??)
-}
-
-/// A page of machines as the API shows it.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct MachinePage<'a> {
-    items: Vec<MachineView<'a>>,
-    next_cursor: Option<String>,
-}
 
 /// Query of `GET /machines`: a page (`limit`, `cursor`) and filters (`status`, `q`).
 #[derive(Deserialize)]

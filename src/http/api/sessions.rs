@@ -11,8 +11,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::caller::Caller;
+use super::checks::audit_committed;
 use super::error::ApiError;
-use super::machines::audit_committed;
 use crate::app::AppState;
 
 /// Filters of `GET /sessions`.

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::caller::Caller;
+use super::checks::audit_committed;
 use super::error::ApiError;
-use super::machines::audit_committed;
 use crate::accounts::{check_password, check_username};
 use crate::app::AppState;
 use crate::passwords::hash_password;

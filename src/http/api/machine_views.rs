@@ -1,0 +1,103 @@
+//! Machines and their metrics as the API shows them (never a machine's secret).
+
+use std::collections::HashMap;
+
+use fleetgate_actors::protocol::MachineId;
+use fleetgate_actors::repo::machine_record::Machine;
+use fleetgate_actors::repo::metric::{LatestMetrics, MetricSample};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use crate::app::AppState;
+
+/// A machine's latest sample as the API shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SampleView {
+    at: String,
+    cpu: f64,
+    ram_used: f64,
+    ram_total: f64,
+    disk_used: f64,
+    disk_total: f64,
+    uptime: i64,
+}
+
+impl From<&MetricSample> for SampleView {
+    fn from(sample: &MetricSample) -> Self {
+        Self {
+            at: sample.at.to_rfc3339(),
+            cpu: sample.cpu,
+            ram_used: sample.ram_used,
+            ram_total: sample.ram_total,
+            disk_used: sample.disk_used,
+            disk_total: sample.disk_total,
+            uptime: sample.uptime,
+        }
+    }
+}
+
+/// The operating system a machine's agent reported.
+#[derive(Serialize)]
+struct OsView<'a> {
+    distro: Option<&'a str>,
+    release: Option<&'a str>,
+    kernel: Option<&'a str>,
+}
+
+/// A machine as the API shows it (never its secret).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct MachineView<'a> {
+    id: Uuid,
+    name: &'a str,
+    hostname: &'a str,
+    ip: &'a str,
+    os: OsView<'a>,
+    platform: Option<&'a str>,
+    status: &'a str,
+    last_seen: Option<String>,
+    latest_metrics: Option<SampleView>,
+}
+
+impl<'a> MachineView<'a> {
+    pub(super) fn new(row: &'a Machine, latest: Option<&MetricSample>) -> Self {
+        Self {
+            id: row.id.0,
+            name: &row.name,
+            hostname: &row.hostname,
+            ip: &row.ip,
+            os: OsView {
+                distro: row.os_distro.as_deref(),
+                release: row.os_release.as_deref(),
+                kernel: row.os_kernel.as_deref(),
+            },
+            platform: row.platform.as_deref(),
+            status: row.status(),
+            last_seen: row.last_seen.map(|t| t.to_rfc3339()),
+            latest_metrics: latest.map(SampleView::from),
+        }
+    }
+}
+
+/// The latest sample of each of `rows` (from memory, not one metrics query per row).
+pub(super) async fn latest_of(
+    state: &AppState,
+    rows: &[Machine],
+) -> Result<HashMap<MachineId, MetricSample>, ApiError> {
+    let machine_ids = rows.iter().map(|row| row.id).collect();
+    Ok(state
+        .services
+        .metrics
+        .send(LatestMetrics { machine_ids })
+        .await??)
+}
+
+/// A page of machines as the API shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct MachinePage<'a> {
+    pub(super) items: Vec<MachineView<'a>>,
+    pub(super) next_cursor: Option<String>,
+}
