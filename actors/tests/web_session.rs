@@ -104,12 +104,11 @@ impl Handler<CheckAccess> for FakeServer {
         Ok(Machine {
             id: msg.machine_id,
             name: "box".into(),
-            hostname: "box".into(),
-            ip: "10.0.0.1".into(),
-            os_distro: None,
-            os_release: None,
-            os_kernel: None,
-            platform: None,
+            details: fleetgate_actors::repo::machine::MachineDetails {
+                hostname: "box".into(),
+                ip: "10.0.0.1".into(),
+                ..Default::default()
+            },
             online: true,
             last_seen: None,
         })

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use fleetgate_entity::machines;
 
+use super::machine::MachineDetails;
 use crate::protocol::MachineId;
 
 /// A machine, without its secret.
@@ -13,18 +14,8 @@ pub struct Machine {
     pub id: MachineId,
     /// Operator-chosen label.
     pub name: String,
-    /// Hostname from the last `register`.
-    pub hostname: String,
-    /// Address from the last `register`.
-    pub ip: String,
-    /// `osInfo.distro`.
-    pub os_distro: Option<String>,
-    /// `osInfo.release`.
-    pub os_release: Option<String>,
-    /// `osInfo.kernel`.
-    pub os_kernel: Option<String>,
-    /// `platform`.
-    pub platform: Option<String>,
+    /// What its agent reported in the last `register`.
+    pub details: MachineDetails,
     /// Whether it was online when last stored.
     pub online: bool,
     /// The last heartbeat or register seen.
@@ -43,12 +34,14 @@ impl From<machines::Model> for Machine {
         Self {
             id: MachineId(row.id),
             name: row.name,
-            hostname: row.hostname,
-            ip: row.ip,
-            os_distro: row.os_distro,
-            os_release: row.os_release,
-            os_kernel: row.os_kernel,
-            platform: row.platform,
+            details: MachineDetails {
+                hostname: row.hostname,
+                ip: row.ip,
+                os_distro: row.os_distro,
+                os_release: row.os_release,
+                os_kernel: row.os_kernel,
+                platform: row.platform,
+            },
             online: row.status == "online",
             last_seen: row.last_seen,
         }

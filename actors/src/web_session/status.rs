@@ -32,7 +32,7 @@ impl WebSession {
                     machine_id: machine.id.to_string(),
                     status: machine.status(),
                     last_seen: machine.last_seen.map(|t| t.to_rfc3339()),
-                    hostname: machine.hostname,
+                    hostname: machine.details.hostname,
                 };
                 session.send_text(ctx, event.to_json(request_id.as_deref()));
             }
