@@ -223,35 +223,29 @@ fn complete_utf8(bytes: &[u8]) -> usize {
 
 /// Coalesces PTY output into `terminal_output` frames, then reports that the shell ended.
 /// Without credit it stops taking output from the reader thread, which then stops reading.
+/// Output left over after a full frame goes out next without waiting for more: the shell may
+/// have nothing more to say (a prompt at the end of a long output is exactly that case).
 async fn forward_output(
     session_id: String,
     mut bytes: mpsc::Receiver<Vec<u8>>,
     credit: Option<Arc<Credit>>,
     out: mpsc::Sender<Outbound>,
 ) {
-    let mut pending: Vec<u8> = Vec::new();
+    let mut pending = PendingOutput::default();
     loop {
         if let Some(credit) = &credit {
             credit.available().await;
         }
-        let Some(first) = bytes.recv().await else {
-            break;
-        };
-        pending.extend_from_slice(&first);
-        let deadline = tokio::time::sleep(FLUSH_AFTER);
-        tokio::pin!(deadline);
-        while pending.len() < FRAME_BYTES {
-            tokio::select! {
-                more = bytes.recv() => match more {
-                    Some(more) => pending.extend_from_slice(&more),
-                    None => break,
-                },
-                _ = &mut deadline => break,
-            }
+        if !pending.has_sendable() && !pending.closed {
+            pending.take(bytes.recv().await);
         }
-        let cut = complete_utf8(&pending[..pending.len().min(FRAME_BYTES)]);
-        let text = String::from_utf8_lossy(&pending[..cut]).into_owned();
-        pending.drain(..cut);
+        pending.gather(&mut bytes).await;
+        let Some(text) = pending.next_frame() else {
+            if pending.closed {
+                break;
+            }
+            continue;
+        };
         if let Some(credit) = &credit {
             credit.spend(text.len());
         }
@@ -262,6 +256,59 @@ async fn forward_output(
     }
     if out.send(Outbound::ShellEnded(session_id)).await.is_err() {
         tracing::debug!("connection gone before the shell end was reported");
+    }
+}
+
+/// PTY output read but not yet sent, and whether the reader has finished.
+#[derive(Default)]
+struct PendingOutput {
+    bytes: Vec<u8>,
+    closed: bool,
+}
+
+impl PendingOutput {
+    /// Adds what the reader sent, or notes that it has finished.
+    fn take(&mut self, read: Option<Vec<u8>>) {
+        match read {
+            Some(read) => self.bytes.extend_from_slice(&read),
+            None => self.closed = true,
+        }
+    }
+
+    /// Whether a frame could go now: complete UTF-8 waits, or the reader is done.
+    fn has_sendable(&self) -> bool {
+        !self.bytes.is_empty() && (self.closed || complete_utf8(self.frame_window()) > 0)
+    }
+
+    /// Reads more for up to [`FLUSH_AFTER`] while there is less than a frame.
+    async fn gather(&mut self, bytes: &mut mpsc::Receiver<Vec<u8>>) {
+        let deadline = tokio::time::sleep(FLUSH_AFTER);
+        tokio::pin!(deadline);
+        while !self.closed && self.bytes.len() < FRAME_BYTES {
+            tokio::select! {
+                more = bytes.recv() => self.take(more),
+                _ = &mut deadline => break,
+            }
+        }
+    }
+
+    /// The next frame's text: up to [`FRAME_BYTES`], never ending inside a UTF-8 sequence
+    /// unless the reader is done (then the rest goes, made valid).
+    fn next_frame(&mut self) -> Option<String> {
+        let mut cut = complete_utf8(self.frame_window());
+        if cut == 0 && self.closed {
+            cut = self.frame_window().len();
+        }
+        if cut == 0 {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&self.bytes[..cut]).into_owned();
+        self.bytes.drain(..cut);
+        Some(text)
+    }
+
+    fn frame_window(&self) -> &[u8] {
+        &self.bytes[..self.bytes.len().min(FRAME_BYTES)]
     }
 }
 
@@ -309,6 +356,71 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), credit.available())
             .await
             .expect("huge grants saturate instead of wrapping around");
+    }
+
+    #[tokio::test]
+    async fn output_left_over_after_a_full_frame_goes_without_waiting_for_more() {
+        let (bytes_tx, bytes_rx) = mpsc::channel(64);
+        let (out_tx, mut out_rx) = mpsc::channel(64);
+        tokio::spawn(forward_output(
+            "s1".into(),
+            bytes_rx,
+            Some(Arc::new(Credit::new(1 << 20))),
+            out_tx,
+        ));
+        // Uneven reads that overshoot a frame, the last one ending with a marker; the reader
+        // stays open, as a shell at its prompt does.
+        let mut sent = 0;
+        for size in [3000, 5000, 7000, 4000] {
+            let mut read = vec![b'Z'; size];
+            if size == 4000 {
+                read.extend_from_slice(b"DONE");
+            }
+            bytes_tx.send(read).await.expect("send");
+            sent += size;
+        }
+        let mut received = String::new();
+        while !received.ends_with("DONE") {
+            let Outbound::Frame(frame) =
+                tokio::time::timeout(Duration::from_secs(2), out_rx.recv())
+                    .await
+                    .expect("the rest arrives without more output")
+                    .expect("open")
+            else {
+                panic!("the shell has not ended");
+            };
+            let frame: serde_json::Value = serde_json::from_str(&frame).expect("json");
+            received.push_str(frame["output"].as_str().expect("output"));
+        }
+        assert_eq!(received.len(), sent + 4);
+        drop(bytes_tx);
+    }
+
+    #[tokio::test]
+    async fn an_incomplete_sequence_at_the_end_is_sent_once_the_shell_ends() {
+        let (bytes_tx, bytes_rx) = mpsc::channel(64);
+        let (out_tx, mut out_rx) = mpsc::channel(64);
+        tokio::spawn(forward_output("s1".into(), bytes_rx, None, out_tx));
+        bytes_tx.send(b"ok \xc3".to_vec()).await.expect("send");
+        drop(bytes_tx);
+        let mut frames = Vec::new();
+        while let Some(out) = out_rx.recv().await {
+            frames.push(out);
+        }
+        let data: String = frames
+            .iter()
+            .filter_map(|out| match out {
+                Outbound::Frame(frame) => Some(
+                    serde_json::from_str::<serde_json::Value>(frame).expect("json")["output"]
+                        .as_str()
+                        .expect("output")
+                        .to_owned(),
+                ),
+                Outbound::ShellEnded(_) => None,
+            })
+            .collect();
+        assert_eq!(data, "ok \u{fffd}");
+        assert!(matches!(frames.last(), Some(Outbound::ShellEnded(id)) if id == "s1"));
     }
 
     #[test]
