@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::protocol::UserId;
 
 /// An operator's role, carried in the JWT `role` claim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// May do everything, on every machine.

@@ -3,12 +3,13 @@
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Base of the stable `type` URIs.
 const TYPE_BASE: &str = "https://fleetgate.dev/problems/";
 
 /// A problem detail body.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
     /// Stable identifier of the problem kind.
     #[serde(rename = "type")]

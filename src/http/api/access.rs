@@ -4,8 +4,9 @@ use actix_web::{HttpResponse, web};
 use fleetgate_actors::protocol::MachineId;
 use fleetgate_actors::repo::access::{Action, SetGrants};
 use fleetgate_actors::repo::user::GetUser;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::caller::Caller;
@@ -13,10 +14,31 @@ use super::checks::{audit_committed, authorize};
 use super::error::ApiError;
 use crate::app::AppState;
 
-/// Body of the PUT: the levels granted.
-#[derive(Deserialize)]
+/// Body of the PUT: the levels granted (`view`, `terminal`, `command`; empty revokes all).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Grants {
+    #[schema(inline, value_type = Vec<GrantLevel>)]
+    levels: Vec<String>,
+}
+
+/// A level of access to one machine.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // a schema only: levels are checked against LEVELS
+enum GrantLevel {
+    View,
+    Terminal,
+    Command,
+}
+
+/// The grants a user now has on a machine.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantsSet {
+    machine_id: Uuid,
+    user_id: Uuid,
+    #[schema(inline, value_type = Vec<GrantLevel>)]
     levels: Vec<String>,
 }
 
@@ -68,7 +90,15 @@ async fn set(
     Ok(())
 }
 
-/// `PUT /machines/{id}/access/{userId}`
+/// Set a user's grants on a machine (admin).
+#[utoipa::path(put, path = "/machines/{id}/access/{userId}", tag = "access", request_body = Grants,
+    params(("id" = Uuid, Path, description = "machine id"), ("userId" = Uuid, Path, description = "user id")),
+    responses(
+        (status = 200, description = "the grants now in force", body = GrantsSet),
+        (status = 400, description = "unknown level"),
+        (status = 403, description = "not an admin"),
+        (status = 404, description = "no such machine or user"),
+    ))]
 pub async fn put(
     caller: Caller,
     path: web::Path<(Uuid, Uuid)>,
@@ -78,12 +108,21 @@ pub async fn put(
     let (machine, user) = path.into_inner();
     let levels = body.into_inner().levels;
     set(&caller, machine, user, levels.clone(), &state).await?;
-    Ok(HttpResponse::Ok().json(
-        json!({ "machineId": machine.to_string(), "userId": user.to_string(), "levels": levels }),
-    ))
+    Ok(HttpResponse::Ok().json(GrantsSet {
+        machine_id: machine,
+        user_id: user,
+        levels,
+    }))
 }
 
-/// `DELETE /machines/{id}/access/{userId}`
+/// Revoke every grant of a user on a machine (admin).
+#[utoipa::path(delete, path = "/machines/{id}/access/{userId}", tag = "access",
+    params(("id" = Uuid, Path, description = "machine id"), ("userId" = Uuid, Path, description = "user id")),
+    responses(
+        (status = 204, description = "revoked"),
+        (status = 403, description = "not an admin"),
+        (status = 404, description = "no such machine or user"),
+    ))]
 pub async fn delete(
     caller: Caller,
     path: web::Path<(Uuid, Uuid)>,

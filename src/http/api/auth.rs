@@ -8,6 +8,7 @@ use fleetgate_actors::identity::Role;
 use fleetgate_actors::repo::audit::RecordAudit;
 use fleetgate_actors::repo::user::FindUser;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::caller::Caller;
 use super::error::ApiError;
@@ -19,7 +20,7 @@ use crate::passwords::verify_password;
 const THROTTLED_ADDRESS_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Login request.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     username: String,
@@ -27,10 +28,12 @@ pub struct LoginRequest {
 }
 
 /// A token and its expiry.
-#[derive(Serialize)]
-pub struct TokenResponse {
+#[derive(Serialize, ToSchema)]
+pub struct Token {
+    /// The JWT, for `Authorization: Bearer` (or the `session` cookie, or `/ws/web`).
     token: String,
     #[serde(rename = "expiresAt")]
+    #[schema(format = DateTime)]
     expires_at: String,
 }
 
@@ -49,7 +52,7 @@ fn token_response(
         .single()
         .map(|t| t.to_rfc3339())
         .unwrap_or_default();
-    Ok(HttpResponse::Ok().json(TokenResponse { token, expires_at }))
+    Ok(HttpResponse::Ok().json(Token { token, expires_at }))
 }
 
 fn audit(
@@ -68,7 +71,16 @@ fn audit(
     });
 }
 
-/// Checks a user name and password; answers with a JWT.
+/// Log in with user name and password.
+///
+/// A user name with too many recent failures is refused for a while (429 with `Retry-After`);
+/// an address with too many is only slowed down.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest, security(()),
+    responses(
+        (status = 200, description = "logged in", body = Token),
+        (status = 401, description = "wrong user name or password"),
+        (status = 429, description = "too many failed attempts for this user name"),
+    ))]
 pub async fn login(
     request: HttpRequest,
     body: web::Json<LoginRequest>,
@@ -151,7 +163,12 @@ pub async fn login(
     }
 }
 
-/// A fresh token for a caller whose token is still valid.
+/// Exchange a valid token for a fresh one.
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth",
+    responses(
+        (status = 200, description = "a fresh token", body = Token),
+        (status = 401, description = "missing, invalid or expired token"),
+    ))]
 pub async fn refresh(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     token_response(&state, &caller.user_id.to_string(), caller.role, None)
 }

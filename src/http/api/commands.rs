@@ -10,8 +10,9 @@ use fleetgate_actors::protocol::{CommandId, MachineId};
 use fleetgate_actors::registry::{OpenLink, RouteCommand};
 use fleetgate_actors::repo::access::Action;
 use fleetgate_actors::repo::queries::GetCommand;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::caller::Caller;
@@ -23,23 +24,86 @@ use crate::app::AppState;
 const MAX_TARGETS: usize = 1000;
 
 /// Body of `POST /machines/{id}/commands`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunCommand {
+    /// The shell command line, 1 byte to 16 KiB.
+    #[schema(min_length = 1, max_length = 16384)]
     command: String,
+    /// Seconds before the command is given up (default from the configuration).
     #[serde(rename = "timeoutSecs")]
+    #[schema(minimum = 1, maximum = 86400)]
     timeout_secs: Option<u64>,
 }
 
 /// Body of `POST /commands`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunMany {
+    /// 1 to 1000 machines.
     #[serde(rename = "machineIds")]
+    #[schema(min_items = 1, max_items = 1000)]
     machine_ids: Vec<Uuid>,
+    #[schema(min_length = 1, max_length = 16384)]
     command: String,
     #[serde(rename = "timeoutSecs")]
+    #[schema(minimum = 1, maximum = 86400)]
     timeout_secs: Option<u64>,
+}
+
+/// A command accepted: its id, to read its result with `GET /commands/{id}`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandAccepted {
+    #[schema(pattern = "^[0-9a-f]{32}$")]
+    command_id: String,
+}
+
+/// The commands started by `POST /commands` and the machines that refused.
+#[derive(Serialize, ToSchema)]
+pub struct CommandBatch {
+    started: Vec<StartedCommand>,
+    refused: Vec<RefusedMachine>,
+}
+
+/// A command started on one machine.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StartedCommand {
+    machine_id: Uuid,
+    #[schema(pattern = "^[0-9a-f]{32}$")]
+    command_id: String,
+}
+
+/// A machine the command was not started on, and why (as the single-machine call would say).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusedMachine {
+    machine_id: Uuid,
+    /// The HTTP status the single-machine call would have answered.
+    status: u16,
+    detail: String,
+}
+
+/// A command's state and output so far.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Command {
+    #[schema(pattern = "^[0-9a-f]{32}$")]
+    command_id: String,
+    machine_id: Uuid,
+    user_id: Uuid,
+    command: String,
+    /// `running`, `completed`, `timeout`, `failed`, …
+    status: String,
+    exit_code: Option<i32>,
+    #[schema(format = DateTime)]
+    started_at: String,
+    #[schema(format = DateTime)]
+    finished_at: Option<String>,
+    /// Output bytes received (the stored `output` may be cut at the limit).
+    output_bytes: i64,
+    output: String,
 }
 
 fn check_command(command: &str, timeout_secs: Option<u64>) -> Result<(), ApiError> {
@@ -104,7 +168,16 @@ async fn start(
     }
 }
 
-/// `POST /machines/{id}/commands` → 202 `{commandId}`
+/// Run a command on one machine.
+#[utoipa::path(post, path = "/machines/{id}/commands", tag = "commands", request_body = RunCommand,
+    params(("id" = Uuid, Path, description = "machine id")),
+    responses(
+        (status = 202, description = "accepted and recorded", body = CommandAccepted),
+        (status = 400, description = "empty or too long command, bad timeout"),
+        (status = 403, description = "no command grant on this machine"),
+        (status = 404, description = "no such machine, or not visible to the caller"),
+        (status = 409, description = "the machine is offline"),
+    ))]
 pub async fn run_one(
     caller: Caller,
     path: web::Path<Uuid>,
@@ -121,10 +194,17 @@ pub async fn run_one(
         body.timeout_secs,
     )
     .await?;
-    Ok(HttpResponse::Accepted().json(json!({ "commandId": id.to_string() })))
+    Ok(HttpResponse::Accepted().json(CommandAccepted {
+        command_id: id.to_string(),
+    }))
 }
 
-/// `POST /commands` → 202 with the started commands and the per-machine refusals.
+/// Run a command on several machines: the started commands and the per-machine refusals.
+#[utoipa::path(post, path = "/commands", tag = "commands", request_body = RunMany,
+    responses(
+        (status = 202, description = "started where allowed", body = CommandBatch),
+        (status = 400, description = "empty or too long command, bad timeout, 0 or over 1000 machines"),
+    ))]
 pub async fn run_many(
     caller: Caller,
     body: web::Json<RunMany>,
@@ -141,18 +221,30 @@ pub async fn run_many(
     let mut refused = Vec::new();
     for machine in body.machine_ids {
         match start(&state, &caller, machine, &body.command, body.timeout_secs).await {
-            Ok(id) => started
-                .push(json!({ "machineId": machine.to_string(), "commandId": id.to_string() })),
+            Ok(id) => started.push(StartedCommand {
+                machine_id: machine,
+                command_id: id.to_string(),
+            }),
             Err(err) => {
                 use actix_web::ResponseError;
-                refused.push(json!({ "machineId": machine.to_string(), "status": err.status_code().as_u16(), "detail": err.to_string() }));
+                refused.push(RefusedMachine {
+                    machine_id: machine,
+                    status: err.status_code().as_u16(),
+                    detail: err.to_string(),
+                });
             }
         }
     }
-    Ok(HttpResponse::Accepted().json(json!({ "started": started, "refused": refused })))
+    Ok(HttpResponse::Accepted().json(CommandBatch { started, refused }))
 }
 
-/// `GET /commands/{id}`: status, exit code and output so far (the requester or an admin).
+/// A command's status, exit code and output so far (the requester or an admin).
+#[utoipa::path(get, path = "/commands/{id}", tag = "commands",
+    params(("id" = String, Path, description = "command id, 32 hex digits")),
+    responses(
+        (status = 200, description = "the command", body = Command),
+        (status = 404, description = "no such command, or someone else's"),
+    ))]
 pub async fn show(
     caller: Caller,
     path: web::Path<String>,
@@ -171,10 +263,16 @@ pub async fn show(
     if caller.role != fleetgate_actors::identity::Role::Admin && row.user_id != caller.user_id.0 {
         return Err(ApiError::NotFound("no such command".into()));
     }
-    Ok(HttpResponse::Ok().json(json!({
-        "commandId": row.id, "machineId": row.machine_id.to_string(), "userId": row.user_id.to_string(),
-        "command": row.command, "status": row.status, "exitCode": row.exit_code,
-        "startedAt": row.started_at.to_rfc3339(), "finishedAt": row.finished_at.map(|t| t.to_rfc3339()),
-        "outputBytes": row.output_bytes, "output": row.output,
-    })))
+    Ok(HttpResponse::Ok().json(Command {
+        command_id: row.id,
+        machine_id: row.machine_id,
+        user_id: row.user_id,
+        command: row.command,
+        status: row.status,
+        exit_code: row.exit_code,
+        started_at: row.started_at.to_rfc3339(),
+        finished_at: row.finished_at.map(|t| t.to_rfc3339()),
+        output_bytes: row.output_bytes,
+        output: row.output,
+    }))
 }

@@ -6,21 +6,28 @@ use fleetgate_actors::protocol::MachineId;
 use fleetgate_actors::repo::machine_record::Machine;
 use fleetgate_actors::repo::metric::{LatestMetrics, MetricSample};
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::error::ApiError;
 use crate::app::AppState;
 
 /// A machine's latest sample as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = MetricSample)]
 #[serde(rename_all = "camelCase")]
-struct SampleView {
+pub(super) struct SampleView {
+    #[schema(format = DateTime)]
     at: String,
+    /// CPU use, percent.
     cpu: f64,
+    /// Memory in use, bytes.
     ram_used: f64,
     ram_total: f64,
+    /// Disk in use, bytes.
     disk_used: f64,
     disk_total: f64,
+    /// Seconds since boot.
     uptime: i64,
 }
 
@@ -39,15 +46,17 @@ impl From<&MetricSample> for SampleView {
 }
 
 /// The operating system a machine's agent reported.
-#[derive(Serialize)]
-struct OsView<'a> {
+#[derive(Serialize, ToSchema)]
+#[schema(as = MachineOs)]
+pub(super) struct OsView<'a> {
     distro: Option<&'a str>,
     release: Option<&'a str>,
     kernel: Option<&'a str>,
 }
 
 /// A machine as the API shows it (never its secret).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Machine)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct MachineView<'a> {
     id: Uuid,
@@ -56,7 +65,10 @@ pub(super) struct MachineView<'a> {
     ip: &'a str,
     os: OsView<'a>,
     platform: Option<&'a str>,
+    /// `online` or `offline`.
+    #[schema(pattern = "^(online|offline)$")]
     status: &'a str,
+    #[schema(format = DateTime)]
     last_seen: Option<String>,
     latest_metrics: Option<SampleView>,
 }
@@ -95,9 +107,10 @@ pub(super) async fn latest_of(
 }
 
 /// A page of machines as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct MachinePage<'a> {
     pub(super) items: Vec<MachineView<'a>>,
-    pub(super) next_cursor: Option<String>,
+    /// The `cursor` of the next page; null on the last page (and without `limit`).
+    pub(super) next_cursor: Option<Uuid>,
 }

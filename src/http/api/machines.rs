@@ -10,8 +10,9 @@ use fleetgate_actors::repo::machine_admin::{DeleteMachine, RotateSecret};
 use fleetgate_actors::repo::metric::MetricSample;
 use fleetgate_actors::repo::queries::{ListPorts, MetricRange};
 use fleetgate_actors::socket::CLOSE_REVOKED;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::caller::Caller;
@@ -24,20 +25,37 @@ use crate::app::AppState;
 const MAX_POINTS: i64 = 2000;
 
 /// Query of `GET /machines`: a page (`limit`, `cursor`) and filters (`status`, `q`).
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// Page size, 1 to 1000; without it, every machine.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u64>,
+    /// `nextCursor` of the previous page.
     cursor: Option<Uuid>,
+    /// `online` or `offline`.
+    #[param(pattern = "^(online|offline)$")]
     status: Option<String>,
+    /// Case-insensitive substring of name, hostname or IP.
     q: Option<String>,
 }
+
+/// A machine id in the path.
+const MACHINE_ID: &str = "machine id";
 
 /// Longest page of `GET /machines`.
 const MAX_PAGE: u64 = 1000;
 
-/// `GET /machines?limit=&cursor=&status=&q=`: without `limit`, every machine the caller may
-/// view; with it, one page by id and the cursor of the next (`nextCursor`, null at the end).
+/// List the machines the caller may view.
+///
+/// Without `limit`, every machine the caller may view; with it, one page by id and the cursor
+/// of the next (`nextCursor`, null at the end).
+#[utoipa::path(get, path = "/machines", tag = "machines", params(ListQuery),
+    responses(
+        (status = 200, description = "machines with their latest metrics", body = MachinePage),
+        (status = 400, description = "bad limit, cursor or status"),
+    ))]
 pub async fn list(
     caller: Caller,
     query: web::Query<ListQuery>,
@@ -74,7 +92,7 @@ pub async fn list(
         .await?
         .map_err(|err| ApiError::Forbidden(err.to_string()))?;
     let next_cursor = match (query.limit, rows.last()) {
-        (Some(limit), Some(last)) if rows.len() as u64 == limit => Some(last.id.to_string()),
+        (Some(limit), Some(last)) if rows.len() as u64 == limit => Some(last.id.0),
         _ => None,
     };
     let latest = latest_of(&state, &rows).await?;
@@ -85,7 +103,13 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(MachinePage { items, next_cursor }))
 }
 
-/// `GET /machines/{id}`
+/// One machine with its latest metrics.
+#[utoipa::path(get, path = "/machines/{id}", tag = "machines",
+    params(("id" = Uuid, Path, description = MACHINE_ID)),
+    responses(
+        (status = 200, description = "the machine", body = MachineView),
+        (status = 404, description = "no such machine, or not visible to the caller"),
+    ))]
 pub async fn show(
     caller: Caller,
     path: web::Path<Uuid>,
@@ -97,31 +121,70 @@ pub async fn show(
 }
 
 /// Query of `GET /machines/{id}/metrics`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsQuery {
+    /// Start (RFC 3339); default an hour before `until`.
     since: Option<DateTime<Utc>>,
+    /// End (RFC 3339); default now.
     until: Option<DateTime<Utc>>,
-    /// Bucket width, seconds.
+    /// Bucket width, seconds (default 60; widened so that at most 2000 points come back).
     step: Option<i64>,
 }
 
+/// Metrics averaged into buckets.
+#[derive(Serialize, ToSchema)]
+pub struct MetricPoints {
+    /// Bucket width, seconds.
+    step: i64,
+    points: Vec<MetricPoint>,
+}
+
+/// One bucket: the average of its samples.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricPoint {
+    /// Start of the bucket.
+    #[schema(format = DateTime)]
+    at: Option<String>,
+    cpu: f64,
+    ram_used: f64,
+    ram_total: f64,
+    disk_used: f64,
+    disk_total: f64,
+    /// Uptime at the last sample of the bucket, seconds.
+    uptime: Option<i64>,
+    /// Samples averaged.
+    samples: usize,
+}
+
+impl MetricPoint {
+    /// The average of `bucket` (not empty), which starts in the bucket of width `step`.
+    fn average(bucket: &[&MetricSample], step: i64) -> Option<Self> {
+        let first = bucket.first()?;
+        let n = bucket.len() as f64;
+        let avg = |f: fn(&MetricSample) -> f64| bucket.iter().map(|r| f(r)).sum::<f64>() / n;
+        let start = first.at.timestamp() - first.at.timestamp().rem_euclid(step);
+        Some(Self {
+            at: DateTime::<Utc>::from_timestamp(start, 0).map(|t| t.to_rfc3339()),
+            cpu: avg(|r| r.cpu),
+            ram_used: avg(|r| r.ram_used),
+            ram_total: avg(|r| r.ram_total),
+            disk_used: avg(|r| r.disk_used),
+            disk_total: avg(|r| r.disk_total),
+            uptime: bucket.last().map(|r| r.uptime),
+            samples: bucket.len(),
+        })
+    }
+}
+
 /// Averages rows into buckets of `step` seconds.
-fn downsample(rows: &[MetricSample], step: i64) -> Vec<Value> {
+fn downsample(rows: &[MetricSample], step: i64) -> Vec<MetricPoint> {
     let mut out = Vec::new();
     let mut bucket: Vec<&MetricSample> = Vec::new();
-    let flush = |bucket: &mut Vec<&MetricSample>, out: &mut Vec<Value>| {
-        if let Some(first) = bucket.first() {
-            let n = bucket.len() as f64;
-            let avg = |f: fn(&MetricSample) -> f64| bucket.iter().map(|r| f(r)).sum::<f64>() / n;
-            let start = first.at.timestamp() - first.at.timestamp().rem_euclid(step);
-            out.push(json!({
-                "at": DateTime::<Utc>::from_timestamp(start, 0).map(|t| t.to_rfc3339()),
-                "cpu": avg(|r| r.cpu), "ramUsed": avg(|r| r.ram_used), "ramTotal": avg(|r| r.ram_total),
-                "diskUsed": avg(|r| r.disk_used), "diskTotal": avg(|r| r.disk_total),
-                "uptime": bucket.last().map(|r| r.uptime), "samples": bucket.len(),
-            }));
-        }
+    let flush = |bucket: &mut Vec<&MetricSample>, out: &mut Vec<MetricPoint>| {
+        out.extend(MetricPoint::average(bucket, step));
         bucket.clear();
     };
     for row in rows {
@@ -135,7 +198,14 @@ fn downsample(rows: &[MetricSample], step: i64) -> Vec<Value> {
     out
 }
 
-/// `GET /machines/{id}/metrics?since=&until=&step=`
+/// A machine's metrics over a time range, downsampled.
+#[utoipa::path(get, path = "/machines/{id}/metrics", tag = "machines",
+    params(("id" = Uuid, Path, description = MACHINE_ID), MetricsQuery),
+    responses(
+        (status = 200, description = "averaged points", body = MetricPoints),
+        (status = 400, description = "since is not before until"),
+        (status = 404, description = "no such machine, or not visible to the caller"),
+    ))]
 pub async fn metrics(
     caller: Caller,
     path: web::Path<Uuid>,
@@ -160,10 +230,38 @@ pub async fn metrics(
             until,
         })
         .await??;
-    Ok(HttpResponse::Ok().json(json!({ "step": step, "points": downsample(&rows, step) })))
+    Ok(HttpResponse::Ok().json(MetricPoints {
+        step,
+        points: downsample(&rows, step),
+    }))
 }
 
-/// `GET /machines/{id}/ports`
+/// A machine's open ports, as its agent last reported them.
+#[derive(Serialize, ToSchema)]
+pub struct PortList {
+    items: Vec<PortView>,
+}
+
+/// One open port.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PortView {
+    port: i32,
+    /// `tcp` or `udp`.
+    proto: String,
+    service: Option<String>,
+    state: Option<String>,
+    #[schema(format = DateTime)]
+    updated_at: String,
+}
+
+/// A machine's open ports.
+#[utoipa::path(get, path = "/machines/{id}/ports", tag = "machines",
+    params(("id" = Uuid, Path, description = MACHINE_ID)),
+    responses(
+        (status = 200, description = "the open ports", body = PortList),
+        (status = 404, description = "no such machine, or not visible to the caller"),
+    ))]
 pub async fn ports(
     caller: Caller,
     path: web::Path<Uuid>,
@@ -178,18 +276,56 @@ pub async fn ports(
             machine_id: MachineId(machine),
         })
         .await??;
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|p| json!({ "port": p.port, "proto": p.proto, "service": p.service, "state": p.state, "updatedAt": p.updated_at.to_rfc3339() }))
+    let items = rows
+        .into_iter()
+        .map(|p| PortView {
+            port: p.port,
+            proto: p.proto,
+            service: p.service,
+            state: p.state,
+            updated_at: p.updated_at.to_rfc3339(),
+        })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(PortList { items }))
 }
 
 /// Body of `POST /machines`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMachine {
+    #[schema(min_length = 1, max_length = 255)]
     name: String,
+}
+
+/// A machine just enrolled, with its secret (shown this once).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnrolledMachine {
+    machine: EnrolledMachineSummary,
+    /// The machine's secret key, 64 hex digits; only its hash is kept.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    secret: String,
+    /// The agent command line to paste on the machine.
+    connect_command: String,
+}
+
+/// The machine part of [`EnrolledMachine`].
+#[derive(Serialize, ToSchema)]
+pub struct EnrolledMachineSummary {
+    id: Uuid,
+    name: String,
+    /// Always `offline` until its agent connects.
+    #[schema(pattern = "^offline$")]
+    status: &'static str,
+}
+
+/// A machine's new secret (shown this once).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotatedSecret {
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    secret: String,
+    connect_command: String,
 }
 
 fn connect_command(state: &AppState, secret: &str) -> String {
@@ -197,7 +333,13 @@ fn connect_command(state: &AppState, secret: &str) -> String {
     format!("fleetgate-agent --server {ws}/ws/agent --key {secret}")
 }
 
-/// `POST /machines` (admin): the machine and its secret, shown once.
+/// Enrol a machine (admin): the machine and its secret, shown once.
+#[utoipa::path(post, path = "/machines", tag = "machines", request_body = NewMachine,
+    responses(
+        (status = 201, description = "enrolled", body = EnrolledMachine),
+        (status = 400, description = "bad name"),
+        (status = 403, description = "not an admin"),
+    ))]
 pub async fn create(
     caller: Caller,
     body: web::Json<NewMachine>,
@@ -225,10 +367,15 @@ pub async fn create(
     )
     .await?;
     let command = connect_command(&state, &enrolled.secret);
-    Ok(HttpResponse::Created().json(json!({
-        "machine": { "id": enrolled.id.to_string(), "name": name, "status": "offline" },
-        "secret": enrolled.secret, "connectCommand": command,
-    })))
+    Ok(HttpResponse::Created().json(EnrolledMachine {
+        machine: EnrolledMachineSummary {
+            id: enrolled.id.0,
+            name,
+            status: "offline",
+        },
+        secret: enrolled.secret,
+        connect_command: command,
+    }))
 }
 
 /// Audits why, then closes the machine's agent socket with 4403.
@@ -248,7 +395,14 @@ async fn revoke_agent(
     Ok(())
 }
 
-/// `POST /machines/{id}/rotate-secret` (admin): new secret; the agent is disconnected.
+/// Give a machine a new secret (admin); its agent is disconnected.
+#[utoipa::path(post, path = "/machines/{id}/rotate-secret", tag = "machines",
+    params(("id" = Uuid, Path, description = MACHINE_ID)),
+    responses(
+        (status = 200, description = "the new secret", body = RotatedSecret),
+        (status = 403, description = "not an admin"),
+        (status = 404, description = "no such machine"),
+    ))]
 pub async fn rotate_secret(
     caller: Caller,
     path: web::Path<Uuid>,
@@ -272,10 +426,20 @@ pub async fn rotate_secret(
     )
     .await?;
     let command = connect_command(&state, &rotated.secret);
-    Ok(HttpResponse::Ok().json(json!({ "secret": rotated.secret, "connectCommand": command })))
+    Ok(HttpResponse::Ok().json(RotatedSecret {
+        secret: rotated.secret,
+        connect_command: command,
+    }))
 }
 
-/// `DELETE /machines/{id}` (admin): the agent is disconnected.
+/// Delete a machine (admin); its agent is disconnected.
+#[utoipa::path(delete, path = "/machines/{id}", tag = "machines",
+    params(("id" = Uuid, Path, description = MACHINE_ID)),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 403, description = "not an admin"),
+        (status = 404, description = "no such machine"),
+    ))]
 pub async fn delete(
     caller: Caller,
     path: web::Path<Uuid>,

@@ -6,8 +6,9 @@ use fleetgate_actors::protocol::SessionId;
 use fleetgate_actors::registry::FindTerminal;
 use fleetgate_actors::repo::queries::ListSessions;
 use fleetgate_actors::terminal::OwnerRequest;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::caller::Caller;
@@ -16,16 +17,48 @@ use super::error::ApiError;
 use crate::app::AppState;
 
 /// Filters of `GET /sessions`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SessionFilter {
+    /// Only this user's (admins; others always see their own).
     user: Option<Uuid>,
+    /// Only on this machine.
     machine: Option<Uuid>,
+    /// Only open (`true`) or ended (`false`) sessions.
     active: Option<bool>,
+    /// At most this many (default 100).
     limit: Option<u64>,
 }
 
-/// `GET /sessions`: an admin sees everyone's, others their own.
+/// Terminal sessions, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct SessionList {
+    items: Vec<SessionView>,
+}
+
+/// One terminal session.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    id: String,
+    user_id: Uuid,
+    machine_id: Uuid,
+    #[schema(format = DateTime)]
+    started_at: String,
+    /// Null while the session is open.
+    #[schema(format = DateTime)]
+    ended_at: Option<String>,
+    /// Keystroke bytes sent to the shell.
+    bytes_in: i64,
+    /// Output bytes received from the shell.
+    bytes_out: i64,
+    close_reason: Option<String>,
+}
+
+/// Terminal session history: an admin sees everyone's, others their own.
+#[utoipa::path(get, path = "/sessions", tag = "sessions", params(SessionFilter),
+    responses((status = 200, description = "sessions, newest first", body = SessionList)))]
 pub async fn list(
     caller: Caller,
     query: web::Query<SessionFilter>,
@@ -47,18 +80,30 @@ pub async fn list(
             limit: filter.limit.unwrap_or(100),
         })
         .await??;
-    let items: Vec<_> = rows
-        .iter()
-        .map(|s| json!({
-            "id": s.id, "userId": s.user_id.to_string(), "machineId": s.machine_id.to_string(),
-            "startedAt": s.started_at.to_rfc3339(), "endedAt": s.ended_at.map(|t| t.to_rfc3339()),
-            "bytesIn": s.bytes_in, "bytesOut": s.bytes_out, "closeReason": s.close_reason,
-        }))
+    let items = rows
+        .into_iter()
+        .map(|s| SessionView {
+            id: s.id,
+            user_id: s.user_id,
+            machine_id: s.machine_id,
+            started_at: s.started_at.to_rfc3339(),
+            ended_at: s.ended_at.map(|t| t.to_rfc3339()),
+            bytes_in: s.bytes_in,
+            bytes_out: s.bytes_out,
+            close_reason: s.close_reason,
+        })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(SessionList { items }))
 }
 
-/// `DELETE /sessions/{id}` (admin): closes a live terminal.
+/// Close a live terminal (admin).
+#[utoipa::path(delete, path = "/sessions/{id}", tag = "sessions",
+    params(("id" = String, Path, description = "session id")),
+    responses(
+        (status = 204, description = "closed"),
+        (status = 403, description = "not an admin"),
+        (status = 404, description = "no such live session"),
+    ))]
 pub async fn kill(
     caller: Caller,
     path: web::Path<String>,

@@ -9,6 +9,7 @@ use fleetgate_actors::repo::user::{
 };
 use fleetgate_actors::user_directory::UsersChanged;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::caller::Caller;
@@ -19,22 +20,30 @@ use crate::app::AppState;
 use crate::passwords::hash_password;
 
 /// A user as the API shows it (never the password hash).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = User)]
 pub struct UserView {
-    id: String,
+    id: Uuid,
     username: String,
-    role: Option<&'static str>,
+    /// Null if the stored role is not one this version knows.
+    role: Option<Role>,
+    /// A disabled user cannot log in or open sockets.
     disabled: bool,
     #[serde(rename = "createdAt")]
+    #[schema(format = DateTime)]
     created_at: String,
 }
+
+/// Every user.
+#[derive(Serialize, ToSchema)]
+pub struct UserList(Vec<UserView>);
 
 impl From<UserSummary> for UserView {
     fn from(user: UserSummary) -> Self {
         Self {
-            id: user.id.to_string(),
+            id: user.id,
             username: user.username,
-            role: user.role.map(Role::as_str),
+            role: user.role,
             disabled: user.disabled,
             created_at: user.created_at.to_rfc3339(),
         }
@@ -42,16 +51,18 @@ impl From<UserSummary> for UserView {
 }
 
 /// `POST /users` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    #[schema(min_length = 1, max_length = 64)]
     username: String,
     role: Role,
+    #[schema(min_length = 8)]
     password: String,
 }
 
-/// `PATCH /users/{id}` body: what to change.
-#[derive(Deserialize)]
+/// `PATCH /users/{id}` body: what to change (at least one of the two).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     role: Option<Role>,
@@ -59,9 +70,10 @@ pub struct UserPatch {
 }
 
 /// `PUT /users/{id}/password` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPassword {
+    #[schema(min_length = 8)]
     password: String,
 }
 
@@ -86,15 +98,27 @@ async fn hashed(password: String) -> Result<String, ApiError> {
     hash_password(password).await.map_err(ApiError::internal)
 }
 
-/// `GET /users`
+/// List users (admin).
+#[utoipa::path(get, path = "/users", tag = "users",
+    responses(
+        (status = 200, description = "every user", body = UserList),
+        (status = 403, description = "not an admin"),
+    ))]
 pub async fn list(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let users = state.services.users.send(ListUsers).await??;
-    let views: Vec<UserView> = users.into_iter().map(UserView::from).collect();
-    Ok(HttpResponse::Ok().json(views))
+    let views = users.into_iter().map(UserView::from).collect();
+    Ok(HttpResponse::Ok().json(UserList(views)))
 }
 
-/// `POST /users` → 201 with the user.
+/// Add a user (admin).
+#[utoipa::path(post, path = "/users", tag = "users", request_body = NewUser,
+    responses(
+        (status = 201, description = "the new user", body = UserView),
+        (status = 400, description = "bad user name or password"),
+        (status = 403, description = "not an admin"),
+        (status = 409, description = "a user with this name exists"),
+    ))]
 pub async fn create(
     caller: Caller,
     body: web::Json<NewUser>,
@@ -157,7 +181,16 @@ async fn change(
     Ok(changed)
 }
 
-/// `PATCH /users/{id}` with `role` and/or `disabled`.
+/// Change a user's role and/or disable or enable them (admin); their open sockets close (4403).
+#[utoipa::path(patch, path = "/users/{id}", tag = "users", request_body = UserPatch,
+    params(("id" = Uuid, Path, description = "user id")),
+    responses(
+        (status = 200, description = "the changed user", body = UserView),
+        (status = 400, description = "nothing to change"),
+        (status = 403, description = "not an admin"),
+        (status = 404, description = "no such user"),
+        (status = 409, description = "the last enabled admin stays an enabled admin"),
+    ))]
 pub async fn patch(
     caller: Caller,
     path: web::Path<Uuid>,
@@ -183,7 +216,15 @@ pub async fn patch(
     Ok(HttpResponse::Ok().json(UserView::from(changed)))
 }
 
-/// `PUT /users/{id}/password` (admins, or the user for themselves) → 204.
+/// Set a user's password (admins, or the user for themselves).
+#[utoipa::path(put, path = "/users/{id}/password", tag = "users", request_body = NewPassword,
+    params(("id" = Uuid, Path, description = "user id")),
+    responses(
+        (status = 204, description = "changed"),
+        (status = 400, description = "password too short"),
+        (status = 403, description = "neither an admin nor this user"),
+        (status = 404, description = "no such user"),
+    ))]
 pub async fn set_password(
     caller: Caller,
     path: web::Path<Uuid>,
@@ -199,7 +240,15 @@ pub async fn set_password(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `DELETE /users/{id}` → 204; their grants go, their history keeps their id.
+/// Delete a user (admin): their grants go, their history keeps their id.
+#[utoipa::path(delete, path = "/users/{id}", tag = "users",
+    params(("id" = Uuid, Path, description = "user id")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 403, description = "not an admin"),
+        (status = 404, description = "no such user"),
+        (status = 409, description = "the last enabled admin is kept"),
+    ))]
 pub async fn delete(
     caller: Caller,
     path: web::Path<Uuid>,
