@@ -160,7 +160,7 @@ impl Actor for CommandRun {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let user_id = self.spec.user_id.0;
+        let user_id = self.spec.user_id;
         let record = CommandStarted {
             command_id: self.spec.command_id.clone(),
             user_id,

@@ -158,18 +158,16 @@ impl UserDirectory {
     /// Reads every user again and applies the result.
     fn refresh(&mut self) -> ResponseActFuture<Self, ()> {
         let list = self.links.list.send(ListUsers);
-        Box::pin(list.into_actor(self).map(|outcome, directory, _| {
-            match outcome {
-                Ok(Ok(users)) => directory.apply(
-                    users
-                        .iter()
-                        .map(|u| (UserId(u.id), StoredUser::from(u)))
-                        .collect(),
-                ),
-                Ok(Err(err)) => tracing::error!(error = %err, "users could not be read"),
-                Err(err) => tracing::error!(error = %err, "user repository unreachable"),
-            }
-        }))
+        Box::pin(
+            list.into_actor(self)
+                .map(|outcome, directory, _| match outcome {
+                    Ok(Ok(users)) => {
+                        directory.apply(users.iter().map(|u| (u.id, StoredUser::from(u))).collect())
+                    }
+                    Ok(Err(err)) => tracing::error!(error = %err, "users could not be read"),
+                    Err(err) => tracing::error!(error = %err, "user repository unreachable"),
+                }),
+        )
     }
 }
 
@@ -193,7 +191,7 @@ impl Handler<LookupUser> for UserDirectory {
         }
         // Not in the snapshot (created since it was read, or gone): ask the database.
         let get = self.links.get.send(GetUser {
-            id: request.user_id.0,
+            id: request.user_id,
         });
         Box::pin(get.into_actor(self).map(move |outcome, directory, _| {
             let found = outcome

@@ -60,7 +60,7 @@ impl Handler<GetUser> for FakeUserRepo {
 
 fn user(name: &str, role: Role) -> UserSummary {
     UserSummary {
-        id: Uuid::new_v4(),
+        id: UserId(Uuid::new_v4()),
         username: name.to_owned(),
         role: Some(role),
         disabled: false,
@@ -94,7 +94,7 @@ fn setup(rows: Vec<UserSummary>, poll_every: Duration) -> Setup {
     }
 }
 
-fn edit(rows: &Rows, id: Uuid, change: impl FnOnce(&mut UserSummary)) {
+fn edit(rows: &Rows, id: UserId, change: impl FnOnce(&mut UserSummary)) {
     let mut rows = rows.lock().expect("rows");
     change(rows.iter_mut().find(|u| u.id == id).expect("row"));
 }
@@ -102,7 +102,7 @@ fn edit(rows: &Rows, id: Uuid, change: impl FnOnce(&mut UserSummary)) {
 async fn watch(setup: &Setup, user: &UserSummary) -> Log<RevokeSocket> {
     let (revoke, revoked) = probe::<RevokeSocket>();
     setup.directory.do_send(WatchSocket {
-        user_id: UserId(user.id),
+        user_id: user.id,
         connection_id: ConnectionId::next(),
         admitted: StoredUser {
             role: user.role,
@@ -121,9 +121,7 @@ async fn lookups_answer_the_stored_role_and_state() {
     let setup = setup(vec![alice.clone()], SLOW_POLL);
     let found = setup
         .directory
-        .send(LookupUser {
-            user_id: UserId(alice.id),
-        })
+        .send(LookupUser { user_id: alice.id })
         .await
         .expect("mailbox")
         .expect("db");
@@ -149,9 +147,7 @@ async fn a_user_created_after_the_snapshot_is_found() {
     setup.rows.lock().expect("rows").push(bob.clone());
     let found = setup
         .directory
-        .send(LookupUser {
-            user_id: UserId(bob.id),
-        })
+        .send(LookupUser { user_id: bob.id })
         .await
         .expect("mailbox")
         .expect("db");
@@ -174,7 +170,7 @@ async fn disabling_revokes_every_socket_of_that_user_only() {
     assert!(
         entries(&setup.forgotten)
             .iter()
-            .any(|f| f.user_id == UserId(alice.id)),
+            .any(|f| f.user_id == alice.id),
         "the access cache forgets the user"
     );
 }
@@ -205,7 +201,7 @@ async fn a_password_change_or_a_closed_socket_revokes_nothing() {
     let (revoke, closed) = probe::<RevokeSocket>();
     let gone = ConnectionId::next();
     setup.directory.do_send(WatchSocket {
-        user_id: UserId(alice.id),
+        user_id: alice.id,
         connection_id: gone,
         admitted: StoredUser {
             role: Some(Role::Operator),
@@ -214,7 +210,7 @@ async fn a_password_change_or_a_closed_socket_revokes_nothing() {
         revoke,
     });
     setup.directory.do_send(UnwatchSocket {
-        user_id: UserId(alice.id),
+        user_id: alice.id,
         connection_id: gone,
     });
     edit(&setup.rows, alice.id, |u| u.username = "alice2".into());

@@ -1,5 +1,6 @@
 //! `agent_reports`: scan results, security events and audit lines posted by agents over HTTP.
 
+use fleetgate_protocol::ids::MachineId;
 use sea_orm::entity::prelude::*;
 
 /// One report body posted to an `/api/agent/...` endpoint.
@@ -10,7 +11,7 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     /// The reporting machine (authenticated by its secret).
-    pub machine_id: Uuid,
+    pub machine_id: MachineId,
     /// `scan`, `scan_progress`, `audit` or `security_events`.
     pub kind: String,
     /// The report as posted.

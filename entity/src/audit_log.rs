@@ -1,5 +1,6 @@
 //! `audit_log`: the append-only trail of actions and security events.
 
+use fleetgate_protocol::ids::MachineId;
 use sea_orm::entity::prelude::*;
 
 /// One audit entry.
@@ -16,7 +17,7 @@ pub struct Model {
     /// What happened, e.g. `terminal.open`, `security.bad_frame`.
     pub action: String,
     /// The machine concerned, if any.
-    pub machine_id: Option<Uuid>,
+    pub machine_id: Option<MachineId>,
     /// Structured detail (never secrets or keystrokes).
     pub detail: Json,
     /// Source address of the actor, if known.

@@ -1,5 +1,6 @@
 //! `commands`: every command run through fleetgate and its result.
 
+use fleetgate_protocol::ids::{CommandId, MachineId, UserId};
 use sea_orm::entity::prelude::*;
 
 /// One command on one machine.
@@ -8,11 +9,11 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     /// Command id (32 lowercase hex chars).
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
+    pub id: CommandId,
     /// The user who ran it.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// The machine it ran on.
-    pub machine_id: Uuid,
+    pub machine_id: MachineId,
     /// The command text.
     #[sea_orm(column_type = "Text")]
     pub command: String,

@@ -1,5 +1,6 @@
 //! `machine_access`: per-machine grants of non-admin users.
 
+use fleetgate_protocol::ids::{MachineId, UserId};
 use sea_orm::entity::prelude::*;
 
 /// One grant: `user_id` may do `level` (`view`, `terminal`, `command`) on `machine_id`.
@@ -8,10 +9,10 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     /// The user granted.
     #[sea_orm(primary_key, auto_increment = false)]
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// The machine the grant is for.
     #[sea_orm(primary_key, auto_increment = false)]
-    pub machine_id: Uuid,
+    pub machine_id: MachineId,
     /// `view`, `terminal` or `command`.
     #[sea_orm(primary_key, auto_increment = false)]
     pub level: String,

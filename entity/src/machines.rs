@@ -1,5 +1,6 @@
 //! `machines`: one row per enrolled machine, identified by the hash of its secret.
 
+use fleetgate_protocol::ids::MachineId;
 use sea_orm::entity::prelude::*;
 
 /// A machine of the fleet and what its agent last reported about itself.
@@ -8,7 +9,7 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     /// Machine id, sent to the agent as `machineId`.
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
+    pub id: MachineId,
     /// Operator-chosen label (defaults to the first reported hostname).
     pub name: String,
     /// Hostname from the last `register`.

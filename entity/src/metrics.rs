@@ -1,5 +1,6 @@
 //! `metrics`: one row per accepted heartbeat.
 
+use fleetgate_protocol::ids::MachineId;
 use sea_orm::entity::prelude::*;
 
 /// A metric sample of one machine (units as in PROTOCOL.md: percent, GiB, seconds).
@@ -10,7 +11,7 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     /// The machine sampled.
-    pub machine_id: Uuid,
+    pub machine_id: MachineId,
     /// When the server received the heartbeat.
     pub at: DateTimeUtc,
     /// CPU usage in percent.

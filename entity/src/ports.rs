@@ -1,5 +1,6 @@
 //! `ports`: the listening ports each machine last reported.
 
+use fleetgate_protocol::ids::MachineId;
 use sea_orm::entity::prelude::*;
 
 /// One listening port of one machine.
@@ -10,7 +11,7 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     /// The machine that reported the port.
-    pub machine_id: Uuid,
+    pub machine_id: MachineId,
     /// Port number.
     pub port: i32,
     /// `tcp` or `udp` (as reported).

@@ -1,5 +1,6 @@
 //! `terminal_sessions`: the history of terminal sessions.
 
+use fleetgate_protocol::ids::{MachineId, SessionId, UserId};
 use sea_orm::entity::prelude::*;
 
 /// One terminal session, open or ended.
@@ -8,11 +9,11 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     /// Session id (32 lowercase hex chars).
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
+    pub id: SessionId,
     /// The user who opened the session.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// The machine the shell runs on.
-    pub machine_id: Uuid,
+    pub machine_id: MachineId,
     /// When the session was opened.
     pub started_at: DateTimeUtc,
     /// When the session ended, if it has.

@@ -1,5 +1,6 @@
 //! `users`: operators who log in to fleetgate.
 
+use fleetgate_protocol::ids::UserId;
 use sea_orm::entity::prelude::*;
 
 /// An operator account.
@@ -8,7 +9,7 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     /// User id, the JWT `sub`.
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
+    pub id: UserId,
     /// Login name, unique.
     #[sea_orm(unique)]
     pub username: String,

@@ -6,6 +6,7 @@ use std::io::BufRead;
 
 use anyhow::{Context, bail};
 use fleetgate_actors::identity::Role;
+use fleetgate_actors::protocol::UserId;
 use fleetgate_actors::repo::audit::{RecordAudit, write_audit};
 use fleetgate_actors::repo::user::{
     CreateUser, UserChange, change_user, create_user, delete_user, list_users,
@@ -122,7 +123,7 @@ pub enum CliUserChange {
 }
 
 /// The id of the user called `username`.
-async fn user_id(db: &DatabaseConnection, username: &str) -> anyhow::Result<uuid::Uuid> {
+async fn user_id(db: &DatabaseConnection, username: &str) -> anyhow::Result<UserId> {
     users::Entity::find()
         .filter(users::Column::Username.eq(username))
         .one(db)

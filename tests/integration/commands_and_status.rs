@@ -5,6 +5,7 @@ use std::time::Duration;
 use fleetgate_actors::identity::Role;
 use fleetgate_actors::protocol::envelope::SignedKind;
 use fleetgate_actors::protocol::nonce::NonceCache;
+use fleetgate_actors::protocol::{CommandId, SessionId};
 use fleetgate_entity::{audit_log, commands, terminal_sessions};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
@@ -64,7 +65,7 @@ async fn command_output_reaches_the_requester_and_survives_a_restart() {
         eventually(|| {
             let (db, id) = (db.clone(), command_id.clone());
             async move {
-                commands::Entity::find_by_id(id)
+                commands::Entity::find_by_id(CommandId::parse(&id).expect("command id"))
                     .one(&db)
                     .await
                     .expect("q")
@@ -74,7 +75,7 @@ async fn command_output_reaches_the_requester_and_survives_a_restart() {
         .await
     );
     let server = server.restart().await;
-    let row = commands::Entity::find_by_id(command_id)
+    let row = commands::Entity::find_by_id(CommandId::parse(&command_id).expect("command id"))
         .one(&server.db)
         .await
         .expect("q")
@@ -174,18 +175,19 @@ async fn a_restart_closes_open_sessions_and_interrupts_running_commands() {
     agent.next_of("execute_command").await;
 
     let server = server.restart().await;
-    let row = terminal_sessions::Entity::find_by_id(session)
-        .one(&server.db)
-        .await
-        .expect("q")
-        .expect("row");
+    let row =
+        terminal_sessions::Entity::find_by_id(SessionId::parse(&session).expect("session id"))
+            .one(&server.db)
+            .await
+            .expect("q")
+            .expect("row");
     assert_eq!(
         row.close_reason.as_deref(),
         Some("server_shutdown"),
         "graceful shutdown records open sessions"
     );
     assert!(row.ended_at.is_some());
-    let command = commands::Entity::find_by_id(command_id)
+    let command = commands::Entity::find_by_id(CommandId::parse(&command_id).expect("command id"))
         .one(&server.db)
         .await
         .expect("q")

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use fleetgate_actors::identity::Role;
+use fleetgate_actors::protocol::CommandId;
 use fleetgate_actors::protocol::nonce::NonceCache;
 use fleetgate_entity::{commands, ports};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
@@ -49,7 +50,7 @@ async fn command_result(web: &mut WebClient) -> (String, Option<i64>) {
 }
 
 async fn stored_command(server: &crate::support::TestServer, id: &str) -> Option<commands::Model> {
-    commands::Entity::find_by_id(id.to_owned())
+    commands::Entity::find_by_id(CommandId::parse(id).expect("command id"))
         .one(&server.db)
         .await
         .expect("query")

@@ -144,11 +144,11 @@ async fn access_repo_answers_from_roles_and_grants_and_forgets_changed_users() {
         .await
         .expect("send")
         .expect("granted");
-    let check = |user: uuid::Uuid, machine_id, action| {
+    let check = |user: UserId, machine_id, action| {
         let repo = repo.clone();
         async move {
             repo.send(CheckAccess {
-                user_id: UserId(user),
+                user_id: user,
                 machine_id,
                 action,
             })
@@ -186,7 +186,7 @@ async fn access_repo_answers_from_roles_and_grants_and_forgets_changed_users() {
 
     let visible = repo
         .send(VisibleMachines {
-            user_id: UserId(ops),
+            user_id: ops,
             filter: MachineFilter::default(),
         })
         .await
@@ -208,11 +208,7 @@ async fn access_repo_answers_from_roles_and_grants_and_forgets_changed_users() {
     change_user(&database, ops, UserChange::Disabled(true))
         .await
         .expect("disabled");
-    repo.send(ForgetUser {
-        user_id: UserId(ops),
-    })
-    .await
-    .expect("send");
+    repo.send(ForgetUser { user_id: ops }).await.expect("send");
     assert_eq!(
         check(ops, web, Action::Command).await,
         Err(AccessError::Forbidden)

@@ -1,6 +1,7 @@
 //! Terminals end to end: web client → fleetgate → scripted agent and back.
 
 use fleetgate_actors::identity::Role;
+use fleetgate_actors::protocol::SessionId;
 use fleetgate_actors::protocol::envelope::SignedKind;
 use fleetgate_actors::protocol::nonce::NonceCache;
 use fleetgate_entity::terminal_sessions;
@@ -80,7 +81,7 @@ async fn terminal_round_trip_is_signed_and_reaches_the_owner() {
     let recorded = eventually(|| {
         let (db, session) = (db.clone(), session.clone());
         async move {
-            terminal_sessions::Entity::find_by_id(session)
+            terminal_sessions::Entity::find_by_id(SessionId::parse(&session).expect("session id"))
                 .one(&db)
                 .await
                 .expect("q")
@@ -239,11 +240,13 @@ async fn a_dropped_owner_can_reattach_within_the_grace_period() {
         eventually_within(std::time::Duration::from_secs(30), || {
             let (db, session) = (db.clone(), session.clone());
             async move {
-                terminal_sessions::Entity::find_by_id(session)
-                    .one(&db)
-                    .await
-                    .expect("q")
-                    .is_some_and(|row| row.close_reason.as_deref() == Some("owner_gone"))
+                terminal_sessions::Entity::find_by_id(
+                    SessionId::parse(&session).expect("session id"),
+                )
+                .one(&db)
+                .await
+                .expect("q")
+                .is_some_and(|row| row.close_reason.as_deref() == Some("owner_gone"))
             }
         })
         .await

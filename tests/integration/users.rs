@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use fleetgate_actors::identity::Role;
+use fleetgate_actors::protocol::SessionId;
 use fleetgate_entity::terminal_sessions;
 use sea_orm::EntityTrait;
 use serde_json::json;
@@ -52,7 +53,7 @@ async fn disabling_a_user_closes_their_socket_within_a_second_and_ends_their_ter
     let ended = eventually(|| {
         let (db, session) = (db.clone(), session.clone());
         async move {
-            terminal_sessions::Entity::find_by_id(session)
+            terminal_sessions::Entity::find_by_id(SessionId::parse(&session).expect("session id"))
                 .one(&db)
                 .await
                 .expect("q")

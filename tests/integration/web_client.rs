@@ -2,6 +2,7 @@
 
 use chrono::Utc;
 use fleetgate_actors::identity::Role;
+use fleetgate_actors::protocol::{MachineId, UserId};
 use fleetgate_entity::{machine_access, users};
 use futures_util::{SinkExt, StreamExt};
 use sea_orm::{ActiveModelTrait, Set};
@@ -14,7 +15,7 @@ use crate::support::TestServer;
 
 /// Creates a user with `role` and grants; returns its id and a token for it.
 pub async fn user(server: &TestServer, role: Role, grants: &[(&str, &str)]) -> (String, String) {
-    let id = uuid::Uuid::new_v4();
+    let id = UserId(uuid::Uuid::new_v4());
     users::ActiveModel {
         id: Set(id),
         username: Set(format!("user-{id}")),
@@ -29,7 +30,7 @@ pub async fn user(server: &TestServer, role: Role, grants: &[(&str, &str)]) -> (
     for (machine, level) in grants {
         machine_access::ActiveModel {
             user_id: Set(id),
-            machine_id: Set(uuid::Uuid::parse_str(machine).expect("uuid")),
+            machine_id: Set(MachineId::parse(machine).expect("uuid")),
             level: Set((*level).into()),
         }
         .insert(&server.db)

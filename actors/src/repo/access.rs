@@ -11,7 +11,6 @@ use actix::{
 };
 use fleetgate_entity::{machine_access, machines, users};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
-use uuid::Uuid;
 
 use super::machine_record::Machine;
 use crate::identity::Role;
@@ -88,7 +87,7 @@ pub struct VisibleMachines {
 #[derive(Debug, Clone, Default)]
 pub struct MachineFilter {
     /// Only machines whose id sorts after this one (the previous page's last).
-    pub after: Option<Uuid>,
+    pub after: Option<MachineId>,
     /// At most this many.
     pub limit: Option<u64>,
     /// Only machines with this stored status (`online` or `offline`).
@@ -99,7 +98,7 @@ pub struct MachineFilter {
 
 impl MachineFilter {
     /// The query for the machines matching this filter among `only` (all when `None`).
-    fn query(&self, only: Option<Vec<Uuid>>) -> sea_orm::Select<machines::Entity> {
+    fn query(&self, only: Option<Vec<MachineId>>) -> sea_orm::Select<machines::Entity> {
         use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
         use sea_orm::{Condition, QueryOrder, QuerySelect};
         let mut query = machines::Entity::find().order_by_asc(machines::Column::Id);
@@ -139,11 +138,11 @@ impl MachineFilter {
 struct UserAccess {
     read_at: Instant,
     role: Role,
-    grants: HashMap<Uuid, HashSet<String>>,
+    grants: HashMap<MachineId, HashSet<String>>,
 }
 
 impl UserAccess {
-    fn allows(&self, machine: Uuid, action: Action) -> bool {
+    fn allows(&self, machine: MachineId, action: Action) -> bool {
         let granted = |level: &str| self.grants.get(&machine).is_some_and(|g| g.contains(level));
         match (self.role, action) {
             (Role::Admin, _) => true,
@@ -155,7 +154,7 @@ impl UserAccess {
 }
 
 async fn load_user(db: &DatabaseConnection, user_id: &UserId) -> Result<Option<UserAccess>, DbErr> {
-    let id = user_id.0;
+    let id = *user_id;
     let Some(user) = users::Entity::find_by_id(id).one(db).await? else {
         return Ok(None);
     };
@@ -165,7 +164,7 @@ async fn load_user(db: &DatabaseConnection, user_id: &UserId) -> Result<Option<U
     if user.disabled {
         return Ok(None);
     }
-    let mut grants: HashMap<Uuid, HashSet<String>> = HashMap::new();
+    let mut grants: HashMap<MachineId, HashSet<String>> = HashMap::new();
     for grant in machine_access::Entity::find()
         .filter(machine_access::Column::UserId.eq(id))
         .all(db)
@@ -258,7 +257,7 @@ impl Handler<CheckAccess> for AccessRepo {
     type Result = ResponseActFuture<Self, Result<Machine, AccessError>>;
 
     fn handle(&mut self, check: CheckAccess, _: &mut Context<Self>) -> Self::Result {
-        let (machine, action) = (check.machine_id.0, check.action);
+        let (machine, action) = (check.machine_id, check.action);
         with_access(self, check.user_id, async move |db, access| {
             let row = machines::Entity::find_by_id(machine)
                 .one(&db)
@@ -338,7 +337,7 @@ impl Handler<ForgetUser> for AccessRepo {
 #[rtype(result = "Result<(), AccessError>")]
 pub struct SetGrants {
     /// The user.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// The machine.
     pub machine_id: MachineId,
     /// `view`, `terminal`, `command`.
@@ -351,21 +350,21 @@ impl Handler<SetGrants> for AccessRepo {
     fn handle(&mut self, request: SetGrants, _: &mut Context<Self>) -> Self::Result {
         // The user's cached grants are stale from now on.
         self.generation += 1;
-        self.cache.remove(&UserId(request.user_id));
+        self.cache.remove(&request.user_id);
         let db = self.db.clone();
         AtomicResponse::new(Box::pin(
             async move {
                 let txn = super::begin_write(&db).await?;
                 machine_access::Entity::delete_many()
                     .filter(machine_access::Column::UserId.eq(request.user_id))
-                    .filter(machine_access::Column::MachineId.eq(request.machine_id.0))
+                    .filter(machine_access::Column::MachineId.eq(request.machine_id))
                     .exec(&txn)
                     .await?;
                 for level in request.levels {
                     use sea_orm::ActiveModelTrait;
                     machine_access::ActiveModel {
                         user_id: sea_orm::Set(request.user_id),
-                        machine_id: sea_orm::Set(request.machine_id.0),
+                        machine_id: sea_orm::Set(request.machine_id),
                         level: sea_orm::Set(level),
                     }
                     .insert(&txn)

@@ -52,7 +52,7 @@ pub async fn write_audit(db: &DatabaseConnection, entry: RecordAudit) -> Result<
         at: Set(Utc::now()),
         actor: Set(entry.actor),
         action: Set(action.to_owned()),
-        machine_id: Set(entry.machine_id.map(|m| m.0)),
+        machine_id: Set(entry.machine_id),
         detail: Set(entry.detail),
         source_ip: Set(entry.source_ip),
     }

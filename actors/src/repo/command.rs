@@ -8,7 +8,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set,
 };
 
-use crate::protocol::{CommandId, MachineId};
+use crate::protocol::{CommandId, MachineId, UserId};
 
 /// Most output kept per command, bytes.
 pub const MAX_STORED_OUTPUT: usize = 64 * 1024;
@@ -20,7 +20,7 @@ pub struct CommandStarted {
     /// The command.
     pub command_id: CommandId,
     /// Who ran it.
-    pub user_id: uuid::Uuid,
+    pub user_id: UserId,
     /// Where.
     pub machine_id: MachineId,
     /// The text.
@@ -71,9 +71,9 @@ impl Handler<CommandStarted> for CommandRepo {
         AtomicResponse::new(Box::pin(
             async move {
                 commands::ActiveModel {
-                    id: Set(started.command_id.to_string()),
+                    id: Set(started.command_id),
                     user_id: Set(started.user_id),
-                    machine_id: Set(started.machine_id.0),
+                    machine_id: Set(started.machine_id),
                     command: Set(started.command),
                     status: Set("running".to_owned()),
                     exit_code: Set(None),

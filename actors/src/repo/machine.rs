@@ -171,7 +171,7 @@ pub async fn insert_machine(
     secret: &str,
     details: &MachineDetails,
 ) -> Result<MachineId, MachineError> {
-    let id = Uuid::new_v4();
+    let id = MachineId(Uuid::new_v4());
     machines::ActiveModel {
         id: Set(id),
         name: Set(name.to_owned()),
@@ -189,7 +189,7 @@ pub async fn insert_machine(
     }
     .insert(db)
     .await?;
-    Ok(MachineId(id))
+    Ok(id)
 }
 
 /// Creates a machine for an operator: a fresh secret, shown once.
@@ -230,7 +230,7 @@ async fn write_seen(
         update = update.col_expr(machines::Column::Status, Expr::value(status));
     }
     let result = update
-        .filter(machines::Column::Id.eq(machine_id.0))
+        .filter(machines::Column::Id.eq(machine_id))
         .exec(db)
         .await;
     if let Err(err) = result {
@@ -323,11 +323,7 @@ impl Handler<LookupSecret> for MachineRepo {
 
     fn handle(&mut self, request: LookupSecret, _: &mut Context<Self>) -> Self::Result {
         let db = self.db.clone();
-        Box::pin(async move {
-            Ok(find_by_secret(&db, &request.secret)
-                .await?
-                .map(|m| MachineId(m.id)))
-        })
+        Box::pin(async move { Ok(find_by_secret(&db, &request.secret).await?.map(|m| m.id)) })
     }
 }
 

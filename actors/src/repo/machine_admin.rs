@@ -31,7 +31,7 @@ impl Handler<RotateSecret> for MachineRepo {
         let data_key = self.data_key.clone();
         AtomicResponse::new(Box::pin(
             async move {
-                let Some(existing) = machines::Entity::find_by_id(request.machine_id.0)
+                let Some(existing) = machines::Entity::find_by_id(request.machine_id)
                     .one(&db)
                     .await?
                 else {
@@ -59,7 +59,7 @@ impl Handler<DeleteMachine> for MachineRepo {
         let db = self.db.clone();
         AtomicResponse::new(Box::pin(
             async move {
-                let result = machines::Entity::delete_by_id(request.machine_id.0)
+                let result = machines::Entity::delete_by_id(request.machine_id)
                     .exec(&db)
                     .await?;
                 Ok(result.rows_affected > 0)

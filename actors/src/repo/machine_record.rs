@@ -32,7 +32,7 @@ impl Machine {
 impl From<machines::Model> for Machine {
     fn from(row: machines::Model) -> Self {
         Self {
-            id: MachineId(row.id),
+            id: row.id,
             name: row.name,
             details: MachineDetails {
                 hostname: row.hostname,

@@ -192,7 +192,7 @@ impl Handler<RecordMetric> for MetricRepo {
         }
         self.pending.push(metrics::ActiveModel {
             id: NotSet,
-            machine_id: Set(machine_id.0),
+            machine_id: Set(machine_id),
             at: Set(sample.at),
             cpu: Set(sample.cpu),
             ram_used: Set(sample.ram_used),
@@ -233,7 +233,7 @@ async fn read_latest(
     let mut found = Vec::with_capacity(machine_ids.len());
     for machine_id in machine_ids {
         let row = metrics::Entity::find()
-            .filter(metrics::Column::MachineId.eq(machine_id.0))
+            .filter(metrics::Column::MachineId.eq(machine_id))
             .order_by_desc(metrics::Column::At)
             .one(&db)
             .await?;

@@ -82,7 +82,7 @@ async fn write_set(
 ) -> Result<PortSync, DbErr> {
     let txn = super::begin_write(&db).await?;
     let existing = ports::Entity::find()
-        .filter(ports::Column::MachineId.eq(machine_id.0))
+        .filter(ports::Column::MachineId.eq(machine_id))
         .all(&txn)
         .await?;
     let stale: Vec<i64> = existing
@@ -105,7 +105,7 @@ async fn write_set(
         .values()
         .map(|p| ports::ActiveModel {
             id: NotSet,
-            machine_id: Set(machine_id.0),
+            machine_id: Set(machine_id),
             port: Set(i32::from(p.port)),
             proto: Set(p.proto.clone()),
             service: Set(p.service.clone()),

@@ -6,10 +6,9 @@ use fleetgate_entity::{audit_log, commands, metrics, ports, terminal_sessions};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
-use uuid::Uuid;
 
 use super::metric::MetricSample;
-use crate::protocol::MachineId;
+use crate::protocol::{CommandId, MachineId, UserId};
 
 /// Most rows one query returns.
 pub const MAX_ROWS: u64 = 1000;
@@ -39,9 +38,9 @@ pub struct ListPorts {
 #[rtype(result = "Result<Vec<terminal_sessions::Model>, DbErr>")]
 pub struct ListSessions {
     /// Only this user's.
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<UserId>,
     /// Only on this machine.
-    pub machine_id: Option<Uuid>,
+    pub machine_id: Option<MachineId>,
     /// Only open (`true`) or ended (`false`) ones.
     pub active: Option<bool>,
     /// At most this many.
@@ -55,7 +54,7 @@ pub struct QueryAudit {
     /// Only this actor.
     pub actor: Option<String>,
     /// Only this machine.
-    pub machine_id: Option<Uuid>,
+    pub machine_id: Option<MachineId>,
     /// Only this action.
     pub action: Option<String>,
     /// From.
@@ -73,7 +72,7 @@ pub struct QueryAudit {
 #[rtype(result = "Result<Option<commands::Model>, DbErr>")]
 pub struct GetCommand {
     /// The command id.
-    pub command_id: String,
+    pub command_id: CommandId,
 }
 
 /// The actor answering read-only queries.
@@ -99,7 +98,7 @@ impl Handler<MetricRange> for QueryRepo {
         let db = self.db.clone();
         Box::pin(async move {
             let rows = metrics::Entity::find()
-                .filter(metrics::Column::MachineId.eq(q.machine_id.0))
+                .filter(metrics::Column::MachineId.eq(q.machine_id))
                 .filter(metrics::Column::At.gte(q.since))
                 .filter(metrics::Column::At.lt(q.until))
                 .order_by_asc(metrics::Column::At)
@@ -117,7 +116,7 @@ impl Handler<ListPorts> for QueryRepo {
         let db = self.db.clone();
         Box::pin(async move {
             ports::Entity::find()
-                .filter(ports::Column::MachineId.eq(q.machine_id.0))
+                .filter(ports::Column::MachineId.eq(q.machine_id))
                 .order_by_asc(ports::Column::Port)
                 .all(&db)
                 .await

@@ -59,7 +59,7 @@ fn with_details(row: &machines::Model, details: MachineDetails) -> machines::Act
 /// of existing rows are touched).
 async fn write_details(
     db: &DatabaseConnection,
-    changed: HashMap<uuid::Uuid, machines::ActiveModel>,
+    changed: HashMap<MachineId, machines::ActiveModel>,
 ) -> Result<(), DbErr> {
     if changed.is_empty() {
         return Ok(());
@@ -126,7 +126,7 @@ pub(super) async fn authenticate_batch(
                 if !holds(row, &request.details) {
                     changed.insert(row.id, with_details(row, request.details));
                 }
-                Ok(MachineId(row.id))
+                Ok(row.id)
             }
             (None, Enrollment::Token) => Err(MachineError::UnknownSecret),
             (None, Enrollment::Open) => {
@@ -134,7 +134,7 @@ pub(super) async fn authenticate_batch(
                 let inserted =
                     insert_machine(db, data_key, &name, &request.secret, &request.details).await;
                 if let Ok(id) = &inserted
-                    && let Ok(Some(row)) = machines::Entity::find_by_id(id.0).one(db).await
+                    && let Ok(Some(row)) = machines::Entity::find_by_id(*id).one(db).await
                 {
                     // A second register with the same secret in this batch finds it.
                     known.insert(hash, row);

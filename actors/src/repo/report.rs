@@ -44,7 +44,7 @@ impl Handler<StoreReport> for ReportRepo {
             async move {
                 agent_reports::ActiveModel {
                     id: NotSet,
-                    machine_id: Set(report.machine_id.0),
+                    machine_id: Set(report.machine_id),
                     kind: Set(report.kind.to_owned()),
                     body: Set(report.body),
                     received_at: Set(Utc::now()),

@@ -6,7 +6,7 @@ use fleetgate_entity::terminal_sessions;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 
-use crate::protocol::{MachineId, SessionId};
+use crate::protocol::{MachineId, SessionId, UserId};
 
 /// A session was opened.
 #[derive(Message, Debug, Clone)]
@@ -15,7 +15,7 @@ pub struct SessionOpened {
     /// The session.
     pub session_id: SessionId,
     /// Its owner (JWT `sub`, a UUID).
-    pub user_id: uuid::Uuid,
+    pub user_id: UserId,
     /// Its machine.
     pub machine_id: MachineId,
     /// When.
@@ -62,9 +62,9 @@ impl Handler<SessionOpened> for SessionRepo {
         AtomicResponse::new(Box::pin(
             async move {
                 let row = terminal_sessions::ActiveModel {
-                    id: Set(opened.session_id.to_string()),
+                    id: Set(opened.session_id.clone()),
                     user_id: Set(opened.user_id),
-                    machine_id: Set(opened.machine_id.0),
+                    machine_id: Set(opened.machine_id),
                     started_at: Set(opened.at),
                     ended_at: Set(None),
                     bytes_in: Set(0),

@@ -12,6 +12,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::identity::Role;
+use crate::protocol::UserId;
 
 /// Create a user; fails if the name is taken.
 #[derive(Message, Debug, Clone)]
@@ -38,7 +39,7 @@ pub struct FindUser {
 #[rtype(result = "Result<Option<users::Model>, DbErr>")]
 pub struct GetUser {
     /// User id.
-    pub id: Uuid,
+    pub id: UserId,
 }
 
 /// How many users exist.
@@ -50,7 +51,7 @@ pub struct CountUsers;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserSummary {
     /// User id.
-    pub id: Uuid,
+    pub id: UserId,
     /// Login name.
     pub username: String,
     /// Stored role (`None` if the row holds an unknown spelling).
@@ -94,7 +95,7 @@ pub enum UserChange {
 #[rtype(result = "Result<UserSummary, UserError>")]
 pub struct ChangeUser {
     /// User id.
-    pub id: Uuid,
+    pub id: UserId,
     /// What changes.
     pub change: UserChange,
 }
@@ -105,7 +106,7 @@ pub struct ChangeUser {
 #[rtype(result = "Result<UserSummary, UserError>")]
 pub struct DeleteUser {
     /// User id.
-    pub id: Uuid,
+    pub id: UserId,
 }
 
 /// Why a user change was refused.
@@ -144,7 +145,7 @@ pub async fn create_user(
     request: CreateUser,
 ) -> Result<users::Model, DbErr> {
     users::ActiveModel {
-        id: Set(Uuid::new_v4()),
+        id: Set(UserId(Uuid::new_v4())),
         username: Set(request.username),
         password_hash: Set(request.password_hash),
         role: Set(request.role.as_str().to_owned()),
@@ -188,7 +189,7 @@ async fn keep_an_admin<C: ConnectionTrait>(db: &C, user: &users::Model) -> Resul
 /// Applies `change` to user `id` in one write transaction (shared with the CLI).
 pub async fn change_user(
     db: &DatabaseConnection,
-    id: Uuid,
+    id: UserId,
     change: UserChange,
 ) -> Result<UserSummary, UserError> {
     let txn = super::begin_write(db).await?;
@@ -216,7 +217,7 @@ pub async fn change_user(
 }
 
 /// Deletes user `id` in one write transaction (shared with the CLI).
-pub async fn delete_user(db: &DatabaseConnection, id: Uuid) -> Result<UserSummary, UserError> {
+pub async fn delete_user(db: &DatabaseConnection, id: UserId) -> Result<UserSummary, UserError> {
     let txn = super::begin_write(db).await?;
     let user = users::Entity::find_by_id(id)
         .one(&txn)

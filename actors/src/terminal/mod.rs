@@ -255,7 +255,7 @@ impl Actor for TerminalSession {
                     Ok(()) => {
                         session.resize(session.spec.cols, session.spec.rows);
                         session.tell_owner(vec![session.opened_event()], request_id);
-                        let user_id = session.spec.user_id.0;
+                        let user_id = session.spec.user_id;
                         session.links.opened.do_send(SessionOpened {
                             session_id: session.spec.session_id.clone(),
                             user_id,

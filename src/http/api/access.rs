@@ -1,7 +1,7 @@
 //! `PUT/DELETE /machines/{id}/access/{userId}` (admin): per-machine grants.
 
 use actix_web::{HttpResponse, web};
-use fleetgate_actors::protocol::MachineId;
+use fleetgate_actors::protocol::{MachineId, UserId};
 use fleetgate_actors::repo::access::{Action, SetGrants};
 use fleetgate_actors::repo::user::GetUser;
 use serde::{Deserialize, Serialize};
@@ -56,7 +56,7 @@ async fn set(
     if state
         .services
         .users
-        .send(GetUser { id: user })
+        .send(GetUser { id: UserId(user) })
         .await??
         .is_none()
     {
@@ -73,7 +73,7 @@ async fn set(
         .services
         .access
         .send(SetGrants {
-            user_id: user,
+            user_id: UserId(user),
             machine_id: MachineId(machine),
             levels: levels.clone(),
         })

@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
+use fleetgate_actors::protocol::MachineId;
 use fleetgate_actors::repo::queries::QueryAudit;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -76,7 +77,7 @@ pub async fn list(
         .queries
         .send(QueryAudit {
             actor: f.actor,
-            machine_id: f.machine,
+            machine_id: f.machine.map(MachineId),
             action: f.action,
             since: f.since,
             until: f.until,
@@ -94,7 +95,7 @@ pub async fn list(
             at: r.at.to_rfc3339(),
             actor: r.actor,
             action: r.action,
-            machine_id: r.machine_id,
+            machine_id: r.machine_id.map(|m| m.0),
             detail: r.detail,
             source_ip: r.source_ip,
         })

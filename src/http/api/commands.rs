@@ -255,18 +255,16 @@ pub async fn show(
     let row = state
         .services
         .queries
-        .send(GetCommand {
-            command_id: id.to_string(),
-        })
+        .send(GetCommand { command_id: id })
         .await??
         .ok_or_else(|| ApiError::NotFound("no such command".into()))?;
-    if caller.role != fleetgate_actors::identity::Role::Admin && row.user_id != caller.user_id.0 {
+    if caller.role != fleetgate_actors::identity::Role::Admin && row.user_id != caller.user_id {
         return Err(ApiError::NotFound("no such command".into()));
     }
     Ok(HttpResponse::Ok().json(Command {
-        command_id: row.id,
-        machine_id: row.machine_id,
-        user_id: row.user_id,
+        command_id: row.id.to_string(),
+        machine_id: row.machine_id.0,
+        user_id: row.user_id.0,
         command: row.command,
         status: row.status,
         exit_code: row.exit_code,

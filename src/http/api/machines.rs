@@ -77,7 +77,7 @@ pub async fn list(
         ));
     }
     let filter = MachineFilter {
-        after: query.cursor,
+        after: query.cursor.map(MachineId),
         limit: query.limit,
         status: query.status,
         text: query.q,

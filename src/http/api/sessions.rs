@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 use fleetgate_actors::identity::Role;
-use fleetgate_actors::protocol::SessionId;
+use fleetgate_actors::protocol::{MachineId, SessionId, UserId};
 use fleetgate_actors::registry::FindTerminal;
 use fleetgate_actors::repo::queries::ListSessions;
 use fleetgate_actors::terminal::OwnerRequest;
@@ -66,16 +66,16 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let filter = query.into_inner();
     let user_id = if caller.role == Role::Admin {
-        filter.user
+        filter.user.map(UserId)
     } else {
-        Some(caller.user_id.0)
+        Some(caller.user_id)
     };
     let rows = state
         .services
         .queries
         .send(ListSessions {
             user_id,
-            machine_id: filter.machine,
+            machine_id: filter.machine.map(MachineId),
             active: filter.active,
             limit: filter.limit.unwrap_or(100),
         })
@@ -83,9 +83,9 @@ pub async fn list(
     let items = rows
         .into_iter()
         .map(|s| SessionView {
-            id: s.id,
-            user_id: s.user_id,
-            machine_id: s.machine_id,
+            id: s.id.to_string(),
+            user_id: s.user_id.0,
+            machine_id: s.machine_id.0,
             started_at: s.started_at.to_rfc3339(),
             ended_at: s.ended_at.map(|t| t.to_rfc3339()),
             bytes_in: s.bytes_in,

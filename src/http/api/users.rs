@@ -4,6 +4,7 @@
 
 use actix_web::{HttpResponse, web};
 use fleetgate_actors::identity::Role;
+use fleetgate_actors::protocol::UserId;
 use fleetgate_actors::repo::user::{
     ChangeUser, CreateUser, DeleteUser, ListUsers, UserChange, UserError, UserSummary,
 };
@@ -41,7 +42,7 @@ pub struct UserList(Vec<UserView>);
 impl From<UserSummary> for UserView {
     fn from(user: UserSummary) -> Self {
         Self {
-            id: user.id,
+            id: user.id.0,
             username: user.username,
             role: user.role,
             disabled: user.disabled,
@@ -171,7 +172,10 @@ async fn change(
     let changed = state
         .services
         .users
-        .send(ChangeUser { id, change })
+        .send(ChangeUser {
+            id: UserId(id),
+            change,
+        })
         .await??;
     let mut detail = detail;
     detail["userId"] = id.to_string().into();
@@ -256,7 +260,11 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let id = path.into_inner();
-    let deleted = state.services.users.send(DeleteUser { id }).await??;
+    let deleted = state
+        .services
+        .users
+        .send(DeleteUser { id: UserId(id) })
+        .await??;
     audit_committed(
         &state,
         &caller,
