@@ -8,7 +8,8 @@ use fleetgate::db;
 use fleetgate_actors::protocol::MachineId;
 use fleetgate_actors::protocol::agent::PortReport;
 use fleetgate_actors::repo::machine::{
-    AuthenticateMachine, LookupSecret, MachineDetails, MachineError, enroll_machine, secret_hash,
+    AuthenticateMachine, LookupSecret, MachineDetails, MachineError, SetMachineStatus,
+    enroll_machine, secret_hash,
 };
 use fleetgate_actors::repo::metric::{FlushMetrics, MetricRepoConfig, PruneMetrics, RecordMetric};
 use fleetgate_actors::repo::port::{PortSync, SyncPorts};
@@ -17,7 +18,7 @@ use fleetgate_actors::sealing::DataKey;
 use fleetgate_entity::{machines, metrics, ports};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
 
-use crate::support::test_connection;
+use crate::support::{eventually, test_connection};
 
 /// The data key of these tests.
 pub const KEY: [u8; 32] = [9; 32];
@@ -436,4 +437,68 @@ async fn registers_arriving_together_are_checked_together_and_each_gets_its_own_
             "the last reported details are stored"
         );
     }
+}
+
+#[actix_web::test]
+async fn status_changes_arriving_together_are_written_together_and_the_last_one_wins() {
+    let (database, _dir) = database().await;
+    let key = DataKey::from_bytes(KEY);
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c"] {
+        ids.push(
+            enroll_machine(&database, &key, name)
+                .await
+                .expect("enroll")
+                .id,
+        );
+    }
+    let repo = MachineRepo::new(database.clone(), key).start();
+    let change = |machine_id: MachineId, online: bool| SetMachineStatus {
+        machine_id,
+        online,
+        at: Utc::now(),
+    };
+    for (machine, online) in [
+        (0, true),
+        (1, true),
+        (0, false),
+        (2, true),
+        (2, false),
+        (2, true),
+    ] {
+        repo.do_send(change(ids[machine], online));
+    }
+    let stored = || {
+        let database = database.clone();
+        async move {
+            let mut rows = machines::Entity::find().all(&database).await.expect("q");
+            rows.sort_by_key(|row| row.name.clone());
+            rows.iter()
+                .map(|row| (row.status.clone(), row.last_seen.is_some()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let expected = vec![
+        ("offline".to_owned(), true),
+        ("online".to_owned(), true),
+        ("online".to_owned(), true),
+    ];
+    assert!(
+        eventually(|| {
+            let (stored, expected) = (stored.clone(), expected.clone());
+            async move { stored().await == expected }
+        })
+        .await,
+        "each machine ends with its last status: {:?}",
+        stored().await
+    );
+    // A later change is written after the batch before it.
+    repo.do_send(change(ids[1], false));
+    assert!(
+        eventually(|| {
+            let stored = stored.clone();
+            async move { stored().await[1].0 == "offline" }
+        })
+        .await
+    );
 }

@@ -111,7 +111,7 @@ pub struct EnrollMachine {
     pub name: String,
 }
 
-/// Persist a status transition at once.
+/// Persist a status transition (within milliseconds, together with others: `status_batch.rs`).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct SetMachineStatus {
@@ -217,24 +217,15 @@ pub async fn mark_all_offline(db: &DatabaseConnection) -> Result<u64, DbErr> {
     Ok(result.rows_affected)
 }
 
-/// Writes `last_seen` (and `status` when given); a failure is logged, never fatal.
-async fn write_seen(
-    db: &DatabaseConnection,
-    machine_id: MachineId,
-    status: Option<&str>,
-    at: DateTime<Utc>,
-) {
-    let mut update =
-        machines::Entity::update_many().col_expr(machines::Column::LastSeen, Expr::value(at));
-    if let Some(status) = status {
-        update = update.col_expr(machines::Column::Status, Expr::value(status));
-    }
-    let result = update
+/// Writes `last_seen`; a failure is logged, never fatal.
+async fn write_last_seen(db: &DatabaseConnection, machine_id: MachineId, at: DateTime<Utc>) {
+    let result = machines::Entity::update_many()
+        .col_expr(machines::Column::LastSeen, Expr::value(at))
         .filter(machines::Column::Id.eq(machine_id))
         .exec(db)
         .await;
     if let Err(err) = result {
-        tracing::error!(%machine_id, error = %err, "machine status/last-seen write failed");
+        tracing::error!(%machine_id, error = %err, "machine last-seen write failed");
     }
 }
 
@@ -242,6 +233,10 @@ async fn write_seen(
 const REGISTER_BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(2);
 /// Most registers checked in one batch.
 const REGISTER_BATCH_MAX: usize = 256;
+/// How long a status transition waits for others to be written with it.
+const STATUS_BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(2);
+/// Most status transitions written in one batch.
+const STATUS_BATCH_MAX: usize = 512;
 
 /// The actor serializing writes to `machines`.
 pub struct MachineRepo {
@@ -249,6 +244,7 @@ pub struct MachineRepo {
     pub(super) data_key: DataKey,
     last_seen_written: HashMap<MachineId, Instant>,
     pending_registers: Vec<PendingRegister>,
+    pending_statuses: Vec<SetMachineStatus>,
 }
 
 impl MachineRepo {
@@ -259,6 +255,7 @@ impl MachineRepo {
             data_key,
             last_seen_written: HashMap::new(),
             pending_registers: Vec::new(),
+            pending_statuses: Vec::new(),
         }
     }
 }
@@ -278,6 +275,18 @@ impl MachineRepo {
         let (db, data_key) = (self.db.clone(), self.data_key.clone());
         let check = async move { authenticate_batch(&db, &data_key, batch).await };
         actix::AsyncContext::wait(ctx, check.into_actor(self));
+    }
+
+    /// Writes every waiting status transition, holding this repository's other writes until
+    /// it is done.
+    fn flush_statuses(&mut self, ctx: &mut Context<Self>) {
+        let batch = std::mem::take(&mut self.pending_statuses);
+        if batch.is_empty() {
+            return;
+        }
+        let db = self.db.clone();
+        let write = async move { super::status_batch::write_statuses(&db, batch).await };
+        actix::AsyncContext::wait(ctx, write.into_actor(self));
     }
 }
 
@@ -328,23 +337,20 @@ impl Handler<LookupSecret> for MachineRepo {
 }
 
 impl Handler<SetMachineStatus> for MachineRepo {
-    type Result = AtomicResponse<Self, ()>;
+    type Result = ();
 
-    fn handle(&mut self, change: SetMachineStatus, _: &mut Context<Self>) -> Self::Result {
+    /// Queues the transition for the next batch (see `status_batch.rs`).
+    fn handle(&mut self, change: SetMachineStatus, ctx: &mut Context<Self>) {
         self.last_seen_written
             .insert(change.machine_id, Instant::now());
-        let db = self.db.clone();
-        AtomicResponse::new(Box::pin(
-            async move {
-                let status = if change.online {
-                    STATUS_ONLINE
-                } else {
-                    STATUS_OFFLINE
-                };
-                write_seen(&db, change.machine_id, Some(status), change.at).await;
-            }
-            .into_actor(self),
-        ))
+        self.pending_statuses.push(change);
+        if self.pending_statuses.len() >= STATUS_BATCH_MAX {
+            self.flush_statuses(ctx);
+        } else if self.pending_statuses.len() == 1 {
+            actix::AsyncContext::run_later(ctx, STATUS_BATCH_WINDOW, |repo, ctx| {
+                repo.flush_statuses(ctx)
+            });
+        }
     }
 }
 
@@ -364,7 +370,7 @@ impl Handler<TouchLastSeen> for MachineRepo {
         let db = self.db.clone();
         AtomicResponse::new(Box::pin(
             async move {
-                write_seen(&db, touch.machine_id, None, touch.at).await;
+                write_last_seen(&db, touch.machine_id, touch.at).await;
             }
             .into_actor(self),
         ))

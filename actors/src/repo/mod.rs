@@ -13,6 +13,7 @@ pub mod queries;
 mod register_batch;
 pub mod report;
 pub mod session;
+mod status_batch;
 pub mod user;
 
 pub use access::AccessRepo;
