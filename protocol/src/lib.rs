@@ -2,6 +2,7 @@
 //! and ids. Plain Rust, no actix, no I/O: shared by the server and the agent.
 
 pub mod agent;
+pub mod cluster;
 pub mod envelope;
 pub mod error;
 pub mod escaped;

@@ -1,9 +1,9 @@
 //! The hostile-input suite of the protocol layer: random text, JSON shaped like the protocol's
 //! messages with wrong types and values, byte-level mutations of valid frames and deep
-//! nesting, fed to the agent and web frame parsers, envelope verification and the session
-//! token parser. Each must answer with a typed refusal (or accept only what is genuinely
-//! valid) and never panic. `FLEETGATE_HOSTILE_CASES` raises the number of cases per property
-//! (default 1,500); the count of inputs tried is printed.
+//! nesting, fed to the agent and web frame parsers, envelope verification, the session token
+//! parser and the opening of cluster messages. Each must answer with a typed refusal (or accept
+//! only what is genuinely valid) and never panic. `FLEETGATE_HOSTILE_CASES` raises the number of
+//! cases per property (default 1,500); the count of inputs tried is printed.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -314,6 +314,32 @@ fn session_tokens_accept_only_what_was_issued() {
         if let Ok(found) = tokens.verify(&text, Utc::now().timestamp()) {
             prop_assert_eq!(&found, &claims);
             prop_assert_eq!(&text, &issued);
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn cluster_messages_open_only_as_sealed_on_their_subject() {
+    use fleetgate_protocol::cluster::{ClusterKey, open, seal};
+    let key = ClusterKey::from_hex(SECRET).expect("key");
+    let subject = format!("fg.prod.agent.{MACHINE}.in");
+    let sealed = seal(&key, "fra-1", &subject, r#"{"data":"ls\n"}"#, Utc::now());
+    let strategy = prop_oneof![
+        4 => mutated(vec![sealed]),
+        1 => hostile_text(),
+    ];
+    run("cluster messages", strategy, |text| {
+        let mut nonces = NonceCache::new(16);
+        let opened = open(&key, &subject, text.as_bytes(), Utc::now(), &mut nonces);
+        if let Ok(opened) = opened {
+            // Only an edit that left the sealed content as it was can pass.
+            prop_assert_eq!(opened.from, "fra-1");
+            prop_assert_eq!(opened.body, r#"{"data":"ls\n"}"#);
+            prop_assert!(
+                open(&key, &subject, text.as_bytes(), Utc::now(), &mut nonces).is_err(),
+                "a replay passed"
+            );
         }
         Ok(())
     });
