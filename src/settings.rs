@@ -48,6 +48,36 @@ pub struct Settings {
     pub agents: AgentSettings,
     /// Frame sizes, rate limits and buffers.
     pub limits: LimitSettings,
+    /// Per-region instances over NATS (off by default).
+    pub cluster: ClusterSettings,
+}
+
+/// `[cluster]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// NATS URL; empty runs standalone.
+    pub nats_url: String,
+    /// Cluster name, the first token of its NATS subjects.
+    pub name: String,
+    /// This instance's region.
+    pub region: String,
+}
+
+impl ClusterSettings {
+    /// Whether this instance is part of a cluster.
+    pub fn enabled(&self) -> bool {
+        !self.nats_url.trim().is_empty()
+    }
+}
+
+/// Whether `text` can be one token of a NATS subject (and of a KV key).
+fn is_subject_token(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// `[server]`
@@ -321,6 +351,37 @@ impl Settings {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|err| invalid("log.level", &err.to_string()))?;
+        self.validate_cluster()
+    }
+
+    /// Cluster names must fit NATS subjects; a cluster needs one database shared by every
+    /// instance, which SQLite (a file of one instance) cannot be.
+    fn validate_cluster(&self) -> Result<(), SettingsError> {
+        let cluster = &self.cluster;
+        for (key, value) in [
+            ("cluster.name", &cluster.name),
+            ("cluster.region", &cluster.region),
+        ] {
+            if !is_subject_token(value) {
+                return Err(invalid(key, "must be 1 to 64 letters, digits, '-' or '_'"));
+            }
+        }
+        if !cluster.enabled() {
+            return Ok(());
+        }
+        if !cluster.nats_url.starts_with("nats://") && !cluster.nats_url.starts_with("tls://") {
+            return Err(invalid(
+                "cluster.nats_url",
+                "must start with nats:// or tls://",
+            ));
+        }
+        if !self.database_url().starts_with("postgres") {
+            return Err(invalid(
+                "database.url",
+                "cluster mode (cluster.nats_url set) needs a PostgreSQL database shared by every \
+                 instance; SQLite is a file of one instance",
+            ));
+        }
         Ok(())
     }
 }
@@ -426,6 +487,36 @@ mod tests {
             let err = Settings::load_from(None, env(&[(var, value)])).expect_err(var);
             assert!(err.to_string().contains(key), "{var}={value}: {err}");
         }
+    }
+
+    #[test]
+    fn cluster_mode_needs_postgresql_and_subject_safe_names() {
+        let standalone = Settings::load_from(None, env(&[])).expect("defaults");
+        assert!(!standalone.cluster.enabled());
+        let nats = ("FLEETGATE__CLUSTER__NATS_URL", "nats://127.0.0.1:4222");
+        let err = Settings::load_from(None, env(&[nats])).expect_err("SQLite in a cluster");
+        assert!(
+            err.to_string().contains("database.url") && err.to_string().contains("SQLite"),
+            "{err}"
+        );
+        let postgres = (
+            "FLEETGATE__DATABASE__URL",
+            "postgres://postgres@127.0.0.1/test",
+        );
+        let cluster = Settings::load_from(None, env(&[nats, postgres])).expect("cluster");
+        assert!(cluster.cluster.enabled());
+        let err = Settings::load_from(
+            None,
+            env(&[nats, postgres, ("FLEETGATE__CLUSTER__REGION", "eu.west")]),
+        )
+        .expect_err("a dot would split the subject");
+        assert!(err.to_string().contains("cluster.region"), "{err}");
+        let err = Settings::load_from(
+            None,
+            env(&[("FLEETGATE__CLUSTER__NATS_URL", "http://x"), postgres]),
+        )
+        .expect_err("not a NATS URL");
+        assert!(err.to_string().contains("cluster.nats_url"), "{err}");
     }
 
     #[test]
