@@ -6,6 +6,7 @@ pub use fleetgate_protocol as protocol;
 
 pub mod agent_link;
 pub mod agent_session;
+pub mod cluster;
 pub mod command;
 pub mod direct_routes;
 pub mod frame_walk;

@@ -485,7 +485,7 @@ async fn status_changes_arriving_together_are_written_together_and_the_last_one_
     ];
     assert!(
         eventually(|| {
-            let (stored, expected) = (stored.clone(), expected.clone());
+            let expected = expected.clone();
             async move { stored().await == expected }
         })
         .await,
@@ -494,11 +494,5 @@ async fn status_changes_arriving_together_are_written_together_and_the_last_one_
     );
     // A later change is written after the batch before it.
     repo.do_send(change(ids[1], false));
-    assert!(
-        eventually(|| {
-            let stored = stored.clone();
-            async move { stored().await[1].0 == "offline" }
-        })
-        .await
-    );
+    assert!(eventually(|| { async move { stored().await[1].0 == "offline" } }).await);
 }

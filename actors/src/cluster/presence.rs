@@ -1,0 +1,151 @@
+//! Presence: which instance each machine's agent is connected to, in a JetStream key-value
+//! bucket shared by the cluster (`fg_<cluster>_presence`, key = machineId). An instance
+//! announces a machine when its agent registers and keeps announcing it while the agent lives;
+//! entries expire with the bucket's TTL, so the machines of an instance that died go offline
+//! everywhere without anyone deleting them. A machine that reconnects elsewhere is announced by
+//! its new instance; the old instance's late withdrawal then finds another connection's entry
+//! and leaves it alone (the ConnectionId rule, cluster-wide).
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{ConnectionId, MachineId};
+
+/// Where a machine's agent is connected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceEntry {
+    /// The instance holding the agent's socket.
+    pub instance: String,
+    /// That instance's region.
+    pub region: String,
+    /// The socket on that instance.
+    pub connection_id: u64,
+    /// When the agent registered there.
+    pub since: DateTime<Utc>,
+}
+
+/// Why presence could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum PresenceError {
+    /// NATS or JetStream refused or could not be reached.
+    #[error("presence store: {0}")]
+    Store(String),
+    /// An entry that is not a presence entry.
+    #[error("presence entry of machine {0} is unreadable")]
+    Unreadable(MachineId),
+}
+
+fn store_error(err: impl std::fmt::Display) -> PresenceError {
+    PresenceError::Store(err.to_string())
+}
+
+/// One instance's handle on the cluster's presence bucket.
+#[derive(Clone)]
+pub struct PresenceBook {
+    store: kv::Store,
+    instance: String,
+    region: String,
+}
+
+impl PresenceBook {
+    /// Opens (creating it if needed) the presence bucket of `cluster`, whose entries expire
+    /// `ttl` after they were last announced, for `instance` in `region`.
+    pub async fn open(
+        jetstream: &jetstream::Context,
+        cluster: &str,
+        instance: &str,
+        region: &str,
+        ttl: Duration,
+    ) -> Result<Self, PresenceError> {
+        let store = jetstream
+            .create_key_value(kv::Config {
+                bucket: format!("fg_{cluster}_presence"),
+                history: 1,
+                max_age: ttl,
+                ..Default::default()
+            })
+            .await
+            .map_err(store_error)?;
+        Ok(Self {
+            store,
+            instance: instance.to_owned(),
+            region: region.to_owned(),
+        })
+    }
+
+    /// Announces that `machine`'s agent is connected here on `connection` since `since`
+    /// (again while it lives: each announcement restarts the entry's TTL).
+    pub async fn announce(
+        &self,
+        machine: MachineId,
+        connection: ConnectionId,
+        since: DateTime<Utc>,
+    ) -> Result<(), PresenceError> {
+        let entry = PresenceEntry {
+            instance: self.instance.clone(),
+            region: self.region.clone(),
+            connection_id: connection.0,
+            since,
+        };
+        let value = serde_json::to_vec(&entry).map_err(store_error)?;
+        self.store
+            .put(machine.to_string(), value.into())
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Where `machine`'s agent is connected, if anywhere.
+    pub async fn lookup(&self, machine: MachineId) -> Result<Option<PresenceEntry>, PresenceError> {
+        Ok(self.entry(machine).await?.map(|(entry, _)| entry))
+    }
+
+    /// `machine`'s agent left `connection` here: its entry goes, unless it names another
+    /// connection (the machine moved, to here or to another instance). Whether it went.
+    pub async fn withdraw(
+        &self,
+        machine: MachineId,
+        connection: ConnectionId,
+    ) -> Result<bool, PresenceError> {
+        let Some((entry, revision)) = self.entry(machine).await? else {
+            return Ok(false);
+        };
+        if entry.instance != self.instance || entry.connection_id != connection.0 {
+            return Ok(false);
+        }
+        // Only the revision read above: an announcement in between wins.
+        match self
+            .store
+            .delete_expect_revision(machine.to_string(), Some(revision))
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(err) if matches!(err.kind(), kv::DeleteErrorKind::WrongLastRevision) => Ok(false),
+            Err(err) => Err(store_error(err)),
+        }
+    }
+
+    async fn entry(
+        &self,
+        machine: MachineId,
+    ) -> Result<Option<(PresenceEntry, u64)>, PresenceError> {
+        let Some(found) = self
+            .store
+            .entry(machine.to_string())
+            .await
+            .map_err(store_error)?
+        else {
+            return Ok(None);
+        };
+        if found.operation != kv::Operation::Put {
+            return Ok(None);
+        }
+        let entry =
+            serde_json::from_slice(&found.value).map_err(|_| PresenceError::Unreadable(machine))?;
+        Ok(Some((entry, found.revision)))
+    }
+}

@@ -1,0 +1,172 @@
+//! The cluster's presence bucket against a real NATS server with JetStream: announce, look up,
+//! a machine moving between instances (a late withdrawal leaves the new entry alone), and
+//! entries expiring with their TTL. Uses `FLEETGATE_TEST_NATS_URL` (CI sets it and starts
+//! nats-server); without it, 127.0.0.1:4222 if something listens there, else the tests say they
+//! were skipped.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use fleetgate_actors::cluster::presence::PresenceBook;
+use fleetgate_actors::protocol::{ConnectionId, MachineId};
+
+/// JetStream on the test NATS server, or `None` (with a note) when there is none to use.
+async fn jetstream() -> Option<async_nats::jetstream::Context> {
+    let (url, required) = match std::env::var("FLEETGATE_TEST_NATS_URL") {
+        Ok(url) => (url, true),
+        Err(_) => ("nats://127.0.0.1:4222".to_owned(), false),
+    };
+    let connect = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(2))
+        .connect(url.as_str());
+    match connect.await {
+        Ok(client) => Some(async_nats::jetstream::new(client)),
+        Err(err) if !required => {
+            eprintln!(
+                "skipped: no NATS at {url} ({err}); set FLEETGATE_TEST_NATS_URL to require one"
+            );
+            None
+        }
+        Err(err) => panic!("FLEETGATE_TEST_NATS_URL={url}: {err}"),
+    }
+}
+
+/// A cluster name of its own per test, so runs never see each other's entries.
+fn cluster() -> String {
+    format!("t{}", uuid::Uuid::new_v4().simple())
+}
+
+async fn book(
+    jetstream: &async_nats::jetstream::Context,
+    cluster: &str,
+    instance: &str,
+    ttl: Duration,
+) -> PresenceBook {
+    PresenceBook::open(
+        jetstream,
+        cluster,
+        instance,
+        &format!("{instance}-region"),
+        ttl,
+    )
+    .await
+    .expect("presence bucket")
+}
+
+async fn drop_bucket(jetstream: &async_nats::jetstream::Context, cluster: &str) {
+    let _ = jetstream
+        .delete_key_value(format!("fg_{cluster}_presence"))
+        .await;
+}
+
+#[actix::test]
+async fn a_moved_machine_is_not_withdrawn_by_its_old_instance() {
+    let Some(jetstream) = jetstream().await else {
+        return;
+    };
+    let cluster = cluster();
+    let frankfurt = book(&jetstream, &cluster, "fra-1", Duration::from_secs(60)).await;
+    let virginia = book(&jetstream, &cluster, "iad-1", Duration::from_secs(60)).await;
+    let machine = MachineId(uuid::Uuid::new_v4());
+    assert_eq!(frankfurt.lookup(machine).await.expect("lookup"), None);
+
+    frankfurt
+        .announce(machine, ConnectionId(7), Utc::now())
+        .await
+        .expect("announce");
+    let seen = virginia
+        .lookup(machine)
+        .await
+        .expect("lookup")
+        .expect("present");
+    assert_eq!(
+        (
+            seen.instance.as_str(),
+            seen.region.as_str(),
+            seen.connection_id
+        ),
+        ("fra-1", "fra-1-region", 7),
+        "every instance sees where the machine is"
+    );
+
+    // The agent reconnects to Virginia; Frankfurt's socket closes late.
+    virginia
+        .announce(machine, ConnectionId(3), Utc::now())
+        .await
+        .expect("announce");
+    assert!(
+        !frankfurt
+            .withdraw(machine, ConnectionId(7))
+            .await
+            .expect("withdraw")
+    );
+    assert!(
+        !virginia
+            .withdraw(machine, ConnectionId(4))
+            .await
+            .expect("withdraw"),
+        "another socket of the same instance"
+    );
+    let seen = frankfurt
+        .lookup(machine)
+        .await
+        .expect("lookup")
+        .expect("still present");
+    assert_eq!((seen.instance.as_str(), seen.connection_id), ("iad-1", 3));
+
+    assert!(
+        virginia
+            .withdraw(machine, ConnectionId(3))
+            .await
+            .expect("withdraw")
+    );
+    assert_eq!(frankfurt.lookup(machine).await.expect("lookup"), None);
+    assert!(
+        !virginia
+            .withdraw(machine, ConnectionId(3))
+            .await
+            .expect("withdraw twice")
+    );
+    drop_bucket(&jetstream, &cluster).await;
+}
+
+#[actix::test]
+async fn entries_of_an_instance_that_stops_announcing_expire() {
+    let Some(jetstream) = jetstream().await else {
+        return;
+    };
+    let cluster = cluster();
+    let ttl = Duration::from_secs(1);
+    let dying = book(&jetstream, &cluster, "fra-1", ttl).await;
+    let living = book(&jetstream, &cluster, "iad-1", ttl).await;
+    let (gone, kept) = (
+        MachineId(uuid::Uuid::new_v4()),
+        MachineId(uuid::Uuid::new_v4()),
+    );
+    dying
+        .announce(gone, ConnectionId(1), Utc::now())
+        .await
+        .expect("announce");
+    living
+        .announce(kept, ConnectionId(2), Utc::now())
+        .await
+        .expect("announce");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    // The living instance keeps announcing its machine; the dying one has stopped.
+    while living.lookup(gone).await.expect("lookup").is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the dead instance's entry never expired"
+        );
+        living
+            .announce(kept, ConnectionId(2), Utc::now())
+            .await
+            .expect("announce");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        living.lookup(kept).await.expect("lookup").is_some(),
+        "an entry announced within its TTL stays"
+    );
+    drop_bucket(&jetstream, &cluster).await;
+}
