@@ -1,12 +1,17 @@
-//! The cluster's presence bucket against a real NATS server with JetStream: announce, look up,
-//! a machine moving between instances (a late withdrawal leaves the new entry alone), and
-//! entries expiring with their TTL. Uses `FLEETGATE_TEST_NATS_URL` (CI sets it and starts
+//! The cluster's presence against a real NATS server with JetStream: the bucket (announce, look
+//! up, a machine moving between instances, where a late withdrawal leaves the new entry alone,
+//! entries expiring with their TTL) and the `NatsBridge` actor that keeps it for an instance
+//! (message-level: connected, disconnected, refreshed while held). Uses `FLEETGATE_TEST_NATS_URL` (CI sets it and starts
 //! nats-server); without it, 127.0.0.1:4222 if something listens there, else the tests say they
 //! were skipped.
 
 use std::time::Duration;
 
+use actix::Actor;
 use chrono::Utc;
+use fleetgate_actors::cluster::bridge::{
+    MachineConnected, MachineDisconnected, NatsBridge, WhereIs,
+};
 use fleetgate_actors::cluster::presence::PresenceBook;
 use fleetgate_actors::protocol::{ConnectionId, MachineId};
 
@@ -168,5 +173,92 @@ async fn entries_of_an_instance_that_stops_announcing_expire() {
         living.lookup(kept).await.expect("lookup").is_some(),
         "an entry announced within its TTL stays"
     );
+    drop_bucket(&jetstream, &cluster).await;
+}
+
+/// Polls `check` every 50 ms for up to 5 s.
+async fn within_5s<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[actix::test]
+async fn the_bridge_announces_refreshes_and_withdraws_its_machines() {
+    let Some(jetstream) = jetstream().await else {
+        return;
+    };
+    let cluster = cluster();
+    let ttl = Duration::from_secs(1);
+    let bridge = NatsBridge::new(book(&jetstream, &cluster, "fra-1", ttl).await, ttl).start();
+    let elsewhere = book(&jetstream, &cluster, "iad-1", ttl).await;
+    let machine = MachineId(uuid::Uuid::new_v4());
+    let where_is = || {
+        let bridge = bridge.clone();
+        async move {
+            bridge
+                .send(WhereIs {
+                    machine_id: machine,
+                })
+                .await
+                .expect("send")
+                .expect("lookup")
+        }
+    };
+    bridge.do_send(MachineConnected {
+        machine_id: machine,
+        connection_id: ConnectionId(1),
+        since: Utc::now(),
+    });
+    assert!(
+        within_5s(|| async { where_is().await.is_some_and(|e| e.instance == "fra-1") }).await,
+        "announced on register"
+    );
+    // Held for three TTLs: the bridge's refreshes keep it.
+    tokio::time::sleep(ttl * 3).await;
+    let seen = elsewhere.lookup(machine).await.expect("lookup");
+    assert_eq!(
+        seen.map(|e| e.connection_id),
+        Some(1),
+        "refreshed while held"
+    );
+
+    // Reconnected here on another socket, then the old socket's close arrives.
+    bridge.do_send(MachineConnected {
+        machine_id: machine,
+        connection_id: ConnectionId(2),
+        since: Utc::now(),
+    });
+    bridge.do_send(MachineDisconnected {
+        machine_id: machine,
+        connection_id: ConnectionId(1),
+    });
+    tokio::time::sleep(ttl * 2).await;
+    let seen = where_is().await;
+    assert_eq!(
+        seen.map(|e| e.connection_id),
+        Some(2),
+        "a late close changes nothing"
+    );
+
+    bridge.do_send(MachineDisconnected {
+        machine_id: machine,
+        connection_id: ConnectionId(2),
+    });
+    assert!(
+        within_5s(|| async { where_is().await.is_none() }).await,
+        "withdrawn when its socket closes"
+    );
+    tokio::time::sleep(ttl * 2).await;
+    assert!(where_is().await.is_none(), "and not announced again");
     drop_bucket(&jetstream, &cluster).await;
 }

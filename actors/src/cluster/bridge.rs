@@ -1,0 +1,176 @@
+//! `NatsBridge`: this instance's one connection to the cluster's NATS. Today it keeps the
+//! presence of the machines connected here: announced when their agents register, announced
+//! again every third of the presence TTL while they stay (so they expire with this instance if
+//! it dies), withdrawn when their sockets close. NATS being away never holds up local traffic:
+//! presence writes run in order on a task of their own behind a bounded queue, failures are
+//! logged, and the next refresh writes everything again once the client has reconnected.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix::{Actor, AsyncContext, Context, Handler, Message, ResponseFuture};
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+use super::presence::{PresenceBook, PresenceEntry, PresenceError};
+use crate::protocol::{ConnectionId, MachineId};
+
+/// An agent registered on this instance.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct MachineConnected {
+    /// The machine.
+    pub machine_id: MachineId,
+    /// Its socket here.
+    pub connection_id: ConnectionId,
+    /// When it registered.
+    pub since: DateTime<Utc>,
+}
+
+/// An agent's socket on this instance closed.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct MachineDisconnected {
+    /// The machine.
+    pub machine_id: MachineId,
+    /// The socket that closed.
+    pub connection_id: ConnectionId,
+}
+
+/// Where a machine's agent is connected, cluster-wide.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "Result<Option<PresenceEntry>, PresenceError>")]
+pub struct WhereIs {
+    /// The machine.
+    pub machine_id: MachineId,
+}
+
+/// Presence writes, carried out one after the other in the order they were asked for (an
+/// announcement and a withdrawal of the same machine never overtake each other).
+#[derive(Debug, Clone, Copy)]
+enum PresenceWrite {
+    Announce(MachineId, ConnectionId, DateTime<Utc>),
+    Withdraw(MachineId, ConnectionId),
+}
+
+/// Presence writes waiting for NATS; past this, new ones are dropped (and the next refresh
+/// writes every held machine again).
+const WRITE_QUEUE: usize = 65_536;
+
+/// The bridge of one instance.
+pub struct NatsBridge {
+    presence: PresenceBook,
+    refresh_every: Duration,
+    /// The machines whose agents are connected here, with their socket and since when.
+    held: HashMap<MachineId, (ConnectionId, DateTime<Utc>)>,
+    writes: Option<mpsc::Sender<PresenceWrite>>,
+}
+
+impl NatsBridge {
+    /// A bridge keeping presence in `presence`, whose entries live `presence_ttl`.
+    pub fn new(presence: PresenceBook, presence_ttl: Duration) -> Self {
+        Self {
+            presence,
+            refresh_every: (presence_ttl / 3).max(Duration::from_millis(100)),
+            held: HashMap::new(),
+            writes: None,
+        }
+    }
+
+    fn write(&self, write: PresenceWrite) {
+        let queued = self.writes.as_ref().map(|writes| writes.try_send(write));
+        if !matches!(queued, Some(Ok(()))) {
+            tracing::warn!(?write, "presence write dropped: NATS is not keeping up");
+        }
+    }
+
+    /// Announces every held machine again (restarting their TTL), unless the last refresh is
+    /// still waiting for NATS.
+    fn refresh(&self) {
+        let idle = self
+            .writes
+            .as_ref()
+            .is_some_and(|writes| writes.capacity() == writes.max_capacity());
+        if !idle {
+            return;
+        }
+        for (machine, (connection, since)) in &self.held {
+            self.write(PresenceWrite::Announce(*machine, *connection, *since));
+        }
+    }
+}
+
+/// Carries out presence writes in order; a failure is logged and the next one goes on.
+async fn run_writes(presence: PresenceBook, mut writes: mpsc::Receiver<PresenceWrite>) {
+    while let Some(write) = writes.recv().await {
+        let outcome = match write {
+            PresenceWrite::Announce(machine, connection, since) => {
+                presence.announce(machine, connection, since).await
+            }
+            PresenceWrite::Withdraw(machine, connection) => {
+                presence.withdraw(machine, connection).await.map(|_| ())
+            }
+        };
+        if let Err(err) = outcome {
+            tracing::warn!(?write, error = %err, "presence write failed");
+        }
+    }
+}
+
+impl Actor for NatsBridge {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let (writes, queue) = mpsc::channel(WRITE_QUEUE);
+        self.writes = Some(writes);
+        ctx.spawn(actix::fut::wrap_future(run_writes(
+            self.presence.clone(),
+            queue,
+        )));
+        ctx.run_interval(self.refresh_every, |bridge, _| bridge.refresh());
+    }
+}
+
+impl Handler<MachineConnected> for NatsBridge {
+    type Result = ();
+
+    fn handle(&mut self, connected: MachineConnected, _: &mut Context<Self>) {
+        let MachineConnected {
+            machine_id,
+            connection_id,
+            since,
+        } = connected;
+        self.held.insert(machine_id, (connection_id, since));
+        self.write(PresenceWrite::Announce(machine_id, connection_id, since));
+    }
+}
+
+impl Handler<MachineDisconnected> for NatsBridge {
+    type Result = ();
+
+    /// Forgets the machine unless it has reconnected here on another socket meanwhile; the
+    /// bucket entry goes only if it still names this socket.
+    fn handle(&mut self, gone: MachineDisconnected, _: &mut Context<Self>) {
+        let MachineDisconnected {
+            machine_id,
+            connection_id,
+        } = gone;
+        if self
+            .held
+            .get(&machine_id)
+            .is_some_and(|(held, _)| *held == connection_id)
+        {
+            self.held.remove(&machine_id);
+        }
+        self.write(PresenceWrite::Withdraw(machine_id, connection_id));
+    }
+}
+
+impl Handler<WhereIs> for NatsBridge {
+    type Result = ResponseFuture<Result<Option<PresenceEntry>, PresenceError>>;
+
+    fn handle(&mut self, question: WhereIs, _: &mut Context<Self>) -> Self::Result {
+        let presence = self.presence.clone();
+        Box::pin(async move { presence.lookup(question.machine_id).await })
+    }
+}
