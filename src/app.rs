@@ -43,6 +43,9 @@ pub enum StartupError {
     /// The database could not be opened or migrated.
     #[error("database: {0}")]
     Database(#[from] sea_orm::DbErr),
+    /// NATS or its presence bucket could not be reached (cluster mode).
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// The listener could not be bound.
     #[error("cannot listen on {addr}: {error}")]
     Bind {
@@ -126,7 +129,8 @@ impl Application {
         if let Err(err) = crate::cli::users::ensure_first_admin(&db).await {
             tracing::error!(error = %format!("{err:#}"), "first admin not created");
         }
-        let services = Services::start(&db, secrets.data_key.clone(), &settings);
+        let presence = crate::cluster::join(&settings).await?;
+        let services = Services::start(&db, secrets.data_key.clone(), &settings, presence);
 
         let jwt = JwtAuth::new(&secrets.jwt_secret, &settings.auth);
         let (trigger, signal) = shutdown_channel();

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod db;
 pub mod http;
 pub mod listener;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use actix::{Actor, Addr};
 use fleetgate_actors::agent_session::AgentLinks;
 use fleetgate_actors::command::CommandLinks;
-use fleetgate_actors::registry::{Registry, RegistryConfig, ShutdownTerminals};
+use fleetgate_actors::registry::{PresenceLinks, Registry, RegistryConfig, ShutdownTerminals};
 use fleetgate_actors::repo::audit::AuditBarrier;
 use fleetgate_actors::repo::metric::{FlushMetrics, MetricRepoConfig};
 use fleetgate_actors::repo::session::SessionBarrier;
@@ -55,7 +55,12 @@ pub struct Services {
 
 impl Services {
     /// Starts every actor on the current arbiter.
-    pub fn start(db: &DatabaseConnection, data_key: DataKey, settings: &Settings) -> Self {
+    pub fn start(
+        db: &DatabaseConnection,
+        data_key: DataKey,
+        settings: &Settings,
+        presence: Option<PresenceLinks>,
+    ) -> Self {
         let machines = MachineRepo::new(db.clone(), data_key).start();
         let metrics = MetricRepo::new(db.clone(), MetricRepoConfig::default()).start();
         let ports = PortRepo::new(db.clone()).start();
@@ -72,7 +77,11 @@ impl Services {
                 sweep_every: Duration::from_secs(settings.agents.heartbeat_secs),
             },
             machines.clone().recipient(),
-        )
+        );
+        let registry = match presence {
+            Some(presence) => registry.with_presence(presence),
+            None => registry,
+        }
         .start();
         let directory = UserDirectory::new(
             UserDirectoryLinks {

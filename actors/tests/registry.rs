@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use actix::Actor;
 use fleetgate_actors::agent_session::{SendToAgent, ToAgent};
+use fleetgate_actors::cluster::bridge::{MachineConnected, MachineDisconnected};
 use fleetgate_actors::protocol::{ConnectionId, MachineId};
 use fleetgate_actors::registry::{
-    HeartbeatSeen, OnlineMachines, OpenLink, RegisterAgent, Registry, RegistryConfig,
-    SubscribeStatus, UnregisterAgent,
+    HeartbeatSeen, OnlineMachines, OpenLink, PresenceLinks, RegisterAgent, Registry,
+    RegistryConfig, SubscribeStatus, UnregisterAgent,
 };
 use fleetgate_actors::repo::machine::SetMachineStatus;
 
@@ -366,4 +367,56 @@ mod routing {
         assert!(registry.send(from(machine(1))).await.expect("send"));
         assert!(until(|| entries(&received) == vec![chunk.clone()]).await);
     }
+}
+
+#[actix::test]
+async fn in_a_cluster_connections_are_announced_and_only_the_current_one_withdrawn() {
+    let (store, _) = probe::<SetMachineStatus>();
+    let (connected, announced) = probe::<MachineConnected>();
+    let (disconnected, withdrawn) = probe::<MachineDisconnected>();
+    let config = RegistryConfig {
+        offline_after: Duration::from_secs(60),
+        sweep_every: Duration::from_millis(20),
+    };
+    let registry = Registry::new(config, store)
+        .with_presence(PresenceLinks {
+            connected,
+            disconnected,
+        })
+        .start();
+    let (old_conn, new_conn) = (ConnectionId::next(), ConnectionId::next());
+    for conn in [old_conn, new_conn] {
+        registry
+            .send(register(machine(9), conn, "h".into(), probe::<ToAgent>().0))
+            .await
+            .expect("send");
+    }
+    for conn in [old_conn, new_conn] {
+        registry
+            .send(UnregisterAgent {
+                machine_id: machine(9),
+                connection_id: conn,
+            })
+            .await
+            .expect("send");
+    }
+    let announced_on = |log: &common::Log<MachineConnected>| {
+        entries(log)
+            .into_iter()
+            .map(|c| (c.machine_id, c.connection_id))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        until(|| announced_on(&announced) == vec![(machine(9), old_conn), (machine(9), new_conn)])
+            .await
+    );
+    assert!(
+        until(|| entries(&withdrawn)
+            .into_iter()
+            .map(|d| (d.machine_id, d.connection_id))
+            .collect::<Vec<_>>()
+            == vec![(machine(9), new_conn)])
+        .await,
+        "the late close of the replaced socket is not a withdrawal"
+    );
 }

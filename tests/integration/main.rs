@@ -5,6 +5,7 @@ mod agent_connection;
 mod api;
 mod api_client;
 mod cli;
+mod cluster;
 mod commands_and_status;
 mod deployed_agents;
 mod fixtures;

@@ -255,3 +255,24 @@ pub fn bearer_upgrade(
     );
     request
 }
+
+/// Environment variable naming the NATS server (with JetStream) for cluster tests; CI sets it.
+pub const TEST_NATS_URL_VAR: &str = "FLEETGATE_TEST_NATS_URL";
+
+/// The NATS URL for cluster tests: `FLEETGATE_TEST_NATS_URL` (required to work when set), else
+/// 127.0.0.1:4222 when something listens there; `None` (the test says it was skipped) otherwise.
+pub async fn test_nats_url() -> Option<String> {
+    if let Ok(url) = std::env::var(TEST_NATS_URL_VAR) {
+        return Some(url);
+    }
+    let local = "127.0.0.1:4222";
+    match tokio::net::TcpStream::connect(local).await {
+        Ok(_) => Some(format!("nats://{local}")),
+        Err(err) => {
+            eprintln!(
+                "skipped: no NATS at {local} ({err}); set {TEST_NATS_URL_VAR} to require one"
+            );
+            None
+        }
+    }
+}

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 
 use crate::agent_link::{AgentLink, LocalAgent};
 use crate::agent_session::{SendToAgent, ToAgent};
+use crate::cluster::bridge::{MachineConnected, MachineDisconnected};
 use crate::protocol::agent::{Capabilities, MachineSecret};
 use crate::protocol::{CommandId, ConnectionId, MachineId, SessionId};
 use crate::repo::machine::SetMachineStatus;
@@ -124,6 +125,15 @@ struct AgentEntry {
     arbiter: ArbiterHandle,
 }
 
+/// Where the Registry tells the cluster which agents are connected here (cluster mode).
+#[derive(Clone)]
+pub struct PresenceLinks {
+    /// An agent registered here.
+    pub connected: Recipient<MachineConnected>,
+    /// The current socket of an agent here closed.
+    pub disconnected: Recipient<MachineDisconnected>,
+}
+
 /// Owns the routing table of connected agents and their online status.
 pub struct Registry {
     config: RegistryConfig,
@@ -132,6 +142,7 @@ pub struct Registry {
     commands: HashMap<CommandId, routes::CommandRoute>,
     status_store: Recipient<SetMachineStatus>,
     subscribers: Vec<Recipient<MachineStatusChanged>>,
+    presence: Option<PresenceLinks>,
 }
 
 impl Registry {
@@ -144,7 +155,14 @@ impl Registry {
             commands: HashMap::new(),
             status_store,
             subscribers: Vec::new(),
+            presence: None,
         }
+    }
+
+    /// Also tells the cluster which agents are connected here.
+    pub fn with_presence(mut self, presence: PresenceLinks) -> Self {
+        self.presence = Some(presence);
+        self
     }
 
     /// Persists and publishes a transition.
@@ -198,6 +216,13 @@ impl Handler<RegisterAgent> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: RegisterAgent, _: &mut Context<Self>) {
+        if let Some(presence) = &self.presence {
+            presence.connected.do_send(MachineConnected {
+                machine_id: msg.machine_id,
+                connection_id: msg.connection_id,
+                since: Utc::now(),
+            });
+        }
         let entry = AgentEntry {
             connection_id: msg.connection_id,
             recipient: msg.recipient,
@@ -236,6 +261,12 @@ impl Handler<UnregisterAgent> for Registry {
             .is_some_and(|e| e.connection_id == msg.connection_id);
         if !is_current {
             return;
+        }
+        if let Some(presence) = &self.presence {
+            presence.disconnected.do_send(MachineDisconnected {
+                machine_id: msg.machine_id,
+                connection_id: msg.connection_id,
+            });
         }
         if let Some(entry) = self.agents.remove(&msg.machine_id)
             && entry.online

@@ -89,7 +89,9 @@ unit_probe!(
     fleetgate_actors::repo::access::ForgetUser,
     fleetgate_actors::user_directory::RevokeSocket,
     fleetgate_actors::user_directory::WatchSocket,
-    fleetgate_actors::user_directory::UnwatchSocket
+    fleetgate_actors::user_directory::UnwatchSocket,
+    fleetgate_actors::cluster::bridge::MachineConnected,
+    fleetgate_actors::cluster::bridge::MachineDisconnected
 );
 
 impl Handler<RecordAudit> for Probe<RecordAudit> {

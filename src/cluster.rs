@@ -1,0 +1,49 @@
+//! Joining the cluster at start-up (cluster mode only): connect to NATS, open the presence
+//! bucket and start this instance's `NatsBridge`.
+
+use std::time::Duration;
+
+use actix::Actor;
+use fleetgate_actors::cluster::bridge::NatsBridge;
+use fleetgate_actors::cluster::presence::PresenceBook;
+use fleetgate_actors::protocol::ids::random_hex_id;
+use fleetgate_actors::registry::PresenceLinks;
+
+use crate::settings::Settings;
+
+/// NATS could not be reached or JetStream refused the presence bucket.
+#[derive(Debug, thiserror::Error)]
+#[error("cluster: {0}")]
+pub struct ClusterError(String);
+
+/// This instance's name in the cluster: its region and a random suffix, new at every start
+/// (a restarted instance is a new instance; its old entries expire).
+fn instance_name(region: &str) -> String {
+    format!("{region}-{}", &random_hex_id()[..8])
+}
+
+/// The presence links for the Registry, or `None` when this instance runs standalone.
+pub async fn join(settings: &Settings) -> Result<Option<PresenceLinks>, ClusterError> {
+    let cluster = &settings.cluster;
+    if !cluster.enabled() {
+        return Ok(None);
+    }
+    let client = async_nats::ConnectOptions::new()
+        .name(format!("fleetgate {}", cluster.region))
+        .connection_timeout(Duration::from_secs(5))
+        .connect(cluster.nats_url.as_str())
+        .await
+        .map_err(|err| ClusterError(format!("cannot reach NATS at {}: {err}", cluster.nats_url)))?;
+    let jetstream = async_nats::jetstream::new(client);
+    let instance = instance_name(&cluster.region);
+    let ttl = Duration::from_secs(settings.agents.offline_after_secs);
+    let presence = PresenceBook::open(&jetstream, &cluster.name, &instance, &cluster.region, ttl)
+        .await
+        .map_err(|err| ClusterError(err.to_string()))?;
+    tracing::info!(cluster = %cluster.name, %instance, region = %cluster.region, "joined the cluster");
+    let bridge = NatsBridge::new(presence, ttl).start();
+    Ok(Some(PresenceLinks {
+        connected: bridge.clone().recipient(),
+        disconnected: bridge.recipient(),
+    }))
+}
