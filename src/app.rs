@@ -129,8 +129,8 @@ impl Application {
         if let Err(err) = crate::cli::users::ensure_first_admin(&db).await {
             tracing::error!(error = %format!("{err:#}"), "first admin not created");
         }
-        let presence = crate::cluster::join(&settings).await?;
-        let services = Services::start(&db, secrets.data_key.clone(), &settings, presence);
+        let bridge = crate::cluster::join(&settings, &secrets.cluster_key).await?;
+        let services = Services::start(&db, secrets.data_key.clone(), &settings, bridge);
 
         let jwt = JwtAuth::new(&secrets.jwt_secret, &settings.auth);
         let (trigger, signal) = shutdown_channel();

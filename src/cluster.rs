@@ -1,13 +1,14 @@
 //! Joining the cluster at start-up (cluster mode only): connect to NATS, open the presence
-//! bucket and start this instance's `NatsBridge`.
+//! bucket and start this instance's `NatsBridge` (its wiring to the Registry is in
+//! `services.rs`).
 
 use std::time::Duration;
 
-use actix::Actor;
-use fleetgate_actors::cluster::bridge::NatsBridge;
+use actix::{Actor, Addr};
+use fleetgate_actors::cluster::bridge::{ClusterLink, NatsBridge};
 use fleetgate_actors::cluster::presence::PresenceBook;
+use fleetgate_actors::protocol::cluster::ClusterKey;
 use fleetgate_actors::protocol::ids::random_hex_id;
-use fleetgate_actors::registry::PresenceLinks;
 
 use crate::settings::Settings;
 
@@ -22,8 +23,11 @@ fn instance_name(region: &str) -> String {
     format!("{region}-{}", &random_hex_id()[..8])
 }
 
-/// The presence links for the Registry, or `None` when this instance runs standalone.
-pub async fn join(settings: &Settings) -> Result<Option<PresenceLinks>, ClusterError> {
+/// This instance's bridge, or `None` when it runs standalone.
+pub async fn join(
+    settings: &Settings,
+    key: &ClusterKey,
+) -> Result<Option<Addr<NatsBridge>>, ClusterError> {
     let cluster = &settings.cluster;
     if !cluster.enabled() {
         return Ok(None);
@@ -34,16 +38,18 @@ pub async fn join(settings: &Settings) -> Result<Option<PresenceLinks>, ClusterE
         .connect(cluster.nats_url.as_str())
         .await
         .map_err(|err| ClusterError(format!("cannot reach NATS at {}: {err}", cluster.nats_url)))?;
-    let jetstream = async_nats::jetstream::new(client);
+    let jetstream = async_nats::jetstream::new(client.clone());
     let instance = instance_name(&cluster.region);
     let ttl = Duration::from_secs(settings.agents.offline_after_secs);
     let presence = PresenceBook::open(&jetstream, &cluster.name, &instance, &cluster.region, ttl)
         .await
         .map_err(|err| ClusterError(err.to_string()))?;
     tracing::info!(cluster = %cluster.name, %instance, region = %cluster.region, "joined the cluster");
-    let bridge = NatsBridge::new(presence, ttl).start();
-    Ok(Some(PresenceLinks {
-        connected: bridge.clone().recipient(),
-        disconnected: bridge.recipient(),
-    }))
+    let link = ClusterLink {
+        client,
+        key: key.clone(),
+        cluster: cluster.name.clone(),
+        instance,
+    };
+    Ok(Some(NatsBridge::new(link, presence, ttl).start()))
 }

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use fleetgate_actors::protocol::cluster::ClusterKey;
 use fleetgate_actors::sealing::DataKey;
 
 /// Name of the secrets file inside the data directory.
@@ -17,6 +18,8 @@ pub const JWT_SECRET_VAR: &str = "FLEETGATE_JWT_SECRET";
 pub const SESSION_TOKEN_SECRET_VAR: &str = "FLEETGATE_SESSION_TOKEN_SECRET";
 /// Variable holding the data key that seals machine secrets (64 hex chars).
 pub const DATA_KEY_VAR: &str = "FLEETGATE_DATA_KEY";
+/// Key sealing the messages between the instances of a cluster (the same on every instance).
+pub const CLUSTER_KEY_VAR: &str = "FLEETGATE_CLUSTER_KEY";
 
 /// Shortest JWT secret accepted, in bytes.
 const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -79,6 +82,8 @@ pub struct Secrets {
     pub session_token_secret: [u8; 32],
     /// Key sealing machine secrets at rest.
     pub data_key: DataKey,
+    /// Key sealing messages between the instances of a cluster.
+    pub cluster_key: ClusterKey,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -149,6 +154,7 @@ impl SecretStore {
         };
         let session_token_secret = hex_secret(SESSION_TOKEN_SECRET_VAR)?;
         let data_key = DataKey::from_bytes(hex_secret(DATA_KEY_VAR)?);
+        let cluster_key = ClusterKey::from_bytes(hex_secret(CLUSTER_KEY_VAR)?);
 
         if dirty {
             self.write_file(&file)?;
@@ -158,6 +164,7 @@ impl SecretStore {
                 jwt_secret: jwt_secret.into_bytes(),
                 session_token_secret,
                 data_key,
+                cluster_key,
             },
             notices,
         ))

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use actix::{Actor, Addr};
 use fleetgate_actors::agent_session::AgentLinks;
+use fleetgate_actors::cluster::bridge::NatsBridge;
+use fleetgate_actors::cluster::status::ListenForStatus;
 use fleetgate_actors::command::CommandLinks;
 use fleetgate_actors::registry::{PresenceLinks, Registry, RegistryConfig, ShutdownTerminals};
 use fleetgate_actors::repo::audit::AuditBarrier;
@@ -59,7 +61,7 @@ impl Services {
         db: &DatabaseConnection,
         data_key: DataKey,
         settings: &Settings,
-        presence: Option<PresenceLinks>,
+        bridge: Option<Addr<NatsBridge>>,
     ) -> Self {
         let machines = MachineRepo::new(db.clone(), data_key).start();
         let metrics = MetricRepo::new(db.clone(), MetricRepoConfig::default()).start();
@@ -78,11 +80,20 @@ impl Services {
             },
             machines.clone().recipient(),
         );
-        let registry = match presence {
-            Some(presence) => registry.with_presence(presence),
+        let registry = match &bridge {
+            Some(bridge) => registry.with_presence(PresenceLinks {
+                connected: bridge.clone().recipient(),
+                disconnected: bridge.clone().recipient(),
+                status: bridge.clone().recipient(),
+            }),
             None => registry,
         }
         .start();
+        if let Some(bridge) = &bridge {
+            bridge.do_send(ListenForStatus {
+                listener: registry.clone().recipient(),
+            });
+        }
         let directory = UserDirectory::new(
             UserDirectoryLinks {
                 list: users.clone().recipient(),

@@ -10,13 +10,14 @@ use std::time::Duration;
 use actix::Actor;
 use chrono::Utc;
 use fleetgate_actors::cluster::bridge::{
-    MachineConnected, MachineDisconnected, NatsBridge, WhereIs,
+    ClusterLink, MachineConnected, MachineDisconnected, NatsBridge, WhereIs,
 };
 use fleetgate_actors::cluster::presence::PresenceBook;
+use fleetgate_actors::protocol::cluster::ClusterKey;
 use fleetgate_actors::protocol::{ConnectionId, MachineId};
 
-/// JetStream on the test NATS server, or `None` (with a note) when there is none to use.
-async fn jetstream() -> Option<async_nats::jetstream::Context> {
+/// A client of the test NATS server, or `None` (with a note) when there is none to use.
+async fn nats() -> Option<async_nats::Client> {
     let (url, required) = match std::env::var("FLEETGATE_TEST_NATS_URL") {
         Ok(url) => (url, true),
         Err(_) => ("nats://127.0.0.1:4222".to_owned(), false),
@@ -25,7 +26,7 @@ async fn jetstream() -> Option<async_nats::jetstream::Context> {
         .connection_timeout(Duration::from_secs(2))
         .connect(url.as_str());
     match connect.await {
-        Ok(client) => Some(async_nats::jetstream::new(client)),
+        Ok(client) => Some(client),
         Err(err) if !required => {
             eprintln!(
                 "skipped: no NATS at {url} ({err}); set FLEETGATE_TEST_NATS_URL to require one"
@@ -66,9 +67,10 @@ async fn drop_bucket(jetstream: &async_nats::jetstream::Context, cluster: &str) 
 
 #[actix::test]
 async fn a_moved_machine_is_not_withdrawn_by_its_old_instance() {
-    let Some(jetstream) = jetstream().await else {
+    let Some(client) = nats().await else {
         return;
     };
+    let jetstream = async_nats::jetstream::new(client.clone());
     let cluster = cluster();
     let frankfurt = book(&jetstream, &cluster, "fra-1", Duration::from_secs(60)).await;
     let virginia = book(&jetstream, &cluster, "iad-1", Duration::from_secs(60)).await;
@@ -137,9 +139,10 @@ async fn a_moved_machine_is_not_withdrawn_by_its_old_instance() {
 
 #[actix::test]
 async fn entries_of_an_instance_that_stops_announcing_expire() {
-    let Some(jetstream) = jetstream().await else {
+    let Some(client) = nats().await else {
         return;
     };
+    let jetstream = async_nats::jetstream::new(client.clone());
     let cluster = cluster();
     let ttl = Duration::from_secs(1);
     let dying = book(&jetstream, &cluster, "fra-1", ttl).await;
@@ -194,12 +197,20 @@ where
 
 #[actix::test]
 async fn the_bridge_announces_refreshes_and_withdraws_its_machines() {
-    let Some(jetstream) = jetstream().await else {
+    let Some(client) = nats().await else {
         return;
     };
+    let jetstream = async_nats::jetstream::new(client.clone());
     let cluster = cluster();
     let ttl = Duration::from_secs(1);
-    let bridge = NatsBridge::new(book(&jetstream, &cluster, "fra-1", ttl).await, ttl).start();
+    let link = ClusterLink {
+        client,
+        key: ClusterKey::from_bytes([5; 32]),
+        cluster: cluster.clone(),
+        instance: "fra-1".into(),
+    };
+    let presence = book(&jetstream, &cluster, "fra-1", ttl).await;
+    let bridge = NatsBridge::new(link, presence, ttl).start();
     let elsewhere = book(&jetstream, &cluster, "iad-1", ttl).await;
     let machine = MachineId(uuid::Uuid::new_v4());
     let where_is = || {

@@ -7,10 +7,11 @@ use std::time::Duration;
 use actix::Actor;
 use fleetgate_actors::agent_session::{SendToAgent, ToAgent};
 use fleetgate_actors::cluster::bridge::{MachineConnected, MachineDisconnected};
+use fleetgate_actors::cluster::status::RemoteStatus;
 use fleetgate_actors::protocol::{ConnectionId, MachineId};
 use fleetgate_actors::registry::{
-    HeartbeatSeen, OnlineMachines, OpenLink, PresenceLinks, RegisterAgent, Registry,
-    RegistryConfig, SubscribeStatus, UnregisterAgent,
+    HeartbeatSeen, MachineStatusChanged, OnlineMachines, OpenLink, PresenceLinks, RegisterAgent,
+    Registry, RegistryConfig, SubscribeStatus, UnregisterAgent,
 };
 use fleetgate_actors::repo::machine::SetMachineStatus;
 
@@ -374,6 +375,7 @@ async fn in_a_cluster_connections_are_announced_and_only_the_current_one_withdra
     let (store, _) = probe::<SetMachineStatus>();
     let (connected, announced) = probe::<MachineConnected>();
     let (disconnected, withdrawn) = probe::<MachineDisconnected>();
+    let (status, published) = probe::<MachineStatusChanged>();
     let config = RegistryConfig {
         offline_after: Duration::from_secs(60),
         sweep_every: Duration::from_millis(20),
@@ -382,6 +384,7 @@ async fn in_a_cluster_connections_are_announced_and_only_the_current_one_withdra
         .with_presence(PresenceLinks {
             connected,
             disconnected,
+            status,
         })
         .start();
     let (old_conn, new_conn) = (ConnectionId::next(), ConnectionId::next());
@@ -418,5 +421,59 @@ async fn in_a_cluster_connections_are_announced_and_only_the_current_one_withdra
             == vec![(machine(9), new_conn)])
         .await,
         "the late close of the replaced socket is not a withdrawal"
+    );
+    assert!(
+        until(|| entries(&published)
+            .iter()
+            .map(|c| (c.machine_id, c.online))
+            .collect::<Vec<_>>()
+            == vec![(machine(9), true), (machine(9), false)])
+        .await,
+        "transitions go to the cluster too"
+    );
+}
+
+#[actix::test]
+async fn transitions_from_other_instances_reach_subscribers_unless_the_agent_is_here() {
+    let (registry, stored) = registry(Duration::from_secs(60));
+    let (subscriber, told) = probe::<MachineStatusChanged>();
+    registry
+        .send(SubscribeStatus { subscriber })
+        .await
+        .expect("send");
+    registry
+        .send(register(
+            machine(7),
+            ConnectionId::next(),
+            "here".into(),
+            probe::<ToAgent>().0,
+        ))
+        .await
+        .expect("send");
+    for (n, online) in [(8, true), (7, false), (8, false)] {
+        registry
+            .send(RemoteStatus(MachineStatusChanged {
+                machine_id: machine(n),
+                hostname: "there".into(),
+                online,
+                at: chrono::Utc::now(),
+            }))
+            .await
+            .expect("send");
+    }
+    assert!(
+        until(|| entries(&told)
+            .iter()
+            .map(|c| (c.machine_id, c.online))
+            .collect::<Vec<_>>()
+            == vec![(machine(7), true), (machine(8), true), (machine(8), false)])
+        .await,
+        "{:?}",
+        entries(&told)
+    );
+    assert_eq!(
+        statuses(&stored),
+        vec![(machine(7), true)],
+        "the other instance stored its own transitions"
     );
 }

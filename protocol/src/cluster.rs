@@ -37,6 +37,11 @@ impl ClusterKey {
         (bytes.len() >= 32).then_some(Self(bytes))
     }
 
+    /// The key from 32 random bytes (as kept in the secrets file).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes.to_vec())
+    }
+
     fn mac(&self, fields: &SealedFields<'_>) -> Hmac<Sha256> {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0)
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));

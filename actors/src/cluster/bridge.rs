@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use super::presence::{PresenceBook, PresenceEntry, PresenceError};
+use crate::protocol::cluster::ClusterKey;
 use crate::protocol::{ConnectionId, MachineId};
 
 /// An agent registered on this instance.
@@ -57,8 +58,23 @@ enum PresenceWrite {
 /// writes every held machine again).
 const WRITE_QUEUE: usize = 65_536;
 
+/// This instance on the cluster's NATS: the client, the cluster key, the cluster's name and
+/// this instance's.
+#[derive(Clone)]
+pub struct ClusterLink {
+    /// The NATS client (it reconnects by itself).
+    pub client: async_nats::Client,
+    /// The key sealing every message between instances.
+    pub key: ClusterKey,
+    /// The cluster's name (first token of its subjects).
+    pub cluster: String,
+    /// This instance's name.
+    pub instance: String,
+}
+
 /// The bridge of one instance.
 pub struct NatsBridge {
+    link: ClusterLink,
     presence: PresenceBook,
     refresh_every: Duration,
     /// The machines whose agents are connected here, with their socket and since when.
@@ -67,14 +83,20 @@ pub struct NatsBridge {
 }
 
 impl NatsBridge {
-    /// A bridge keeping presence in `presence`, whose entries live `presence_ttl`.
-    pub fn new(presence: PresenceBook, presence_ttl: Duration) -> Self {
+    /// A bridge on `link` keeping presence in `presence`, whose entries live `presence_ttl`.
+    pub fn new(link: ClusterLink, presence: PresenceBook, presence_ttl: Duration) -> Self {
         Self {
+            link,
             presence,
             refresh_every: (presence_ttl / 3).max(Duration::from_millis(100)),
             held: HashMap::new(),
             writes: None,
         }
+    }
+
+    /// This instance on the cluster's NATS.
+    pub(super) fn link(&self) -> &ClusterLink {
+        &self.link
     }
 
     fn write(&self, write: PresenceWrite) {

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::agent_link::{AgentLink, LocalAgent};
 use crate::agent_session::{SendToAgent, ToAgent};
 use crate::cluster::bridge::{MachineConnected, MachineDisconnected};
+use crate::cluster::status::RemoteStatus;
 use crate::protocol::agent::{Capabilities, MachineSecret};
 use crate::protocol::{CommandId, ConnectionId, MachineId, SessionId};
 use crate::repo::machine::SetMachineStatus;
@@ -132,6 +133,8 @@ pub struct PresenceLinks {
     pub connected: Recipient<MachineConnected>,
     /// The current socket of an agent here closed.
     pub disconnected: Recipient<MachineDisconnected>,
+    /// A machine connected here went online or offline.
+    pub status: Recipient<MachineStatusChanged>,
 }
 
 /// Owns the routing table of connected agents and their online status.
@@ -180,6 +183,13 @@ impl Registry {
             online,
             at,
         };
+        if let Some(presence) = &self.presence {
+            presence.status.do_send(event.clone());
+        }
+        self.tell_subscribers(&event);
+    }
+
+    fn tell_subscribers(&mut self, event: &MachineStatusChanged) {
         self.subscribers.retain(|s| s.connected());
         for subscriber in &self.subscribers {
             subscriber.do_send(event.clone());
@@ -280,6 +290,18 @@ impl Handler<UnregisterAgent> for Registry {
             .filter(|r| r.machine_id == msg.machine_id)
         {
             route.events.do_send(TerminalEvent::AgentGone);
+        }
+    }
+}
+
+impl Handler<RemoteStatus> for Registry {
+    type Result = ();
+
+    /// A machine connected to another instance changed: the subscribers here hear of it (that
+    /// instance stored it), unless its agent is connected here now (this instance knows better).
+    fn handle(&mut self, remote: RemoteStatus, _: &mut Context<Self>) {
+        if !self.agents.contains_key(&remote.0.machine_id) {
+            self.tell_subscribers(&remote.0);
         }
     }
 }
