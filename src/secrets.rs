@@ -312,7 +312,9 @@ mod tests {
             hex::encode(secrets.session_token_secret)
         );
         assert_eq!(values[DATA_KEY_VAR].len(), 64);
-        assert_eq!(notices.len(), 3);
+        assert_eq!(values[CLUSTER_KEY_VAR].len(), 64);
+        assert_ne!(values[CLUSTER_KEY_VAR], values[DATA_KEY_VAR]);
+        assert_eq!(notices.len(), 4);
         assert_ne!(values[DATA_KEY_VAR], values[JWT_SECRET_VAR]);
 
         // A second load reuses the persisted values and writes nothing.
