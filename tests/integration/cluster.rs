@@ -126,7 +126,10 @@ async fn status_from_another_instance_reaches_subscribers_and_forgeries_do_not()
     web.send(json!({"type":"subscribe_machines"})).await;
     for _ in 0..2 {
         let snapshot = web.next_of("machine_status").await;
-        assert_eq!(snapshot["status"], "offline", "the snapshot of both machines");
+        assert_eq!(
+            snapshot["status"], "offline",
+            "the snapshot of both machines"
+        );
     }
     let mut agent = ScriptedAgent::connect(&virginia.ws_url("/ws/agent")).await;
     agent.register(&secret, "over-there").await;
