@@ -119,7 +119,13 @@ impl Application {
                 "sessions and commands left open by the last run marked interrupted"
             );
         }
-        let reset = mark_all_offline(&db).await?;
+        // In a cluster the database is shared: other instances' machines are online; the
+        // cluster's sweep marks offline whatever no instance holds any more.
+        let reset = if settings.cluster.enabled() {
+            0
+        } else {
+            mark_all_offline(&db).await?
+        };
         if reset > 0 {
             tracing::info!(
                 machines = reset,

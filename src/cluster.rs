@@ -23,6 +23,20 @@ fn instance_name(region: &str) -> String {
     format!("{region}-{}", &random_hex_id()[..8])
 }
 
+/// How long a presence entry lives unless announced again: half the offline window, so that
+/// with a sweep every quarter of it ([`sweep_every`]) the machines of a dead instance are
+/// offline everywhere within `agents.offline_after_secs`.
+pub fn presence_ttl(settings: &Settings) -> Duration {
+    // Whole seconds: JetStream compares a bucket's configuration exactly when another instance
+    // opens it, and keeps fractions of its duplicate window differently.
+    Duration::from_secs((settings.agents.offline_after_secs / 2).max(1))
+}
+
+/// How often every instance sweeps for machines no instance holds any more.
+pub fn sweep_every(settings: &Settings) -> Duration {
+    (Duration::from_secs(settings.agents.offline_after_secs) / 4).max(Duration::from_millis(250))
+}
+
 /// This instance's bridge, or `None` when it runs standalone.
 pub async fn join(
     settings: &Settings,
@@ -40,7 +54,7 @@ pub async fn join(
         .map_err(|err| ClusterError(format!("cannot reach NATS at {}: {err}", cluster.nats_url)))?;
     let jetstream = async_nats::jetstream::new(client.clone());
     let instance = instance_name(&cluster.region);
-    let ttl = Duration::from_secs(settings.agents.offline_after_secs);
+    let ttl = presence_ttl(settings);
     let presence = PresenceBook::open(&jetstream, &cluster.name, &instance, &cluster.region, ttl)
         .await
         .map_err(|err| ClusterError(err.to_string()))?;

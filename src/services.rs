@@ -6,6 +6,7 @@ use actix::{Actor, Addr};
 use fleetgate_actors::agent_session::AgentLinks;
 use fleetgate_actors::cluster::bridge::NatsBridge;
 use fleetgate_actors::cluster::status::ListenForStatus;
+use fleetgate_actors::cluster::sweep::StartSweep;
 use fleetgate_actors::command::CommandLinks;
 use fleetgate_actors::registry::{PresenceLinks, Registry, RegistryConfig, ShutdownTerminals};
 use fleetgate_actors::repo::audit::AuditBarrier;
@@ -92,6 +93,11 @@ impl Services {
         if let Some(bridge) = &bridge {
             bridge.do_send(ListenForStatus {
                 listener: registry.clone().recipient(),
+            });
+            bridge.do_send(StartSweep {
+                stored_online: queries.clone().recipient(),
+                lost: registry.clone().recipient(),
+                every: crate::cluster::sweep_every(settings),
             });
         }
         let directory = UserDirectory::new(

@@ -8,6 +8,7 @@ use actix::Actor;
 use fleetgate_actors::agent_session::{SendToAgent, ToAgent};
 use fleetgate_actors::cluster::bridge::{MachineConnected, MachineDisconnected};
 use fleetgate_actors::cluster::status::RemoteStatus;
+use fleetgate_actors::cluster::sweep::PresenceLost;
 use fleetgate_actors::protocol::{ConnectionId, MachineId};
 use fleetgate_actors::registry::{
     HeartbeatSeen, MachineStatusChanged, OnlineMachines, OpenLink, PresenceLinks, RegisterAgent,
@@ -475,5 +476,41 @@ async fn transitions_from_other_instances_reach_subscribers_unless_the_agent_is_
         statuses(&stored),
         vec![(machine(7), true)],
         "the other instance stored its own transitions"
+    );
+}
+
+#[actix::test]
+async fn a_machine_no_instance_holds_goes_offline_unless_its_agent_is_here() {
+    let (registry, stored) = registry(Duration::from_secs(60));
+    let (subscriber, told) = probe::<MachineStatusChanged>();
+    registry
+        .send(SubscribeStatus { subscriber })
+        .await
+        .expect("send");
+    registry
+        .send(register(
+            machine(5),
+            ConnectionId::next(),
+            "here".into(),
+            probe::<ToAgent>().0,
+        ))
+        .await
+        .expect("send");
+    for n in [5, 6] {
+        registry
+            .send(PresenceLost {
+                machine_id: machine(n),
+                hostname: "lost".into(),
+            })
+            .await
+            .expect("send");
+    }
+    assert!(until(|| statuses(&stored) == vec![(machine(5), true), (machine(6), false)]).await);
+    assert_eq!(
+        entries(&told)
+            .iter()
+            .map(|c| (c.machine_id, c.online))
+            .collect::<Vec<_>>(),
+        vec![(machine(5), true), (machine(6), false)]
     );
 }

@@ -29,7 +29,7 @@ async fn an_instance_announces_its_agents_in_the_cluster_and_withdraws_them() {
         &cluster,
         "observer",
         "iad",
-        Duration::from_secs(15),
+        fleetgate::cluster::presence_ttl(&server.settings),
     )
     .await
     .expect("presence bucket");
@@ -185,4 +185,87 @@ async fn status_from_another_instance_reaches_subscribers_and_forgeries_do_not()
         .await;
     virginia.stop().await;
     frankfurt.stop().await;
+}
+
+#[actix_web::test]
+async fn a_machine_no_instance_holds_any_more_goes_offline_everywhere() {
+    use fleetgate_actors::protocol::ConnectionId;
+    use fleetgate_entity::machines;
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    use serde_json::json;
+
+    use crate::web_client::{WebClient, user};
+
+    let Some(nats_url) = test_nats_url().await else {
+        return;
+    };
+    let cluster = format!("t{}", uuid::Uuid::new_v4().simple());
+    let key = "4d".repeat(32);
+    let server = spawn_app_with(|s| {
+        clustered(s, &nats_url, &cluster, "fra", &key);
+        s.agents.heartbeat_secs = 1;
+        s.agents.offline_after_secs = 4;
+    })
+    .await;
+    let (machine, _) = enroll(&server, "orphan").await;
+    let machine_id = MachineId::parse(&machine).expect("id");
+    let (_, token) = user(&server, fleetgate_actors::identity::Role::Admin, &[]).await;
+    let mut web = WebClient::connect(&server, &token).await;
+    web.send(json!({"type":"subscribe_machines"})).await;
+    let snapshot = web.next_of("machine_status").await;
+    assert_eq!(snapshot["status"], "offline", "enrolled, never connected");
+
+    // An instance that has since died held the machine: its row says online and its presence
+    // entry, never refreshed again, expires with the bucket's TTL. Entries live half the
+    // offline window (2 s); every instance sweeps every quarter of it (1 s).
+    let client = async_nats::connect(nats_url.as_str()).await.expect("NATS");
+    let jetstream = async_nats::jetstream::new(client);
+    let ttl = fleetgate::cluster::presence_ttl(&server.settings);
+    assert_eq!(ttl, Duration::from_secs(2));
+    let dead = PresenceBook::open(&jetstream, &cluster, "iad-dead", "iad", ttl)
+        .await
+        .expect("presence bucket");
+    dead.announce(machine_id, ConnectionId(1), chrono::Utc::now())
+        .await
+        .expect("announce");
+    let status = || {
+        let db = server.db.clone();
+        async move {
+            machines::Entity::find_by_id(machine_id)
+                .one(&db)
+                .await
+                .expect("query")
+                .expect("row")
+                .status
+        }
+    };
+    let row = machines::Entity::find_by_id(machine_id)
+        .one(&server.db)
+        .await
+        .expect("query")
+        .expect("row");
+    let mut online: machines::ActiveModel = row.into();
+    online.status = Set("online".into());
+    online.update(&server.db).await.expect("online");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        status().await,
+        "online",
+        "left alone by the sweeps while its entry lives"
+    );
+
+    let change = web.next_of("machine_status").await;
+    assert_eq!(
+        (change["machineId"].as_str(), change["status"].as_str()),
+        (Some(machine.as_str()), Some("offline")),
+        "offline for every subscriber once no instance holds it"
+    );
+    assert!(
+        eventually(|| async { status().await == "offline" }).await,
+        "and stored offline"
+    );
+    let _ = jetstream
+        .delete_key_value(format!("fg_{cluster}_presence"))
+        .await;
+    server.stop().await;
 }

@@ -99,6 +99,16 @@ impl NatsBridge {
         &self.link
     }
 
+    /// The presence bucket.
+    pub(super) fn presence(&self) -> &PresenceBook {
+        &self.presence
+    }
+
+    /// The machines whose agents are connected here.
+    pub(super) fn held_machines(&self) -> impl Iterator<Item = MachineId> + '_ {
+        self.held.keys().copied()
+    }
+
     fn write(&self, write: PresenceWrite) {
         let queued = self.writes.as_ref().map(|writes| writes.try_send(write));
         if !matches!(queued, Some(Ok(()))) {

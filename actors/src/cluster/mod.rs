@@ -5,3 +5,4 @@
 pub mod bridge;
 pub mod presence;
 pub mod status;
+pub mod sweep;

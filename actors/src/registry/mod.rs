@@ -13,6 +13,7 @@ use crate::agent_link::{AgentLink, LocalAgent};
 use crate::agent_session::{SendToAgent, ToAgent};
 use crate::cluster::bridge::{MachineConnected, MachineDisconnected};
 use crate::cluster::status::RemoteStatus;
+use crate::cluster::sweep::PresenceLost;
 use crate::protocol::agent::{Capabilities, MachineSecret};
 use crate::protocol::{CommandId, ConnectionId, MachineId, SessionId};
 use crate::repo::machine::SetMachineStatus;
@@ -302,6 +303,19 @@ impl Handler<RemoteStatus> for Registry {
     fn handle(&mut self, remote: RemoteStatus, _: &mut Context<Self>) {
         if !self.agents.contains_key(&remote.0.machine_id) {
             self.tell_subscribers(&remote.0);
+        }
+    }
+}
+
+impl Handler<PresenceLost> for Registry {
+    type Result = ();
+
+    /// A machine shown online that no instance holds any more goes offline (stored, told to the
+    /// subscribers here and to the cluster), unless its agent is connected here.
+    fn handle(&mut self, lost: PresenceLost, _: &mut Context<Self>) {
+        if !self.agents.contains_key(&lost.machine_id) {
+            tracing::warn!(machine_id = %lost.machine_id, "no instance holds this machine any more");
+            self.publish(lost.machine_id, &lost.hostname, false);
         }
     }
 }

@@ -195,3 +195,25 @@ impl Handler<GetCommand> for QueryRepo {
         Box::pin(async move { commands::Entity::find_by_id(q.command_id).one(&db).await })
     }
 }
+
+/// The machines the database shows online, with their hostnames (the cluster's sweep).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "Result<Vec<(MachineId, String)>, DbErr>")]
+pub struct StoredOnline;
+
+impl Handler<StoredOnline> for QueryRepo {
+    type Result = ResponseFuture<Result<Vec<(MachineId, String)>, DbErr>>;
+
+    fn handle(&mut self, _: StoredOnline, _: &mut Context<Self>) -> Self::Result {
+        let db = self.db.clone();
+        Box::pin(async move {
+            let rows = fleetgate_entity::machines::Entity::find()
+                .filter(
+                    fleetgate_entity::machines::Column::Status.eq(super::machine::STATUS_ONLINE),
+                )
+                .all(&db)
+                .await?;
+            Ok(rows.into_iter().map(|row| (row.id, row.hostname)).collect())
+        })
+    }
+}
