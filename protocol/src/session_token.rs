@@ -68,6 +68,10 @@ impl SessionTokens {
     /// Checks the signature, then the expiry against `now` (seconds since the epoch).
     pub fn verify(&self, token: &str, now: i64) -> Result<SessionClaims, SessionTokenError> {
         let (body, tag) = token.rsplit_once('.').ok_or(SessionTokenError::Invalid)?;
+        // Only the form it was issued in (lowercase hex): a token has exactly one spelling.
+        if tag.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(SessionTokenError::Invalid);
+        }
         let tag = hex::decode(tag).map_err(|_| SessionTokenError::Invalid)?;
         self.mac(body)
             .verify_slice(&tag)
@@ -130,5 +134,19 @@ mod tests {
             Err(SessionTokenError::Invalid)
         );
         assert_eq!(tokens.verify("garbage", 0), Err(SessionTokenError::Invalid));
+    }
+
+    #[test]
+    fn a_token_has_one_spelling() {
+        let tokens = SessionTokens::new([5; 32]);
+        let token = tokens.issue(&claims());
+        let (body, tag) = token.rsplit_once('.').expect("tag");
+        let respelled = format!("{body}.{}", tag.to_ascii_uppercase());
+        assert_ne!(respelled, token, "the tag has letters");
+        assert_eq!(
+            tokens.verify(&respelled, 999),
+            Err(SessionTokenError::Invalid),
+            "the same MAC in upper case is not the issued token"
+        );
     }
 }
