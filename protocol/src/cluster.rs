@@ -16,7 +16,7 @@ use sha2::Sha256;
 
 use crate::envelope::envelope_timestamp;
 use crate::ids::random_hex_id;
-use crate::nonce::NonceCache;
+use crate::nonce::{NonceCache, Unfresh, check_fresh};
 
 /// How far a message's timestamp may be from the receiver's clock (instances run NTP).
 pub const CLUSTER_WINDOW: chrono::Duration = chrono::Duration::seconds(30);
@@ -170,15 +170,13 @@ pub fn open(
     if sealed.subject != subject {
         return Err(ClusterRefusal::WrongSubject);
     }
-    let at = DateTime::parse_from_rfc3339(&sealed.ts)
-        .map_err(|_| ClusterRefusal::Malformed)?
-        .with_timezone(&Utc);
-    if (now - at).abs() > CLUSTER_WINDOW {
-        return Err(ClusterRefusal::Stale);
-    }
-    if !nonces.check_and_insert(&sealed.nonce, at) {
-        return Err(ClusterRefusal::Replayed);
-    }
+    check_fresh(nonces, &sealed.ts, &sealed.nonce, now, CLUSTER_WINDOW).map_err(|unfresh| {
+        match unfresh {
+            Unfresh::Malformed => ClusterRefusal::Malformed,
+            Unfresh::Stale => ClusterRefusal::Stale,
+            Unfresh::Replayed => ClusterRefusal::Replayed,
+        }
+    })?;
     Ok(OpenedMessage {
         from: sealed.from,
         body: sealed.body,

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use super::ids::random_hex_id;
-use super::nonce::NonceCache;
+use super::nonce::{NonceCache, Unfresh, check_fresh};
 
 /// Accepted distance between an envelope's timestamp and the verifier's clock.
 pub const TIMESTAMP_WINDOW: chrono::Duration = chrono::Duration::minutes(5);
@@ -230,15 +230,13 @@ pub fn verify_envelope(
     mac(secret, &signed_text(&fields, &literal))
         .verify_slice(&expected)
         .map_err(|_| EnvelopeError::BadSignature)?;
-    let at = DateTime::parse_from_rfc3339(&data.timestamp)
-        .map_err(|_| EnvelopeError::Malformed)?
-        .with_timezone(&Utc);
-    if (now - at).abs() > TIMESTAMP_WINDOW {
-        return Err(EnvelopeError::StaleTimestamp);
-    }
-    if !nonces.check_and_insert(&data.nonce, at) {
-        return Err(EnvelopeError::Replayed);
-    }
+    check_fresh(nonces, &data.timestamp, &data.nonce, now, TIMESTAMP_WINDOW).map_err(
+        |unfresh| match unfresh {
+            Unfresh::Malformed => EnvelopeError::Malformed,
+            Unfresh::Stale => EnvelopeError::StaleTimestamp,
+            Unfresh::Replayed => EnvelopeError::Replayed,
+        },
+    )?;
     Ok(VerifiedEnvelope {
         kind,
         session_id: data.session_id,

@@ -6,6 +6,38 @@ use chrono::{DateTime, Utc};
 
 use super::envelope::TIMESTAMP_WINDOW;
 
+/// Why a signed message's timestamp and nonce were not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unfresh {
+    /// The timestamp is not RFC 3339.
+    Malformed,
+    /// The timestamp is outside the window.
+    Stale,
+    /// The nonce was seen before.
+    Replayed,
+}
+
+/// Accepts a message whose MAC already holds if its `timestamp` is within `window` of `now`
+/// and its `nonce` is new (the nonce is remembered only then).
+pub fn check_fresh(
+    nonces: &mut NonceCache,
+    timestamp: &str,
+    nonce: &str,
+    now: DateTime<Utc>,
+    window: chrono::Duration,
+) -> Result<(), Unfresh> {
+    let at = DateTime::parse_from_rfc3339(timestamp)
+        .map_err(|_| Unfresh::Malformed)?
+        .with_timezone(&Utc);
+    if (now - at).abs() > window {
+        return Err(Unfresh::Stale);
+    }
+    if !nonces.check_and_insert(nonce, at) {
+        return Err(Unfresh::Replayed);
+    }
+    Ok(())
+}
+
 /// Remembers nonces for the timestamp window (twice over, to cover clock skew), up to a size.
 #[derive(Debug)]
 pub struct NonceCache {

@@ -60,7 +60,13 @@ impl Handler<MachineStatusChanged> for NatsBridge {
             at: change.at,
         };
         ctx.spawn(actix::fut::wrap_future(async move {
-            let body = serde_json::to_string(&wire).unwrap_or_default();
+            let body = match serde_json::to_string(&wire) {
+                Ok(body) => body,
+                Err(err) => {
+                    tracing::error!(machine = %machine_id, error = %err, "status not serialized");
+                    return;
+                }
+            };
             let subject = status_subject(&link.cluster, machine_id);
             let sealed = seal(&link.key, &link.instance, &subject, &body, Utc::now());
             if let Err(err) = link.client.publish(subject, sealed.into()).await {

@@ -45,8 +45,12 @@ impl Handler<StartSweep> for NatsBridge {
             ctx.spawn(actix::fut::wrap_future(async move {
                 let stored = match stored_online.send(StoredOnline).await {
                     Ok(Ok(stored)) => stored,
-                    _ => {
-                        tracing::warn!("cluster sweep: machines online not readable");
+                    Ok(Err(err)) => {
+                        tracing::warn!(error = %err, "cluster sweep: machines online not readable");
+                        return;
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cluster sweep: query repository gone");
                         return;
                     }
                 };

@@ -1,0 +1,149 @@
+//! Registry message-level tests in a cluster (probe actors, no NATS): what it tells the cluster
+//! about the agents connected here, and what it does with what other instances report.
+
+mod common;
+
+use std::time::Duration;
+
+use actix::Actor;
+use fleetgate_actors::agent_session::ToAgent;
+use fleetgate_actors::cluster::bridge::{MachineConnected, MachineDisconnected};
+use fleetgate_actors::cluster::status::RemoteStatus;
+use fleetgate_actors::cluster::sweep::PresenceLost;
+use fleetgate_actors::protocol::ConnectionId;
+use fleetgate_actors::registry::{
+    MachineStatusChanged, PresenceLinks, Registry, RegistryConfig, SubscribeStatus, UnregisterAgent,
+};
+use fleetgate_actors::repo::machine::SetMachineStatus;
+
+use common::registry_harness::{machine, register, registry, statuses, told};
+use common::{entries, probe, until};
+
+#[actix::test]
+async fn in_a_cluster_connections_are_announced_and_only_the_current_one_withdrawn() {
+    let (store, _) = probe::<SetMachineStatus>();
+    let (connected, announced) = probe::<MachineConnected>();
+    let (disconnected, withdrawn) = probe::<MachineDisconnected>();
+    let (status, published) = probe::<MachineStatusChanged>();
+    let config = RegistryConfig {
+        offline_after: Duration::from_secs(60),
+        sweep_every: Duration::from_millis(20),
+    };
+    let registry = Registry::new(config, store)
+        .with_presence(PresenceLinks {
+            connected,
+            disconnected,
+            status,
+        })
+        .start();
+    let (old_conn, new_conn) = (ConnectionId::next(), ConnectionId::next());
+    for conn in [old_conn, new_conn] {
+        registry
+            .send(register(machine(9), conn, "h".into(), probe::<ToAgent>().0))
+            .await
+            .expect("send");
+    }
+    for conn in [old_conn, new_conn] {
+        registry
+            .send(UnregisterAgent {
+                machine_id: machine(9),
+                connection_id: conn,
+            })
+            .await
+            .expect("send");
+    }
+    let announced_on = |log: &common::Log<MachineConnected>| {
+        entries(log)
+            .into_iter()
+            .map(|c| (c.machine_id, c.connection_id))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        until(|| announced_on(&announced) == vec![(machine(9), old_conn), (machine(9), new_conn)])
+            .await
+    );
+    assert!(
+        until(|| entries(&withdrawn)
+            .into_iter()
+            .map(|d| (d.machine_id, d.connection_id))
+            .collect::<Vec<_>>()
+            == vec![(machine(9), new_conn)])
+        .await,
+        "the late close of the replaced socket is not a withdrawal"
+    );
+    assert!(
+        until(|| told(&published) == vec![(machine(9), true), (machine(9), false)]).await,
+        "transitions go to the cluster too"
+    );
+}
+
+#[actix::test]
+async fn transitions_from_other_instances_reach_subscribers_unless_the_agent_is_here() {
+    let (registry, stored) = registry(Duration::from_secs(60));
+    let (subscriber, heard) = probe::<MachineStatusChanged>();
+    registry
+        .send(SubscribeStatus { subscriber })
+        .await
+        .expect("send");
+    registry
+        .send(register(
+            machine(7),
+            ConnectionId::next(),
+            "here".into(),
+            probe::<ToAgent>().0,
+        ))
+        .await
+        .expect("send");
+    for (n, online) in [(8, true), (7, false), (8, false)] {
+        registry
+            .send(RemoteStatus(MachineStatusChanged {
+                machine_id: machine(n),
+                hostname: "there".into(),
+                online,
+                at: chrono::Utc::now(),
+            }))
+            .await
+            .expect("send");
+    }
+    assert!(
+        until(|| told(&heard) == vec![(machine(7), true), (machine(8), true), (machine(8), false)])
+            .await,
+        "{:?}",
+        told(&heard)
+    );
+    assert_eq!(
+        statuses(&stored),
+        vec![(machine(7), true)],
+        "the other instance stored its own transitions"
+    );
+}
+
+#[actix::test]
+async fn a_machine_no_instance_holds_goes_offline_unless_its_agent_is_here() {
+    let (registry, stored) = registry(Duration::from_secs(60));
+    let (subscriber, heard) = probe::<MachineStatusChanged>();
+    registry
+        .send(SubscribeStatus { subscriber })
+        .await
+        .expect("send");
+    registry
+        .send(register(
+            machine(5),
+            ConnectionId::next(),
+            "here".into(),
+            probe::<ToAgent>().0,
+        ))
+        .await
+        .expect("send");
+    for n in [5, 6] {
+        registry
+            .send(PresenceLost {
+                machine_id: machine(n),
+                hostname: "lost".into(),
+            })
+            .await
+            .expect("send");
+    }
+    assert!(until(|| statuses(&stored) == vec![(machine(5), true), (machine(6), false)]).await);
+    assert_eq!(told(&heard), vec![(machine(5), true), (machine(6), false)]);
+}
