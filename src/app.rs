@@ -135,8 +135,8 @@ impl Application {
         if let Err(err) = crate::cli::users::ensure_first_admin(&db).await {
             tracing::error!(error = %format!("{err:#}"), "first admin not created");
         }
-        let bridge = crate::cluster::join(&settings, &secrets.cluster_key).await?;
-        let services = Services::start(&db, secrets.data_key.clone(), &settings, bridge);
+        let cluster = crate::cluster::join(&settings, &secrets.cluster_key).await?;
+        let services = Services::start(&db, secrets.data_key.clone(), &settings, cluster);
 
         let jwt = JwtAuth::new(&secrets.jwt_secret, &settings.auth);
         let (trigger, signal) = shutdown_channel();

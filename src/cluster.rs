@@ -37,11 +37,17 @@ pub fn sweep_every(settings: &Settings) -> Duration {
     (Duration::from_secs(settings.agents.offline_after_secs) / 4).max(Duration::from_millis(250))
 }
 
-/// This instance's bridge, or `None` when it runs standalone.
-pub async fn join(
-    settings: &Settings,
-    key: &ClusterKey,
-) -> Result<Option<Addr<NatsBridge>>, ClusterError> {
+/// This instance in the cluster: its bridge (presence, status, requests for the agents here)
+/// and its link to NATS (for the outbox towards agents elsewhere).
+pub struct Joined {
+    /// The bridge actor.
+    pub bridge: Addr<NatsBridge>,
+    /// The NATS client, cluster key and names.
+    pub link: ClusterLink,
+}
+
+/// This instance in the cluster, or `None` when it runs standalone.
+pub async fn join(settings: &Settings, key: &ClusterKey) -> Result<Option<Joined>, ClusterError> {
     let cluster = &settings.cluster;
     if !cluster.enabled() {
         return Ok(None);
@@ -65,5 +71,6 @@ pub async fn join(
         cluster: cluster.name.clone(),
         instance,
     };
-    Ok(Some(NatsBridge::new(link, presence, ttl).start()))
+    let bridge = NatsBridge::new(link.clone(), presence, ttl).start();
+    Ok(Some(Joined { bridge, link }))
 }

@@ -76,12 +76,6 @@ async fn run_client(command: Option<&Command>) -> Option<ExitCode> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    // The settings and the sealed inter-instance messages exist; the NATS bridge does not yet.
-    // Starting standalone when a cluster was asked for would hide every remote machine.
-    anyhow::ensure!(
-        !settings.cluster.enabled(),
-        "cluster mode (cluster.nats_url) is not available in this version; unset it to run standalone"
-    );
     let app = Application::build(settings).await?;
     app.run_until_stopped().await?;
     Ok(())

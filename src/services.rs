@@ -4,11 +4,14 @@ use std::time::Duration;
 
 use actix::{Actor, Addr};
 use fleetgate_actors::agent_session::AgentLinks;
-use fleetgate_actors::cluster::bridge::NatsBridge;
+use fleetgate_actors::cluster::inbound::ListenForAgents;
+use fleetgate_actors::cluster::outbox::ClusterOutbox;
 use fleetgate_actors::cluster::status::ListenForStatus;
 use fleetgate_actors::cluster::sweep::StartSweep;
 use fleetgate_actors::command::CommandLinks;
-use fleetgate_actors::registry::{PresenceLinks, Registry, RegistryConfig, ShutdownTerminals};
+use fleetgate_actors::registry::{
+    ClusterRouting, PresenceLinks, Registry, RegistryConfig, ShutdownTerminals,
+};
 use fleetgate_actors::repo::audit::AuditBarrier;
 use fleetgate_actors::repo::metric::{FlushMetrics, MetricRepoConfig};
 use fleetgate_actors::repo::session::SessionBarrier;
@@ -23,6 +26,7 @@ use fleetgate_actors::user_directory::{UserDirectory, UserDirectoryLinks};
 use fleetgate_actors::web_session::{WebAccess, WebLinks, WebRouting};
 use sea_orm::DatabaseConnection;
 
+use crate::cluster::Joined;
 use crate::settings::Settings;
 
 /// Addresses of the server's long-lived actors.
@@ -62,7 +66,7 @@ impl Services {
         db: &DatabaseConnection,
         data_key: DataKey,
         settings: &Settings,
-        bridge: Option<Addr<NatsBridge>>,
+        cluster: Option<Joined>,
     ) -> Self {
         let machines = MachineRepo::new(db.clone(), data_key).start();
         let metrics = MetricRepo::new(db.clone(), MetricRepoConfig::default()).start();
@@ -81,18 +85,33 @@ impl Services {
             },
             machines.clone().recipient(),
         );
-        let registry = match &bridge {
-            Some(bridge) => registry.with_presence(PresenceLinks {
-                connected: bridge.clone().recipient(),
-                disconnected: bridge.clone().recipient(),
-                status: bridge.clone().recipient(),
-            }),
+        let security = SecurityEvents::new(
+            audit.clone().recipient(),
+            settings.limits.security_events_per_minute,
+        );
+        let registry = match &cluster {
+            Some(Joined { bridge, link }) => registry
+                .with_presence(PresenceLinks {
+                    connected: bridge.clone().recipient(),
+                    disconnected: bridge.clone().recipient(),
+                    status: bridge.clone().recipient(),
+                })
+                .with_cluster(ClusterRouting {
+                    outbox: ClusterOutbox::start(link.clone(), security.clone()),
+                    where_is: bridge.clone().recipient(),
+                    secret_of: machines.clone().recipient(),
+                }),
             None => registry,
         }
         .start();
-        if let Some(bridge) = &bridge {
+        if let Some(Joined { bridge, .. }) = &cluster {
             bridge.do_send(ListenForStatus {
                 listener: registry.clone().recipient(),
+                security: security.clone(),
+            });
+            bridge.do_send(ListenForAgents {
+                registry: registry.clone().recipient(),
+                security: security.clone(),
             });
             bridge.do_send(StartSweep {
                 stored_online: queries.clone().recipient(),
@@ -109,10 +128,6 @@ impl Services {
             Duration::from_millis(settings.auth.user_check_ms),
         )
         .start();
-        let security = SecurityEvents::new(
-            audit.clone().recipient(),
-            settings.limits.security_events_per_minute,
-        );
         Self {
             machines,
             metrics,

@@ -191,6 +191,9 @@ impl Actor for CommandRun {
                 ctx.stop();
                 return;
             }
+            run.spec
+                .agent
+                .open_command(&run.spec.command_id, ctx.address().recipient());
             let payload = execute_payload(run.spec.command_id.as_str(), &run.spec.command);
             let frame = sign_now(
                 SignedKind::ExecuteCommand,

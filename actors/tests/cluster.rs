@@ -12,9 +12,19 @@ use chrono::Utc;
 use fleetgate_actors::cluster::bridge::{
     ClusterLink, MachineConnected, MachineDisconnected, NatsBridge, WhereIs,
 };
-use fleetgate_actors::cluster::presence::PresenceBook;
+use fleetgate_actors::cluster::presence::{HeldAgent, PresenceBook};
+use fleetgate_actors::protocol::agent::Capabilities;
 use fleetgate_actors::protocol::cluster::ClusterKey;
 use fleetgate_actors::protocol::{ConnectionId, MachineId};
+
+/// An agent held on `connection` since now, announcing `ordered` and `terminal_exit`.
+fn held(connection: ConnectionId) -> HeldAgent {
+    HeldAgent {
+        connection_id: connection,
+        since: Utc::now(),
+        capabilities: Capabilities::from_names(&["ordered".into(), "terminal_exit".into()]),
+    }
+}
 
 /// A client of the test NATS server, or `None` (with a note) when there is none to use.
 async fn nats() -> Option<async_nats::Client> {
@@ -78,7 +88,7 @@ async fn a_moved_machine_is_not_withdrawn_by_its_old_instance() {
     assert_eq!(frankfurt.lookup(machine).await.expect("lookup"), None);
 
     frankfurt
-        .announce(machine, ConnectionId(7), Utc::now())
+        .announce(machine, held(ConnectionId(7)))
         .await
         .expect("announce");
     let seen = virginia
@@ -95,10 +105,15 @@ async fn a_moved_machine_is_not_withdrawn_by_its_old_instance() {
         ("fra-1", "fra-1-region", 7),
         "every instance sees where the machine is"
     );
+    assert_eq!(
+        Capabilities::from_names(&seen.capabilities),
+        held(ConnectionId(7)).capabilities,
+        "and what its agent announced"
+    );
 
     // The agent reconnects to Virginia; Frankfurt's socket closes late.
     virginia
-        .announce(machine, ConnectionId(3), Utc::now())
+        .announce(machine, held(ConnectionId(3)))
         .await
         .expect("announce");
     assert!(
@@ -152,11 +167,11 @@ async fn entries_of_an_instance_that_stops_announcing_expire() {
         MachineId(uuid::Uuid::new_v4()),
     );
     dying
-        .announce(gone, ConnectionId(1), Utc::now())
+        .announce(gone, held(ConnectionId(1)))
         .await
         .expect("announce");
     living
-        .announce(kept, ConnectionId(2), Utc::now())
+        .announce(kept, held(ConnectionId(2)))
         .await
         .expect("announce");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -167,7 +182,7 @@ async fn entries_of_an_instance_that_stops_announcing_expire() {
             "the dead instance's entry never expired"
         );
         living
-            .announce(kept, ConnectionId(2), Utc::now())
+            .announce(kept, held(ConnectionId(2)))
             .await
             .expect("announce");
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -229,6 +244,7 @@ async fn the_bridge_announces_refreshes_and_withdraws_its_machines() {
         machine_id: machine,
         connection_id: ConnectionId(1),
         since: Utc::now(),
+        capabilities: Capabilities::default(),
     });
     assert!(
         within_5s(|| async { where_is().await.is_some_and(|e| e.instance == "fra-1") }).await,
@@ -248,6 +264,7 @@ async fn the_bridge_announces_refreshes_and_withdraws_its_machines() {
         machine_id: machine,
         connection_id: ConnectionId(2),
         since: Utc::now(),
+        capabilities: Capabilities::default(),
     });
     bridge.do_send(MachineDisconnected {
         machine_id: machine,

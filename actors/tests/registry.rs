@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use actix::Actor;
-use fleetgate_actors::agent_session::{SendToAgent, ToAgent};
+use fleetgate_actors::agent_session::{RouteError, SendToAgent, ToAgent};
 use fleetgate_actors::protocol::{ConnectionId, MachineId};
 use fleetgate_actors::registry::{
     HeartbeatSeen, OnlineMachines, OpenLink, Registry, SubscribeStatus, UnregisterAgent,
@@ -119,7 +119,7 @@ async fn an_unknown_machine_has_no_link() {
         })
         .await
         .expect("send");
-    assert!(link.is_none());
+    assert_eq!(link.err(), Some(RouteError::MachineOffline));
 }
 
 #[actix::test]

@@ -15,7 +15,7 @@ use chrono::Utc;
 use common::server_frames::{Reply, ServerFrames};
 use common::{Log, entries, log, probe, probe_link, until};
 use fleetgate_actors::agent_link::AgentLink;
-use fleetgate_actors::agent_session::SendToAgent;
+use fleetgate_actors::agent_session::{RouteError, SendToAgent};
 use fleetgate_actors::command::CommandLinks;
 use fleetgate_actors::identity::{AuthenticatedUser, Role};
 use fleetgate_actors::protocol::MachineId;
@@ -58,10 +58,10 @@ impl Actor for FakeServer {
 }
 
 impl Handler<OpenLink> for FakeServer {
-    type Result = Option<AgentLink>;
+    type Result = Result<AgentLink, RouteError>;
     fn handle(&mut self, msg: OpenLink, _: &mut Context<Self>) -> Self::Result {
         self.asked_links.lock().expect("log").push(msg.machine_id);
-        self.link.clone()
+        self.link.clone().ok_or(RouteError::MachineOffline)
     }
 }
 

@@ -28,6 +28,11 @@ pub enum ErrorCode {
     UnknownMachine,
     /// The machine is not connected.
     MachineOffline,
+    /// The machine's agent is connected to another instance of the cluster, which cannot be
+    /// reached (extension, docs/protocol.md).
+    RegionUnreachable,
+    /// The machine's instance did not answer in time (extension, docs/protocol.md).
+    Timeout,
     /// No such terminal session.
     UnknownSession,
     /// No such command.

@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use fleetgate_actors::cluster::presence::PresenceBook;
+use fleetgate_actors::cluster::presence::{HeldAgent, PresenceBook};
 use fleetgate_actors::protocol::MachineId;
+use fleetgate_actors::protocol::agent::Capabilities;
 
 use crate::agent_client::ScriptedAgent;
 use crate::support::{enroll, eventually, spawn_app_with, test_nats_url};
@@ -69,7 +70,7 @@ async fn an_instance_announces_its_agents_in_the_cluster_and_withdraws_them() {
 
 /// Settings that put an instance in `cluster` on `nats_url`, in `region`, with `key` as the
 /// cluster key (written to its secrets file).
-fn clustered(
+pub(crate) fn clustered(
     settings: &mut fleetgate::settings::Settings,
     nats_url: &str,
     cluster: &str,
@@ -225,9 +226,16 @@ async fn a_machine_no_instance_holds_any_more_goes_offline_everywhere() {
     let dead = PresenceBook::open(&jetstream, &cluster, "iad-dead", "iad", ttl)
         .await
         .expect("presence bucket");
-    dead.announce(machine_id, ConnectionId(1), chrono::Utc::now())
-        .await
-        .expect("announce");
+    dead.announce(
+        machine_id,
+        HeldAgent {
+            connection_id: ConnectionId(1),
+            since: chrono::Utc::now(),
+            capabilities: Capabilities::default(),
+        },
+    )
+    .await
+    .expect("announce");
     let status = || {
         let db = server.db.clone();
         async move {

@@ -38,8 +38,27 @@ pub enum ToAgent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
     /// The machine has no connected agent.
-    #[error("machine offline")]
+    #[error("machine is offline")]
     MachineOffline,
+    /// The machine's agent is connected to another instance that cannot be reached (NATS is
+    /// away, or that instance did not answer).
+    #[error("the machine's region is unreachable")]
+    RegionUnreachable,
+    /// The machine's instance did not answer in time.
+    #[error("the machine's instance did not answer in time")]
+    Timeout,
+}
+
+impl RouteError {
+    /// The error code a web client is told.
+    pub fn code(self) -> crate::protocol::ErrorCode {
+        use crate::protocol::ErrorCode;
+        match self {
+            RouteError::MachineOffline => ErrorCode::MachineOffline,
+            RouteError::RegionUnreachable => ErrorCode::RegionUnreachable,
+            RouteError::Timeout => ErrorCode::Timeout,
+        }
+    }
 }
 
 /// Send a frame to a machine's agent; refused unless the socket is registered as that machine.

@@ -12,7 +12,8 @@ use actix::{Actor, AsyncContext, Context, Handler, Message, ResponseFuture};
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use super::presence::{PresenceBook, PresenceEntry, PresenceError};
+use super::presence::{HeldAgent, PresenceBook, PresenceEntry, PresenceError};
+use crate::protocol::agent::Capabilities;
 use crate::protocol::cluster::ClusterKey;
 use crate::protocol::{ConnectionId, MachineId};
 
@@ -26,6 +27,8 @@ pub struct MachineConnected {
     pub connection_id: ConnectionId,
     /// When it registered.
     pub since: DateTime<Utc>,
+    /// What its agent announced (other instances sign and send accordingly).
+    pub capabilities: Capabilities,
 }
 
 /// An agent's socket on this instance closed.
@@ -50,7 +53,7 @@ pub struct WhereIs {
 /// announcement and a withdrawal of the same machine never overtake each other).
 #[derive(Debug, Clone, Copy)]
 enum PresenceWrite {
-    Announce(MachineId, ConnectionId, DateTime<Utc>),
+    Announce(MachineId, HeldAgent),
     Withdraw(MachineId, ConnectionId),
 }
 
@@ -78,7 +81,7 @@ pub struct NatsBridge {
     presence: PresenceBook,
     refresh_every: Duration,
     /// The machines whose agents are connected here, with their socket and since when.
-    held: HashMap<MachineId, (ConnectionId, DateTime<Utc>)>,
+    held: HashMap<MachineId, HeldAgent>,
     writes: Option<mpsc::Sender<PresenceWrite>>,
 }
 
@@ -126,8 +129,8 @@ impl NatsBridge {
         if !idle {
             return;
         }
-        for (machine, (connection, since)) in &self.held {
-            self.write(PresenceWrite::Announce(*machine, *connection, *since));
+        for (machine, held) in &self.held {
+            self.write(PresenceWrite::Announce(*machine, *held));
         }
     }
 }
@@ -136,9 +139,7 @@ impl NatsBridge {
 async fn run_writes(presence: PresenceBook, mut writes: mpsc::Receiver<PresenceWrite>) {
     while let Some(write) = writes.recv().await {
         let outcome = match write {
-            PresenceWrite::Announce(machine, connection, since) => {
-                presence.announce(machine, connection, since).await
-            }
+            PresenceWrite::Announce(machine, held) => presence.announce(machine, held).await,
             PresenceWrite::Withdraw(machine, connection) => {
                 presence.withdraw(machine, connection).await.map(|_| ())
             }
@@ -167,13 +168,13 @@ impl Handler<MachineConnected> for NatsBridge {
     type Result = ();
 
     fn handle(&mut self, connected: MachineConnected, _: &mut Context<Self>) {
-        let MachineConnected {
-            machine_id,
-            connection_id,
-            since,
-        } = connected;
-        self.held.insert(machine_id, (connection_id, since));
-        self.write(PresenceWrite::Announce(machine_id, connection_id, since));
+        let held = HeldAgent {
+            connection_id: connected.connection_id,
+            since: connected.since,
+            capabilities: connected.capabilities,
+        };
+        self.held.insert(connected.machine_id, held);
+        self.write(PresenceWrite::Announce(connected.machine_id, held));
     }
 }
 
@@ -190,7 +191,7 @@ impl Handler<MachineDisconnected> for NatsBridge {
         if self
             .held
             .get(&machine_id)
-            .is_some_and(|(held, _)| *held == connection_id)
+            .is_some_and(|held| held.connection_id == connection_id)
         {
             self.held.remove(&machine_id);
         }

@@ -1,8 +1,17 @@
-//! Per-region instances over NATS (being built): where each machine's agent is connected,
-//! cluster-wide ([`presence`]), kept by this instance's [`bridge::NatsBridge`]. Messages
-//! between instances are sealed with the cluster key (`fleetgate_protocol::cluster`).
+//! Per-region instances over NATS: where each machine's agent is connected, cluster-wide
+//! ([`presence`]), kept by this instance's [`bridge::NatsBridge`]; status transitions shared
+//! ([`status`]); frames for agents connected elsewhere sent through the [`outbox::ClusterOutbox`]
+//! and taken in by the agent's instance ([`inbound`]), whose [`relay::OutputRelay`] sends the
+//! output back. Every message between instances is sealed with the cluster key
+//! (`fleetgate_protocol::cluster`); subjects and bodies are in [`wire`].
 
 pub mod bridge;
+pub mod inbound;
+pub mod outbox;
 pub mod presence;
+pub mod refusals;
+pub mod relay;
 pub mod status;
+pub mod subscription;
 pub mod sweep;
+pub mod wire;

@@ -12,6 +12,7 @@ use async_nats::jetstream::{self, kv};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::agent::Capabilities;
 use crate::protocol::{ConnectionId, MachineId};
 
 /// Where a machine's agent is connected.
@@ -26,6 +27,20 @@ pub struct PresenceEntry {
     pub connection_id: u64,
     /// When the agent registered there.
     pub since: DateTime<Utc>,
+    /// The capabilities its agent announced (names as in `register`).
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+}
+
+/// An agent connected to this instance, as announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldAgent {
+    /// Its socket here.
+    pub connection_id: ConnectionId,
+    /// When it registered.
+    pub since: DateTime<Utc>,
+    /// What it announced.
+    pub capabilities: Capabilities,
 }
 
 /// Why presence could not be read or written.
@@ -77,19 +92,15 @@ impl PresenceBook {
         })
     }
 
-    /// Announces that `machine`'s agent is connected here on `connection` since `since`
-    /// (again while it lives: each announcement restarts the entry's TTL).
-    pub async fn announce(
-        &self,
-        machine: MachineId,
-        connection: ConnectionId,
-        since: DateTime<Utc>,
-    ) -> Result<(), PresenceError> {
+    /// Announces that `machine`'s agent is connected here as `held` (again while it lives:
+    /// each announcement restarts the entry's TTL).
+    pub async fn announce(&self, machine: MachineId, held: HeldAgent) -> Result<(), PresenceError> {
         let entry = PresenceEntry {
             instance: self.instance.clone(),
             region: self.region.clone(),
-            connection_id: connection.0,
-            since,
+            connection_id: held.connection_id.0,
+            since: held.since,
+            capabilities: held.capabilities.names(),
         };
         let value = serde_json::to_vec(&entry).map_err(store_error)?;
         self.store

@@ -10,10 +10,13 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::bridge::NatsBridge;
+use super::refusals::report_refusal;
+use super::subscription::Subscription;
 use crate::protocol::MachineId;
 use crate::protocol::cluster::{open, seal};
 use crate::protocol::nonce::NonceCache;
 use crate::registry::MachineStatusChanged;
+use crate::security_events::SecurityEvents;
 
 /// Sealed status messages remembered against replays.
 const STATUS_NONCES: usize = 100_000;
@@ -29,6 +32,8 @@ pub struct RemoteStatus(pub MachineStatusChanged);
 pub struct ListenForStatus {
     /// Usually the Registry.
     pub listener: Recipient<RemoteStatus>,
+    /// Where refused messages are reported.
+    pub security: SecurityEvents,
 }
 
 /// A transition as published.
@@ -83,7 +88,7 @@ impl Handler<ListenForStatus> for NatsBridge {
         let link = self.link().clone();
         ctx.spawn(actix::fut::wrap_future(async move {
             let wildcard = format!("fg.{}.machine.*.status", link.cluster);
-            let mut messages = match link.client.subscribe(wildcard).await {
+            let mut messages = match Subscription::open(&link.client, wildcard).await {
                 Ok(messages) => messages,
                 Err(err) => {
                     tracing::error!(error = %err, "cannot subscribe to cluster status");
@@ -93,11 +98,17 @@ impl Handler<ListenForStatus> for NatsBridge {
             let mut nonces = NonceCache::new(STATUS_NONCES);
             while let Some(message) = messages.next().await {
                 let subject = message.subject.as_str();
-                let opened = open(&link.key, subject, &message.payload, Utc::now(), &mut nonces);
+                let opened = open(
+                    &link.key,
+                    subject,
+                    &message.payload,
+                    Utc::now(),
+                    &mut nonces,
+                );
                 let opened = match opened {
                     Ok(opened) => opened,
                     Err(refusal) => {
-                        tracing::warn!(security = true, subject, %refusal, "cluster status message refused");
+                        report_refusal(&listen.security, subject, refusal);
                         continue;
                     }
                 };
@@ -112,7 +123,11 @@ impl Handler<ListenForStatus> for NatsBridge {
                     continue;
                 };
                 if status_subject(&link.cluster, machine_id) != subject {
-                    tracing::warn!(security = true, subject, "status for another machine refused");
+                    tracing::warn!(
+                        security = true,
+                        subject,
+                        "status for another machine refused"
+                    );
                     continue;
                 }
                 listen.listener.do_send(RemoteStatus(MachineStatusChanged {

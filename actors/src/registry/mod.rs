@@ -6,11 +6,13 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ArbiterHandle, AsyncContext, Context, Handler, Message, Recipient};
+use actix::{
+    Actor, ArbiterHandle, AsyncContext, Context, Handler, Message, Recipient, ResponseFuture,
+};
 use chrono::{DateTime, Utc};
 
 use crate::agent_link::{AgentLink, LocalAgent};
-use crate::agent_session::{SendToAgent, ToAgent};
+use crate::agent_session::{RouteError, SendToAgent, ToAgent};
 use crate::cluster::bridge::{MachineConnected, MachineDisconnected};
 use crate::cluster::status::RemoteStatus;
 use crate::cluster::sweep::PresenceLost;
@@ -20,7 +22,10 @@ use crate::repo::machine::SetMachineStatus;
 use crate::socket::CLOSE_REPLACED;
 use crate::terminal::TerminalEvent;
 
+mod remote;
 mod routes;
+
+pub use remote::ClusterRouting;
 
 pub use routes::{
     DropCommand, DropTerminal, FindTerminal, RouteCommand, RouteCommandResponse, RouteTerminal,
@@ -70,10 +75,11 @@ pub struct HeartbeatSeen {
     pub connection_id: ConnectionId,
 }
 
-/// A link to a machine's agent, if it is connected: the only way terminals and commands
-/// send to it.
+/// A link to a machine's agent, wherever in the cluster it is connected: the only way
+/// terminals and commands send to it. `MachineOffline` if no instance holds it,
+/// `RegionUnreachable` if the cluster cannot be asked.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "Option<AgentLink>")]
+#[rtype(result = "Result<AgentLink, RouteError>")]
 pub struct OpenLink {
     /// The machine.
     pub machine_id: MachineId,
@@ -147,6 +153,7 @@ pub struct Registry {
     status_store: Recipient<SetMachineStatus>,
     subscribers: Vec<Recipient<MachineStatusChanged>>,
     presence: Option<PresenceLinks>,
+    cluster: Option<ClusterRouting>,
 }
 
 impl Registry {
@@ -160,7 +167,14 @@ impl Registry {
             status_store,
             subscribers: Vec::new(),
             presence: None,
+            cluster: None,
         }
+    }
+
+    /// Also reaches agents connected to other instances, and serves theirs.
+    pub fn with_cluster(mut self, routing: ClusterRouting) -> Self {
+        self.cluster = Some(routing);
+        self
     }
 
     /// Also tells the cluster which agents are connected here.
@@ -194,6 +208,17 @@ impl Registry {
         self.subscribers.retain(|s| s.connected());
         for subscriber in &self.subscribers {
             subscriber.do_send(event.clone());
+        }
+    }
+
+    /// Ends the sessions open on `machine_id`'s agent: it is gone (here or on its instance).
+    fn end_terminals_of(&self, machine_id: MachineId) {
+        for route in self
+            .terminals
+            .values()
+            .filter(|r| r.machine_id == machine_id)
+        {
+            route.events.do_send(TerminalEvent::AgentGone);
         }
     }
 
@@ -232,6 +257,7 @@ impl Handler<RegisterAgent> for Registry {
                 machine_id: msg.machine_id,
                 connection_id: msg.connection_id,
                 since: Utc::now(),
+                capabilities: msg.capabilities,
             });
         }
         let entry = AgentEntry {
@@ -285,13 +311,7 @@ impl Handler<UnregisterAgent> for Registry {
             self.publish(msg.machine_id, &entry.hostname, false);
         }
         // The agent's shells are gone with it (v1 agents keep them, but nobody can reach them).
-        for route in self
-            .terminals
-            .values()
-            .filter(|r| r.machine_id == msg.machine_id)
-        {
-            route.events.do_send(TerminalEvent::AgentGone);
-        }
+        self.end_terminals_of(msg.machine_id);
     }
 }
 
@@ -302,6 +322,9 @@ impl Handler<RemoteStatus> for Registry {
     /// instance stored it), unless its agent is connected here now (this instance knows better).
     fn handle(&mut self, remote: RemoteStatus, _: &mut Context<Self>) {
         if !self.agents.contains_key(&remote.0.machine_id) {
+            if !remote.0.online {
+                self.end_terminals_of(remote.0.machine_id);
+            }
             self.tell_subscribers(&remote.0);
         }
     }
@@ -315,6 +338,7 @@ impl Handler<PresenceLost> for Registry {
     fn handle(&mut self, lost: PresenceLost, _: &mut Context<Self>) {
         if !self.agents.contains_key(&lost.machine_id) {
             tracing::warn!(machine_id = %lost.machine_id, "no instance holds this machine any more");
+            self.end_terminals_of(lost.machine_id);
             self.publish(lost.machine_id, &lost.hostname, false);
         }
     }
@@ -340,19 +364,27 @@ impl Handler<HeartbeatSeen> for Registry {
 }
 
 impl Handler<OpenLink> for Registry {
-    type Result = Option<AgentLink>;
+    type Result = ResponseFuture<Result<AgentLink, RouteError>>;
 
+    /// A local link at once if the agent is connected here; else, in cluster mode, a link to
+    /// the instance holding it.
     fn handle(&mut self, msg: OpenLink, _: &mut Context<Self>) -> Self::Result {
-        self.agents.get(&msg.machine_id).map(|entry| {
-            AgentLink::Local(LocalAgent {
-                machine_id: msg.machine_id,
+        let machine_id = msg.machine_id;
+        if let Some(entry) = self.agents.get(&machine_id) {
+            let link = AgentLink::Local(LocalAgent {
+                machine_id,
                 secret: entry.secret.clone(),
                 capabilities: entry.capabilities,
                 socket: entry.recipient.clone(),
                 frames: entry.frames.clone(),
                 arbiter: entry.arbiter.clone(),
-            })
-        })
+            });
+            return Box::pin(async move { Ok(link) });
+        }
+        match &self.cluster {
+            Some(routing) => remote::remote_link(routing.clone(), machine_id),
+            None => Box::pin(async { Err(RouteError::MachineOffline) }),
+        }
     }
 }
 

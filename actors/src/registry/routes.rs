@@ -5,6 +5,7 @@ use actix::{Context, Handler, Message, Recipient};
 
 use super::Registry;
 use crate::agent_session::ToAgent;
+use crate::cluster::wire::ToAgentWire;
 use crate::command::CommandChunk;
 use crate::protocol::escaped::EscapedText;
 use crate::protocol::{CommandId, MachineId, SessionId};
@@ -14,7 +15,19 @@ use crate::terminal::{AttachOwner, OwnerRequest, TerminalEvent};
 pub(super) struct TerminalRoute {
     pub(super) machine_id: MachineId,
     pub(super) events: Recipient<TerminalEvent>,
-    inboxes: TerminalInboxes,
+    /// None for a session whose terminal is on another instance (its events are relayed).
+    inboxes: Option<TerminalInboxes>,
+}
+
+impl TerminalRoute {
+    /// The route of a session whose terminal is on another instance.
+    pub(super) fn relayed(machine_id: MachineId, events: Recipient<TerminalEvent>) -> Self {
+        Self {
+            machine_id,
+            events,
+            inboxes: None,
+        }
+    }
 }
 
 /// Where a live session takes requests from its owner's sockets.
@@ -30,6 +43,13 @@ pub struct TerminalInboxes {
 pub(super) struct CommandRoute {
     machine_id: MachineId,
     chunks: Recipient<CommandChunk>,
+}
+
+impl CommandRoute {
+    /// Output of `machine_id`'s agent for the command goes to `chunks`.
+    pub(super) fn new(machine_id: MachineId, chunks: Recipient<CommandChunk>) -> Self {
+        Self { machine_id, chunks }
+    }
 }
 
 /// Route a session's agent events to its terminal actor.
@@ -125,7 +145,7 @@ impl Handler<RouteTerminal> for Registry {
         let route = TerminalRoute {
             machine_id: msg.machine_id,
             events: msg.events,
-            inboxes: msg.inboxes,
+            inboxes: Some(msg.inboxes),
         };
         self.terminals.insert(msg.session_id, route);
     }
@@ -138,10 +158,16 @@ impl Handler<DropTerminal> for Registry {
         let Some(route) = self.terminals.remove(&msg.session_id) else {
             return;
         };
-        if let Some(agent) = self.agents.get(&route.machine_id) {
-            agent.recipient.do_send(ToAgent::DropTerminal {
+        match self.agents.get(&route.machine_id) {
+            Some(agent) => agent.recipient.do_send(ToAgent::DropTerminal {
                 session_id: msg.session_id,
-            });
+            }),
+            None => self.tell_remote(
+                route.machine_id,
+                ToAgentWire::DropTerminal {
+                    session_id: msg.session_id.to_string(),
+                },
+            ),
         }
     }
 }
@@ -152,11 +178,34 @@ impl Handler<FindTerminal> for Registry {
     fn handle(&mut self, msg: FindTerminal, _: &mut Context<Self>) -> Self::Result {
         self.terminals
             .get(&msg.session_id)
-            .map(|route| route.inboxes.clone())
+            .and_then(|route| route.inboxes.clone())
     }
 }
 
 impl Registry {
+    /// Withdraws `session_id`'s route if it belongs to `machine_id`, telling its agent.
+    pub(super) fn drop_terminal_of(&mut self, machine_id: MachineId, session_id: &SessionId) {
+        if self.terminal_of(machine_id, session_id).is_some() {
+            self.terminals.remove(session_id);
+            if let Some(agent) = self.agents.get(&machine_id) {
+                agent.recipient.do_send(ToAgent::DropTerminal {
+                    session_id: session_id.clone(),
+                });
+            }
+        }
+    }
+
+    /// Withdraws `command_id`'s route if it belongs to `machine_id`.
+    pub(super) fn drop_command_of(&mut self, machine_id: MachineId, command_id: &CommandId) {
+        if self
+            .commands
+            .get(command_id)
+            .is_some_and(|route| route.machine_id == machine_id)
+        {
+            self.commands.remove(command_id);
+        }
+    }
+
     /// The route of `session_id` if it exists and belongs to `machine_id`.
     fn terminal_of(&self, machine_id: MachineId, session_id: &SessionId) -> Option<&TerminalRoute> {
         match self.terminals.get(session_id) {
@@ -209,7 +258,10 @@ impl Handler<DropCommand> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: DropCommand, _: &mut Context<Self>) {
-        self.commands.remove(&msg.command_id);
+        if let Some(route) = self.commands.remove(&msg.command_id) {
+            let command_id = msg.command_id.to_string();
+            self.tell_remote(route.machine_id, ToAgentWire::DropCommand { command_id });
+        }
     }
 }
 
@@ -219,7 +271,11 @@ impl Handler<RouteCommandResponse> for Registry {
     fn handle(&mut self, msg: RouteCommandResponse, _: &mut Context<Self>) -> bool {
         match self.commands.get(&msg.command_id) {
             Some(route) if route.machine_id == msg.machine_id => {
+                let last = msg.chunk.completed;
                 route.chunks.do_send(msg.chunk);
+                if last {
+                    self.commands.remove(&msg.command_id);
+                }
                 true
             }
             Some(_) => {

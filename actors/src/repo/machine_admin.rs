@@ -1,11 +1,14 @@
-//! Operator actions on machines: rotate a secret, delete a machine.
+//! Operator actions on machines (rotate a secret, delete a machine), and a machine's secret
+//! for the instance that signs towards its agent.
 
-use actix::{AtomicResponse, Context, Handler, Message, WrapFuture};
+use actix::{AtomicResponse, Context, Handler, Message, ResponseFuture, WrapFuture};
 use fleetgate_entity::machines;
 use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 
 use super::machine::{EnrolledMachine, MachineError, MachineRepo, new_secret, secret_hash};
 use crate::protocol::MachineId;
+use crate::protocol::agent::MachineSecret;
+use crate::sealing::SealError;
 
 /// Give a machine a new secret; the old one stops working. `None` if there is no such machine.
 #[derive(Message, Debug, Clone)]
@@ -66,5 +69,34 @@ impl Handler<DeleteMachine> for MachineRepo {
             }
             .into_actor(self),
         ))
+    }
+}
+
+/// A machine's secret, unsealed, for signing envelopes to an agent connected to another
+/// instance (cluster mode: the operator's instance signs). `None` if there is no such machine.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<Option<MachineSecret>, MachineError>")]
+pub struct MachineSecretOf {
+    /// The machine.
+    pub machine_id: MachineId,
+}
+
+impl Handler<MachineSecretOf> for MachineRepo {
+    type Result = ResponseFuture<Result<Option<MachineSecret>, MachineError>>;
+
+    fn handle(&mut self, request: MachineSecretOf, _: &mut Context<Self>) -> Self::Result {
+        let db = self.db.clone();
+        let data_key = self.data_key.clone();
+        Box::pin(async move {
+            let Some(machine) = machines::Entity::find_by_id(request.machine_id)
+                .one(&db)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let secret = data_key.open(&machine.secret_sealed)?;
+            let secret = String::from_utf8(secret).map_err(|_| SealError::Malformed)?;
+            Ok(Some(MachineSecret::new(secret)))
+        })
     }
 }

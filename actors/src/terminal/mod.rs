@@ -263,12 +263,8 @@ impl Actor for TerminalSession {
                             at: Utc::now(),
                         });
                     }
-                    Err(_offline) => {
-                        session.error_to_owner(
-                            ErrorCode::MachineOffline,
-                            "machine is offline",
-                            request_id,
-                        );
+                    Err(why) => {
+                        session.error_to_owner(why.code(), &why.to_string(), request_id);
                         session.ended = true;
                         session.links.drop_route.do_send(DropTerminal {
                             session_id: session.spec.session_id.clone(),

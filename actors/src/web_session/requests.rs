@@ -120,8 +120,8 @@ impl WebSession {
             }
         };
         ctx.spawn(work.into_actor(self).map(move |outcome, session, ctx| match outcome {
-            Ok(Some(agent)) => then(session, machine_id, agent, request_id, ctx),
-            Ok(None) => session.error(ctx, ErrorCode::MachineOffline, "machine is offline", request_id),
+            Ok(Ok(agent)) => then(session, machine_id, agent, request_id, ctx),
+            Ok(Err(why)) => session.error(ctx, why.code(), &why.to_string(), request_id),
             Err(AccessError::UnknownMachine) => session.error(ctx, ErrorCode::UnknownMachine, "no such machine", request_id),
             Err(AccessError::Forbidden) => {
                 tracing::warn!(security = true, user_id = %session.user.user_id, %machine_id, action = action.level(), "access denied");

@@ -200,6 +200,21 @@ impl Capabilities {
             flow_control: has("flow_control"),
         }
     }
+
+    /// The names of the announced capabilities (what [`Capabilities::from_names`] reads).
+    pub fn names(&self) -> Vec<String> {
+        [
+            (self.terminal_close, "terminal_close"),
+            (self.terminal_exit, "terminal_exit"),
+            (self.nonce_check, "nonce_check"),
+            (self.ordered, "ordered"),
+            (self.flow_control, "flow_control"),
+        ]
+        .into_iter()
+        .filter(|(has, _)| *has)
+        .map(|(_, name)| name.to_owned())
+        .collect()
+    }
 }
 
 /// A machine secret held in memory to sign envelopes; never printed.

@@ -134,8 +134,7 @@ async fn start(
         .services
         .registry
         .send(OpenLink { machine_id })
-        .await?
-        .ok_or(ApiError::MachineOffline)?;
+        .await??;
     let command_id = CommandId::random();
     audit_committed(
         state,
@@ -177,6 +176,7 @@ async fn start(
         (status = 403, description = "no command grant on this machine"),
         (status = 404, description = "no such machine, or not visible to the caller"),
         (status = 409, description = "the machine is offline"),
+        (status = 503, description = "the machine's agent is connected to an instance that cannot be reached"),
     ))]
 pub async fn run_one(
     caller: Caller,

@@ -29,6 +29,12 @@ pub enum ApiError {
     /// The machine's agent is not connected.
     #[error("machine is offline")]
     MachineOffline,
+    /// The machine's agent is connected to another instance that cannot be reached.
+    #[error("the machine's region is unreachable")]
+    RegionUnreachable,
+    /// The machine's instance did not answer in time.
+    #[error("the machine's instance did not answer in time")]
+    Timeout,
     /// Too many attempts; retry after this many seconds.
     #[error("too many attempts; retry later")]
     TooManyRequests(u64),
@@ -58,6 +64,12 @@ impl ApiError {
             ),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             ApiError::MachineOffline => (StatusCode::CONFLICT, "machine-offline", "Conflict"),
+            ApiError::RegionUnreachable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "region-unreachable",
+                "Service Unavailable",
+            ),
+            ApiError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "timeout", "Gateway Timeout"),
             ApiError::TooManyRequests(_) => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate-limited",
@@ -105,6 +117,17 @@ impl ResponseError for ApiError {
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
         ApiError::internal(err)
+    }
+}
+
+impl From<fleetgate_actors::agent_session::RouteError> for ApiError {
+    fn from(err: fleetgate_actors::agent_session::RouteError) -> Self {
+        use fleetgate_actors::agent_session::RouteError;
+        match err {
+            RouteError::MachineOffline => ApiError::MachineOffline,
+            RouteError::RegionUnreachable => ApiError::RegionUnreachable,
+            RouteError::Timeout => ApiError::Timeout,
+        }
     }
 }
 

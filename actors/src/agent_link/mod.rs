@@ -4,7 +4,8 @@
 //! straight to the agent's socket, and [`AgentLink::start_terminal`] starts a terminal on the
 //! socket's thread with the socket's route to it set up in the same step, so shell output
 //! reaches its terminal without a hop through the Registry or a thread switch. A link to an
-//! agent connected elsewhere is another variant of the enum, with the same methods.
+//! agent connected to another instance of the cluster ([`RemoteAgent`], `remote.rs`) has the
+//! same methods, carried over NATS.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,8 +13,9 @@ use std::pin::Pin;
 use actix::{Actor, Addr, ArbiterHandle, Recipient};
 
 use crate::agent_session::{RouteError, SendToAgent, ToAgent};
+use crate::command::CommandChunk;
 use crate::protocol::agent::{Capabilities, MachineSecret};
-use crate::protocol::{MachineId, SessionId};
+use crate::protocol::{CommandId, MachineId, SessionId};
 use crate::terminal::TerminalSession;
 
 /// A way to a machine's agent.
@@ -21,7 +23,13 @@ use crate::terminal::TerminalSession;
 pub enum AgentLink {
     /// The agent's socket is an actor of this process.
     Local(LocalAgent),
+    /// The agent's socket is on another instance of the cluster.
+    Remote(Box<RemoteAgent>),
 }
+
+mod remote;
+
+pub use remote::RemoteAgent;
 
 /// An agent connected to this process.
 #[derive(Clone, Debug)]
@@ -48,6 +56,7 @@ impl AgentLink {
     pub fn machine_id(&self) -> MachineId {
         match self {
             AgentLink::Local(agent) => agent.machine_id,
+            AgentLink::Remote(agent) => agent.machine_id,
         }
     }
 
@@ -55,6 +64,7 @@ impl AgentLink {
     pub fn secret(&self) -> &MachineSecret {
         match self {
             AgentLink::Local(agent) => &agent.secret,
+            AgentLink::Remote(agent) => &agent.secret,
         }
     }
 
@@ -62,6 +72,7 @@ impl AgentLink {
     pub fn capabilities(&self) -> Capabilities {
         match self {
             AgentLink::Local(agent) => agent.capabilities,
+            AgentLink::Remote(agent) => agent.capabilities,
         }
     }
 
@@ -75,6 +86,7 @@ impl AgentLink {
                 });
                 Box::pin(async move { sent.await.unwrap_or(Err(RouteError::MachineOffline)) })
             }
+            AgentLink::Remote(agent) => Box::pin(agent.send(frame)),
         }
     }
 
@@ -85,6 +97,7 @@ impl AgentLink {
                 machine_id: agent.machine_id,
                 frame,
             }),
+            AgentLink::Remote(agent) => agent.post(frame),
         }
     }
 
@@ -106,6 +119,25 @@ impl AgentLink {
                     build()
                 })
             }
+            AgentLink::Remote(agent) => agent.start_terminal(session_id, build),
+        }
+    }
+
+    /// Makes command `command_id`'s output reach `chunks` (before its `execute_command` is
+    /// sent). A local agent's output takes the Registry's route, which the caller sets up.
+    pub fn open_command(&self, command_id: &CommandId, chunks: Recipient<CommandChunk>) {
+        match self {
+            AgentLink::Local(_) => {}
+            AgentLink::Remote(agent) => agent.open_command(command_id, chunks),
+        }
+    }
+
+    /// Where the agent is connected: `None` for this instance, else the region of the
+    /// instance holding it.
+    pub fn region(&self) -> Option<&str> {
+        match self {
+            AgentLink::Local(_) => None,
+            AgentLink::Remote(agent) => Some(&agent.region),
         }
     }
 }
