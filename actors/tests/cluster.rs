@@ -12,7 +12,7 @@ use chrono::Utc;
 use fleetgate_actors::cluster::bridge::{
     ClusterLink, MachineConnected, MachineDisconnected, NatsBridge, WhereIs,
 };
-use fleetgate_actors::cluster::presence::{HeldAgent, PresenceBook};
+use fleetgate_actors::cluster::presence::{HeldAgent, PresenceBook, Withdrawal};
 use fleetgate_actors::protocol::agent::Capabilities;
 use fleetgate_actors::protocol::cluster::ClusterKey;
 use fleetgate_actors::protocol::{ConnectionId, MachineId};
@@ -116,17 +116,19 @@ async fn a_moved_machine_is_not_withdrawn_by_its_old_instance() {
         .announce(machine, held(ConnectionId(3)))
         .await
         .expect("announce");
-    assert!(
-        !frankfurt
+    assert_eq!(
+        frankfurt
             .withdraw(machine, ConnectionId(7))
             .await
-            .expect("withdraw")
+            .expect("withdraw"),
+        Withdrawal::Moved
     );
-    assert!(
-        !virginia
+    assert_eq!(
+        virginia
             .withdraw(machine, ConnectionId(4))
             .await
             .expect("withdraw"),
+        Withdrawal::Moved,
         "another socket of the same instance"
     );
     let seen = frankfurt
@@ -136,18 +138,20 @@ async fn a_moved_machine_is_not_withdrawn_by_its_old_instance() {
         .expect("still present");
     assert_eq!((seen.instance.as_str(), seen.connection_id), ("iad-1", 3));
 
-    assert!(
+    assert_eq!(
         virginia
             .withdraw(machine, ConnectionId(3))
             .await
-            .expect("withdraw")
+            .expect("withdraw"),
+        Withdrawal::Withdrawn
     );
     assert_eq!(frankfurt.lookup(machine).await.expect("lookup"), None);
-    assert!(
-        !virginia
+    assert_eq!(
+        virginia
             .withdraw(machine, ConnectionId(3))
             .await
-            .expect("withdraw twice")
+            .expect("withdraw twice"),
+        Withdrawal::Absent
     );
     drop_bucket(&jetstream, &cluster).await;
 }

@@ -147,3 +147,53 @@ async fn a_machine_no_instance_holds_goes_offline_unless_its_agent_is_here() {
     assert!(until(|| statuses(&stored) == vec![(machine(5), true), (machine(6), false)]).await);
     assert_eq!(told(&heard), vec![(machine(5), true), (machine(6), false)]);
 }
+
+/// A bridge whose withdrawals find the machine held by another connection (it moved).
+struct MovedBridge;
+
+impl actix::Actor for MovedBridge {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<MachineDisconnected> for MovedBridge {
+    type Result = bool;
+    fn handle(&mut self, _: MachineDisconnected, _: &mut actix::Context<Self>) -> bool {
+        true
+    }
+}
+
+#[actix::test]
+async fn a_late_close_after_the_machine_moved_to_another_instance_is_not_an_offline() {
+    let (store, stored) = probe::<SetMachineStatus>();
+    let (status, published) = probe::<MachineStatusChanged>();
+    let config = RegistryConfig {
+        offline_after: Duration::from_secs(60),
+        sweep_every: Duration::from_millis(20),
+    };
+    let registry = Registry::new(config, store)
+        .with_presence(PresenceLinks {
+            connected: probe::<MachineConnected>().0,
+            disconnected: MovedBridge.start().recipient(),
+            status,
+        })
+        .start();
+    let conn = ConnectionId::next();
+    registry
+        .send(register(machine(4), conn, "h".into(), probe::<ToAgent>().0))
+        .await
+        .expect("send");
+    registry
+        .send(UnregisterAgent {
+            machine_id: machine(4),
+            connection_id: conn,
+        })
+        .await
+        .expect("send");
+    assert!(until(|| told(&published) == vec![(machine(4), true)]).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        (statuses(&stored), told(&published)),
+        (vec![(machine(4), true)], vec![(machine(4), true)]),
+        "neither stored nor published offline: the new instance holds it"
+    );
+}

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use actix::{Actor, AsyncContext, Context, Handler, Message, ResponseFuture};
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
-use super::presence::{HeldAgent, PresenceBook, PresenceEntry, PresenceError};
+use super::presence::{HeldAgent, PresenceBook, PresenceEntry, PresenceError, Withdrawal};
 use crate::protocol::agent::Capabilities;
 use crate::protocol::cluster::ClusterKey;
 use crate::protocol::{ConnectionId, MachineId};
@@ -31,9 +31,10 @@ pub struct MachineConnected {
     pub capabilities: Capabilities,
 }
 
-/// An agent's socket on this instance closed.
+/// An agent's socket on this instance closed; answered with whether the machine moved to
+/// another socket meanwhile (then it is not offline), once the withdrawal is done.
 #[derive(Message, Debug, Clone, Copy)]
-#[rtype(result = "()")]
+#[rtype(result = "bool")]
 pub struct MachineDisconnected {
     /// The machine.
     pub machine_id: MachineId,
@@ -50,11 +51,12 @@ pub struct WhereIs {
 }
 
 /// Presence writes, carried out one after the other in the order they were asked for (an
-/// announcement and a withdrawal of the same machine never overtake each other).
-#[derive(Debug, Clone, Copy)]
+/// announcement and a withdrawal of the same machine never overtake each other). A withdrawal
+/// tells whether the machine had moved.
+#[derive(Debug)]
 enum PresenceWrite {
     Announce(MachineId, HeldAgent),
-    Withdraw(MachineId, ConnectionId),
+    Withdraw(MachineId, ConnectionId, Option<oneshot::Sender<bool>>),
 }
 
 /// Presence writes waiting for NATS; past this, new ones are dropped (and the next refresh
@@ -114,8 +116,12 @@ impl NatsBridge {
 
     fn write(&self, write: PresenceWrite) {
         let queued = self.writes.as_ref().map(|writes| writes.try_send(write));
-        if !matches!(queued, Some(Ok(()))) {
-            tracing::warn!(?write, "presence write dropped: NATS is not keeping up");
+        match queued {
+            Some(Ok(())) => {}
+            Some(Err(err)) => {
+                tracing::warn!(write = ?err.into_inner(), "presence write dropped: NATS is not keeping up")
+            }
+            None => tracing::warn!("presence write dropped: the bridge has not started"),
         }
     }
 
@@ -140,12 +146,17 @@ async fn run_writes(presence: PresenceBook, mut writes: mpsc::Receiver<PresenceW
     while let Some(write) = writes.recv().await {
         let outcome = match write {
             PresenceWrite::Announce(machine, held) => presence.announce(machine, held).await,
-            PresenceWrite::Withdraw(machine, connection) => {
-                presence.withdraw(machine, connection).await.map(|_| ())
+            PresenceWrite::Withdraw(machine, connection, moved) => {
+                let withdrawal = presence.withdraw(machine, connection).await;
+                let has_moved = matches!(withdrawal, Ok(Withdrawal::Moved));
+                if let Some(moved) = moved {
+                    let _unheard = moved.send(has_moved);
+                }
+                withdrawal.map(|_| ())
             }
         };
         if let Err(err) = outcome {
-            tracing::warn!(?write, error = %err, "presence write failed");
+            tracing::warn!(error = %err, "presence write failed");
         }
     }
 }
@@ -179,11 +190,12 @@ impl Handler<MachineConnected> for NatsBridge {
 }
 
 impl Handler<MachineDisconnected> for NatsBridge {
-    type Result = ();
+    type Result = ResponseFuture<bool>;
 
     /// Forgets the machine unless it has reconnected here on another socket meanwhile; the
-    /// bucket entry goes only if it still names this socket.
-    fn handle(&mut self, gone: MachineDisconnected, _: &mut Context<Self>) {
+    /// bucket entry goes only if it still names this socket. Answers whether it names another
+    /// (`false` too when NATS could not tell: the close then counts as going offline).
+    fn handle(&mut self, gone: MachineDisconnected, _: &mut Context<Self>) -> Self::Result {
         let MachineDisconnected {
             machine_id,
             connection_id,
@@ -195,7 +207,13 @@ impl Handler<MachineDisconnected> for NatsBridge {
         {
             self.held.remove(&machine_id);
         }
-        self.write(PresenceWrite::Withdraw(machine_id, connection_id));
+        let (moved, answer) = oneshot::channel();
+        self.write(PresenceWrite::Withdraw(
+            machine_id,
+            connection_id,
+            Some(moved),
+        ));
+        Box::pin(async move { answer.await.unwrap_or(false) })
     }
 }
 

@@ -32,6 +32,17 @@ pub struct PresenceEntry {
     pub capabilities: Vec<String>,
 }
 
+/// What a withdrawal found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Withdrawal {
+    /// The entry named the closed socket and is gone.
+    Withdrawn,
+    /// There was no entry (it expired, or was never written).
+    Absent,
+    /// The entry names another socket, here or on another instance: the machine moved.
+    Moved,
+}
+
 /// An agent connected to this instance, as announced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeldAgent {
@@ -116,17 +127,17 @@ impl PresenceBook {
     }
 
     /// `machine`'s agent left `connection` here: its entry goes, unless it names another
-    /// connection (the machine moved, to here or to another instance). Whether it went.
+    /// connection (the machine moved, to here or to another instance).
     pub async fn withdraw(
         &self,
         machine: MachineId,
         connection: ConnectionId,
-    ) -> Result<bool, PresenceError> {
+    ) -> Result<Withdrawal, PresenceError> {
         let Some((entry, revision)) = self.entry(machine).await? else {
-            return Ok(false);
+            return Ok(Withdrawal::Absent);
         };
         if entry.instance != self.instance || entry.connection_id != connection.0 {
-            return Ok(false);
+            return Ok(Withdrawal::Moved);
         }
         // Only the revision read above: an announcement in between wins.
         match self
@@ -134,8 +145,10 @@ impl PresenceBook {
             .delete_expect_revision(machine.to_string(), Some(revision))
             .await
         {
-            Ok(()) => Ok(true),
-            Err(err) if matches!(err.kind(), kv::DeleteErrorKind::WrongLastRevision) => Ok(false),
+            Ok(()) => Ok(Withdrawal::Withdrawn),
+            Err(err) if matches!(err.kind(), kv::DeleteErrorKind::WrongLastRevision) => {
+                Ok(Withdrawal::Moved)
+            }
             Err(err) => Err(store_error(err)),
         }
     }

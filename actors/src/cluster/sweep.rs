@@ -3,6 +3,7 @@
 //! instance sweeps, every quarter of the offline window (entries live half of it); the machines
 //! connected to the sweeping instance itself are left to its Registry.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use actix::{AsyncContext, Context, Handler, Message, Recipient};
@@ -40,7 +41,7 @@ impl Handler<StartSweep> for NatsBridge {
     fn handle(&mut self, sweep: StartSweep, ctx: &mut Context<Self>) {
         ctx.run_interval(sweep.every, move |bridge, ctx| {
             let presence = bridge.presence().clone();
-            let held: Vec<MachineId> = bridge.held_machines().collect();
+            let held: HashSet<MachineId> = bridge.held_machines().collect();
             let (stored_online, lost) = (sweep.stored_online.clone(), sweep.lost.clone());
             ctx.spawn(actix::fut::wrap_future(async move {
                 let stored = match stored_online.send(StoredOnline).await {

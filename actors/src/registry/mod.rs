@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use actix::{
-    Actor, ArbiterHandle, AsyncContext, Context, Handler, Message, Recipient, ResponseFuture,
+    Actor, ActorFutureExt, ArbiterHandle, AsyncContext, Context, Handler, Message, Recipient,
+    ResponseFuture, WrapFuture,
 };
 use chrono::{DateTime, Utc};
 
@@ -291,7 +292,10 @@ impl Handler<RegisterAgent> for Registry {
 impl Handler<UnregisterAgent> for Registry {
     type Result = ();
 
-    fn handle(&mut self, msg: UnregisterAgent, _: &mut Context<Self>) {
+    /// In a cluster the offline transition waits for the presence withdrawal: if the machine
+    /// has meanwhile registered on another instance, this late close must not mark it offline
+    /// (the ConnectionId rule, cluster-wide).
+    fn handle(&mut self, msg: UnregisterAgent, ctx: &mut Context<Self>) {
         let is_current = self
             .agents
             .get(&msg.machine_id)
@@ -299,19 +303,28 @@ impl Handler<UnregisterAgent> for Registry {
         if !is_current {
             return;
         }
-        if let Some(presence) = &self.presence {
-            presence.disconnected.do_send(MachineDisconnected {
-                machine_id: msg.machine_id,
+        let machine_id = msg.machine_id;
+        let withdrawn = self.presence.as_ref().map(|presence| {
+            presence.disconnected.send(MachineDisconnected {
+                machine_id,
                 connection_id: msg.connection_id,
-            });
-        }
-        if let Some(entry) = self.agents.remove(&msg.machine_id)
-            && entry.online
-        {
-            self.publish(msg.machine_id, &entry.hostname, false);
-        }
+            })
+        });
         // The agent's shells are gone with it (v1 agents keep them, but nobody can reach them).
-        self.end_terminals_of(msg.machine_id);
+        self.end_terminals_of(machine_id);
+        let Some(entry) = self.agents.remove(&machine_id).filter(|e| e.online) else {
+            return;
+        };
+        let Some(withdrawn) = withdrawn else {
+            return self.publish(machine_id, &entry.hostname, false);
+        };
+        ctx.spawn(withdrawn.into_actor(self).map(move |moved, registry, _| {
+            if matches!(moved, Ok(true)) {
+                tracing::info!(%machine_id, "machine moved to another connection; not offline");
+            } else if !registry.agents.contains_key(&machine_id) {
+                registry.publish(machine_id, &entry.hostname, false);
+            }
+        }));
     }
 }
 

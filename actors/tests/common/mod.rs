@@ -91,9 +91,23 @@ unit_probe!(
     fleetgate_actors::user_directory::RevokeSocket,
     fleetgate_actors::user_directory::WatchSocket,
     fleetgate_actors::user_directory::UnwatchSocket,
-    fleetgate_actors::cluster::bridge::MachineConnected,
-    fleetgate_actors::cluster::bridge::MachineDisconnected
+    fleetgate_actors::cluster::bridge::MachineConnected
 );
+
+/// The bridge's answer: the machine did not move (the close is an offline transition).
+impl Handler<fleetgate_actors::cluster::bridge::MachineDisconnected>
+    for Probe<fleetgate_actors::cluster::bridge::MachineDisconnected>
+{
+    type Result = bool;
+    fn handle(
+        &mut self,
+        message: fleetgate_actors::cluster::bridge::MachineDisconnected,
+        _: &mut Context<Self>,
+    ) -> bool {
+        self.seen.lock().expect("log lock").push(message);
+        false
+    }
+}
 
 impl Handler<RecordAudit> for Probe<RecordAudit> {
     type Result = Result<(), sea_orm::DbErr>;
