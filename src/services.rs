@@ -6,6 +6,7 @@ use actix::{Actor, Addr};
 use fleetgate_actors::agent_session::AgentLinks;
 use fleetgate_actors::cluster::inbound::ListenForAgents;
 use fleetgate_actors::cluster::outbox::ClusterOutbox;
+use fleetgate_actors::cluster::regions::{RegionMap, WatchRegions};
 use fleetgate_actors::cluster::status::ListenForStatus;
 use fleetgate_actors::cluster::sweep::StartSweep;
 use fleetgate_actors::command::CommandLinks;
@@ -58,6 +59,8 @@ pub struct Services {
     pub directory: Addr<UserDirectory>,
     /// Security events, rate-limited per peer address.
     pub security: SecurityEvents,
+    /// The region of each machine's agent (cluster mode; empty standalone).
+    pub regions: RegionMap,
 }
 
 impl Services {
@@ -104,7 +107,11 @@ impl Services {
             None => registry,
         }
         .start();
+        let regions = RegionMap::default();
         if let Some(Joined { bridge, .. }) = &cluster {
+            bridge.do_send(WatchRegions {
+                map: regions.clone(),
+            });
             bridge.do_send(ListenForStatus {
                 listener: registry.clone().recipient(),
                 security: security.clone(),
@@ -142,6 +149,7 @@ impl Services {
             registry,
             directory,
             security,
+            regions,
         }
     }
 
@@ -194,6 +202,7 @@ impl Services {
             security: self.security.clone(),
             watch_user: self.directory.clone().recipient(),
             unwatch_user: self.directory.clone().recipient(),
+            regions: self.regions.clone(),
         }
     }
 

@@ -187,6 +187,10 @@ pub enum ServerEvent {
         /// ISO 8601.
         #[serde(rename = "lastSeen")]
         last_seen: Option<String>,
+        /// The region of the instance its agent is connected to, while online (cluster mode;
+        /// extension, docs/protocol.md).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
     },
     /// A shell is open.
     TerminalOpened {

@@ -1,5 +1,5 @@
 //! Operators on one instance working on machines whose agents are connected to another, over a
-//! real NATS: terminals (round trip, resize, close, the agent leaving), commands (streamed,
+//! real NATS: the machine listed with its region; terminals (round trip, resize, close, the agent leaving), commands (streamed,
 //! exit code stored), output isolation between instances, a viewer refused with nothing sent
 //! towards the agent, and a rogue NATS publisher whose forgeries and replays reach no agent
 //! and no operator.
@@ -17,6 +17,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
 use crate::agent_client::ScriptedAgent;
+use crate::api_client::call;
 use crate::cluster::clustered;
 use crate::fixtures::verified;
 use crate::support::{TestServer, enroll, eventually, spawn_app_with, test_nats_url};
@@ -227,6 +228,26 @@ async fn output_stays_with_its_owner_across_instances_and_a_viewer_sends_nothing
         return;
     };
     let (mut agent, machine, _) = regions.machine_in_virginia("shared-1").await;
+
+    // Frankfurt lists the machine online, in Virginia's region, and says so to subscribers.
+    let (_, admin) = user(&regions.frankfurt, Role::Admin, &[]).await;
+    let listed = eventually(|| async {
+        let (status, page) = call(&regions.frankfurt, "GET", "/machines", Some(&admin), None).await;
+        status == 200
+            && page["items"].as_array().expect("items").iter().any(|m| {
+                m["id"] == machine.as_str() && m["status"] == "online" && m["region"] == "iad"
+            })
+    })
+    .await;
+    assert!(listed, "GET /machines on Frankfurt shows the region");
+    let mut watcher = WebClient::connect(&regions.frankfurt, &admin).await;
+    watcher.send(json!({"type":"subscribe_machines"})).await;
+    let snapshot = watcher.next_of("machine_status").await;
+    assert_eq!(
+        (snapshot["status"].as_str(), snapshot["region"].as_str()),
+        (Some("online"), Some("iad"))
+    );
+
     let rogue = regions.rogue().await;
     let mut towards_agents = rogue
         .subscribe(format!("fg.{}.agent.>", regions.cluster))

@@ -10,6 +10,7 @@ pub mod inbound;
 pub mod outbox;
 pub mod presence;
 pub mod refusals;
+pub mod regions;
 pub mod relay;
 pub mod status;
 pub mod subscription;

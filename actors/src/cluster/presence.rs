@@ -121,6 +121,11 @@ impl PresenceBook {
         Ok(())
     }
 
+    /// Every change to the bucket from now on, after the current entries (one per machine).
+    pub async fn watch(&self) -> Result<kv::Watch, PresenceError> {
+        self.store.watch_all().await.map_err(store_error)
+    }
+
     /// Where `machine`'s agent is connected, if anywhere.
     pub async fn lookup(&self, machine: MachineId) -> Result<Option<PresenceEntry>, PresenceError> {
         Ok(self.entry(machine).await?.map(|(entry, _)| entry))

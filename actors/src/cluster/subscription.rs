@@ -1,23 +1,33 @@
-//! A NATS subscription that may be dropped anywhere. `async_nats::Subscriber` unsubscribes on
-//! drop by spawning a Tokio task, which panics when no runtime is left (an actix system
-//! shutting down drops its tasks after its runtime); such a drop is skipped here: the
-//! connection is closing anyway.
+//! NATS streams that may be dropped anywhere. `async_nats::Subscriber` (also inside a key-value
+//! watch) unsubscribes on drop by spawning a Tokio task, which panics when no runtime is left (an
+//! actix system shutting down drops its tasks after its runtime); such a drop is skipped here:
+//! the connection is closing anyway.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_util::Stream;
 
-/// A subscription to one subject (or wildcard).
-pub struct Subscription(Option<async_nats::Subscriber>);
+/// A NATS stream dropped only where a runtime can take its unsubscribe.
+pub struct Guarded<S>(Option<S>);
 
-impl Subscription {
+/// A subscription to one subject (or wildcard).
+pub type Subscription = Guarded<async_nats::Subscriber>;
+
+impl<S> Guarded<S> {
+    /// Guards `stream`.
+    pub fn new(stream: S) -> Self {
+        Self(Some(stream))
+    }
+}
+
+impl Guarded<async_nats::Subscriber> {
     /// Subscribes `client` to `subject`.
     pub async fn open(
         client: &async_nats::Client,
         subject: String,
     ) -> Result<Self, async_nats::SubscribeError> {
-        Ok(Self(Some(client.subscribe(subject).await?)))
+        Ok(Self::new(client.subscribe(subject).await?))
     }
 
     /// Ends the subscription now.
@@ -28,22 +38,22 @@ impl Subscription {
     }
 }
 
-impl Stream for Subscription {
-    type Item = async_nats::Message;
+impl<S: Stream + Unpin> Stream for Guarded<S> {
+    type Item = S::Item;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         match self.0.as_mut() {
-            Some(subscriber) => Pin::new(subscriber).poll_next(cx),
+            Some(stream) => Pin::new(stream).poll_next(cx),
             None => Poll::Ready(None),
         }
     }
 }
 
-impl Drop for Subscription {
+impl<S> Drop for Guarded<S> {
     fn drop(&mut self) {
-        let subscriber = self.0.take();
+        let stream = self.0.take();
         if tokio::runtime::Handle::try_current().is_err() {
-            std::mem::forget(subscriber);
+            std::mem::forget(stream);
         }
     }
 }

@@ -5,8 +5,8 @@ use actix::{ActorFutureExt, AsyncContext, Handler, WrapFuture};
 use actix_web_actors::ws::WebsocketContext;
 
 use super::WebSession;
-use crate::protocol::ErrorCode;
 use crate::protocol::web::ServerEvent;
+use crate::protocol::{ErrorCode, MachineId};
 use crate::registry::{MachineStatusChanged, SubscribeStatus};
 use crate::repo::access::{AccessError, Action, CheckAccess, MachineFilter, VisibleMachines};
 
@@ -30,6 +30,7 @@ impl WebSession {
             for machine in machines {
                 let event = ServerEvent::MachineStatus {
                     machine_id: machine.id.to_string(),
+                    region: session.region_of(machine.id, machine.status() == "online"),
                     status: machine.status(),
                     last_seen: machine.last_seen.map(|t| t.to_rfc3339()),
                     hostname: machine.details.hostname,
@@ -50,6 +51,13 @@ impl WebSession {
     }
 }
 
+impl WebSession {
+    /// The region an online machine's agent is connected in (none offline or standalone).
+    fn region_of(&self, machine: MachineId, online: bool) -> Option<String> {
+        online.then(|| self.links.regions.get(&machine)).flatten()
+    }
+}
+
 impl Handler<MachineStatusChanged> for WebSession {
     type Result = ();
 
@@ -64,6 +72,7 @@ impl Handler<MachineStatusChanged> for WebSession {
             if matches!(outcome, Ok(Ok(_))) {
                 let event = ServerEvent::MachineStatus {
                     machine_id: change.machine_id.to_string(),
+                    region: session.region_of(change.machine_id, change.online),
                     hostname: change.hostname,
                     status: if change.online { "online" } else { "offline" },
                     last_seen: Some(change.at.to_rfc3339()),

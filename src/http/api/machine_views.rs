@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use fleetgate_actors::cluster::regions::RegionMap;
 use fleetgate_actors::protocol::MachineId;
 use fleetgate_actors::repo::machine_record::Machine;
 use fleetgate_actors::repo::metric::{LatestMetrics, MetricSample};
@@ -71,10 +72,16 @@ pub(super) struct MachineView<'a> {
     #[schema(format = DateTime)]
     last_seen: Option<String>,
     latest_metrics: Option<SampleView>,
+    /// While online in a cluster: the region of the instance its agent is connected to.
+    region: Option<String>,
 }
 
 impl<'a> MachineView<'a> {
-    pub(super) fn new(row: &'a Machine, latest: Option<&MetricSample>) -> Self {
+    pub(super) fn new(
+        row: &'a Machine,
+        latest: Option<&MetricSample>,
+        regions: &RegionMap,
+    ) -> Self {
         Self {
             id: row.id.0,
             name: &row.name,
@@ -89,6 +96,9 @@ impl<'a> MachineView<'a> {
             status: row.status(),
             last_seen: row.last_seen.map(|t| t.to_rfc3339()),
             latest_metrics: latest.map(SampleView::from),
+            region: (row.status() == "online")
+                .then(|| regions.get(&row.id))
+                .flatten(),
         }
     }
 }

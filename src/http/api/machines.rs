@@ -98,7 +98,7 @@ pub async fn list(
     let latest = latest_of(&state, &rows).await?;
     let items = rows
         .iter()
-        .map(|row| MachineView::new(row, latest.get(&row.id)))
+        .map(|row| MachineView::new(row, latest.get(&row.id), &state.services.regions))
         .collect();
     Ok(HttpResponse::Ok().json(MachinePage { items, next_cursor }))
 }
@@ -117,7 +117,11 @@ pub async fn show(
 ) -> Result<HttpResponse, ApiError> {
     let row = authorize(&state, &caller, path.into_inner(), Action::View).await?;
     let latest = latest_of(&state, std::slice::from_ref(&row)).await?;
-    Ok(HttpResponse::Ok().json(MachineView::new(&row, latest.get(&row.id))))
+    Ok(HttpResponse::Ok().json(MachineView::new(
+        &row,
+        latest.get(&row.id),
+        &state.services.regions,
+    )))
 }
 
 /// Query of `GET /machines/{id}/metrics`.
