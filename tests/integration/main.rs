@@ -6,6 +6,7 @@ mod api;
 mod api_client;
 mod cli;
 mod cluster;
+mod cluster_failover;
 mod cluster_routing;
 mod commands_and_status;
 mod deployed_agents;

@@ -32,9 +32,20 @@ impl ServerProcess {
     /// Starts the server on `data_dir` (and on the database `url`/`schema` when not empty)
     /// and waits until `/readyz` answers 200.
     pub async fn start(data_dir: &Path, url: &str, schema: &str) -> Self {
+        Self::start_with(data_dir, url, schema, &[]).await
+    }
+
+    /// As [`ServerProcess::start`], with more environment (`FLEETGATE__…` settings).
+    pub async fn start_with(
+        data_dir: &Path,
+        url: &str,
+        schema: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let address: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let child = Command::new(env!("CARGO_BIN_EXE_fleetgate"))
             .arg("serve")
+            .envs(env.iter().copied())
             .env("FLEETGATE__SERVER__BIND", address.to_string())
             .env("FLEETGATE__STORAGE__DATA_DIR", data_dir)
             .env("FLEETGATE__DATABASE__URL", url)

@@ -123,7 +123,20 @@ impl WebClient {
 
     /// The `hello` a fresh connection gets, and the client.
     pub async fn connect_with_hello(server: &TestServer, token: &str) -> (Self, serde_json::Value) {
-        let request = server.web_request(token);
+        Self::connect_request(server.web_request(token)).await
+    }
+
+    /// Connects to the `/ws/web` at `ws_url` (a server process) and consumes `hello`.
+    pub async fn connect_url(ws_url: &str, token: &str) -> Self {
+        let request = crate::support::bearer_upgrade(ws_url, token);
+        let (client, hello) = Self::connect_request(request).await;
+        assert_eq!(hello["type"], "hello");
+        client
+    }
+
+    async fn connect_request(
+        request: tokio_tungstenite::tungstenite::handshake::client::Request,
+    ) -> (Self, serde_json::Value) {
         let (socket, _) = tokio_tungstenite::connect_async(request)
             .await
             .expect("upgrade");
