@@ -23,21 +23,30 @@ use crate::fixtures::verified;
 use crate::support::{TestServer, enroll, eventually, spawn_app_with, test_nats_url};
 use crate::web_client::{WebClient, user};
 
-/// Two instances of one cluster sharing a database: Frankfurt and Virginia.
-struct TwoRegions {
+/// Two instances of one cluster sharing a database: Frankfurt and Virginia (agents are offline
+/// after a minute without heartbeats, longer than any of these tests).
+pub(crate) struct TwoRegions {
     nats_url: String,
-    cluster: String,
-    frankfurt: TestServer,
-    virginia: TestServer,
+    pub(crate) cluster: String,
+    pub(crate) frankfurt: TestServer,
+    pub(crate) virginia: TestServer,
 }
 
 impl TwoRegions {
     /// Both instances, or `None` when there is no NATS to use.
     async fn start() -> Option<Self> {
-        let nats_url = test_nats_url().await?;
+        Some(Self::start_on(test_nats_url().await?).await)
+    }
+
+    /// Both instances on the NATS at `nats_url`.
+    pub(crate) async fn start_on(nats_url: String) -> Self {
         let cluster = format!("t{}", uuid::Uuid::new_v4().simple());
         let key = "5e".repeat(32);
-        let frankfurt = spawn_app_with(|s| clustered(s, &nats_url, &cluster, "fra", &key)).await;
+        let frankfurt = spawn_app_with(|s| {
+            clustered(s, &nats_url, &cluster, "fra", &key);
+            s.agents.offline_after_secs = 60;
+        })
+        .await;
         let (database, schema) = (
             frankfurt.settings.database_url(),
             frankfurt.settings.database.schema.clone(),
@@ -47,23 +56,24 @@ impl TwoRegions {
         let shared_secrets = frankfurt.settings.storage.data_dir.join(secrets_file);
         let virginia = spawn_app_with(|s| {
             clustered(s, &nats_url, &cluster, "iad", &key);
+            s.agents.offline_after_secs = 60;
             std::fs::copy(&shared_secrets, s.storage.data_dir.join(secrets_file))
                 .expect("shared secrets");
             s.database.url = database.clone();
             s.database.schema = schema.clone();
         })
         .await;
-        Some(Self {
+        Self {
             nats_url,
             cluster,
             frankfurt,
             virginia,
-        })
+        }
     }
 
     /// A machine whose agent is connected to Virginia, once Frankfurt can reach it:
     /// (agent, machine id, secret).
-    async fn machine_in_virginia(&self, name: &str) -> (ScriptedAgent, String, String) {
+    pub(crate) async fn machine_in_virginia(&self, name: &str) -> (ScriptedAgent, String, String) {
         let (machine, secret) = enroll(&self.virginia, name).await;
         let mut agent = ScriptedAgent::connect(&self.virginia.ws_url("/ws/agent")).await;
         agent.register(&secret, name).await;
@@ -94,7 +104,7 @@ impl TwoRegions {
             .expect("NATS")
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         let client = self.rogue().await;
         let _ = async_nats::jetstream::new(client)
             .delete_key_value(format!("fg_{}_presence", self.cluster))

@@ -7,6 +7,7 @@ mod api_client;
 mod cli;
 mod cluster;
 mod cluster_failover;
+mod cluster_nats_outage;
 mod cluster_routing;
 mod commands_and_status;
 mod deployed_agents;

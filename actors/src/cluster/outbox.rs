@@ -84,6 +84,11 @@ impl ClusterOutbox {
         &self.link
     }
 
+    /// Whether the NATS connection is up right now.
+    pub fn is_connected(&self) -> bool {
+        self.link.client.connection_state() == async_nats::connection::State::Connected
+    }
+
     fn enqueue(&self, outgoing: Outgoing) -> Result<(), Outgoing> {
         self.queue.try_send(outgoing).map_err(|err| match err {
             mpsc::error::TrySendError::Full(o) | mpsc::error::TrySendError::Closed(o) => o,

@@ -37,6 +37,9 @@ pub(super) fn remote_link(
     machine_id: MachineId,
 ) -> ResponseFuture<Result<AgentLink, RouteError>> {
     Box::pin(async move {
+        if !routing.outbox.is_connected() {
+            return Err(RouteError::RegionUnreachable);
+        }
         let entry = match routing.where_is.send(WhereIs { machine_id }).await {
             Ok(Ok(Some(entry))) => entry,
             Ok(Ok(None)) => return Err(RouteError::MachineOffline),
