@@ -52,9 +52,25 @@ pub async fn join(settings: &Settings, key: &ClusterKey) -> Result<Option<Joined
     if !cluster.enabled() {
         return Ok(None);
     }
-    let client = async_nats::ConnectOptions::new()
+    let mut options = async_nats::ConnectOptions::new()
         .name(format!("fleetgate {}", cluster.region))
         .connection_timeout(Duration::from_secs(5))
+        .require_tls(cluster.requires_tls());
+    if !cluster.nats_credentials_file.is_empty() {
+        options = options
+            .credentials_file(&cluster.nats_credentials_file)
+            .await
+            .map_err(|err| {
+                ClusterError(format!(
+                    "cannot read cluster.nats_credentials_file {}: {err}",
+                    cluster.nats_credentials_file
+                ))
+            })?;
+    }
+    if !cluster.nats_tls_ca_file.is_empty() {
+        options = options.add_root_certificates(cluster.nats_tls_ca_file.clone().into());
+    }
+    let client = options
         .connect(cluster.nats_url.as_str())
         .await
         .map_err(|err| ClusterError(format!("cannot reach NATS at {}: {err}", cluster.nats_url)))?;

@@ -1,5 +1,9 @@
 //! Configuration: `config/default.toml` < `--config FILE` < `FLEETGATE__SECTION__KEY`.
 
+mod cluster;
+
+pub use cluster::ClusterSettings;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -50,34 +54,6 @@ pub struct Settings {
     pub limits: LimitSettings,
     /// Per-region instances over NATS (off by default).
     pub cluster: ClusterSettings,
-}
-
-/// `[cluster]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClusterSettings {
-    /// NATS URL; empty runs standalone.
-    pub nats_url: String,
-    /// Cluster name, the first token of its NATS subjects.
-    pub name: String,
-    /// This instance's region.
-    pub region: String,
-}
-
-impl ClusterSettings {
-    /// Whether this instance is part of a cluster.
-    pub fn enabled(&self) -> bool {
-        !self.nats_url.trim().is_empty()
-    }
-}
-
-/// Whether `text` can be one token of a NATS subject (and of a KV key).
-fn is_subject_token(text: &str) -> bool {
-    !text.is_empty()
-        && text.len() <= 64
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// `[server]`
@@ -353,40 +329,9 @@ impl Settings {
             .map_err(|err| invalid("log.level", &err.to_string()))?;
         self.validate_cluster()
     }
-
-    /// Cluster names must fit NATS subjects; a cluster needs one database shared by every
-    /// instance, which SQLite (a file of one instance) cannot be.
-    fn validate_cluster(&self) -> Result<(), SettingsError> {
-        let cluster = &self.cluster;
-        for (key, value) in [
-            ("cluster.name", &cluster.name),
-            ("cluster.region", &cluster.region),
-        ] {
-            if !is_subject_token(value) {
-                return Err(invalid(key, "must be 1 to 64 letters, digits, '-' or '_'"));
-            }
-        }
-        if !cluster.enabled() {
-            return Ok(());
-        }
-        if !cluster.nats_url.starts_with("nats://") && !cluster.nats_url.starts_with("tls://") {
-            return Err(invalid(
-                "cluster.nats_url",
-                "must start with nats:// or tls://",
-            ));
-        }
-        if !self.database_url().starts_with("postgres") {
-            return Err(invalid(
-                "database.url",
-                "cluster mode (cluster.nats_url set) needs a PostgreSQL database shared by every \
-                 instance; SQLite is a file of one instance",
-            ));
-        }
-        Ok(())
-    }
 }
 
-fn invalid(key: &'static str, reason: &str) -> SettingsError {
+pub(crate) fn invalid(key: &'static str, reason: &str) -> SettingsError {
     SettingsError::Invalid {
         key,
         reason: reason.to_owned(),
@@ -517,6 +462,28 @@ mod tests {
         )
         .expect_err("not a NATS URL");
         assert!(err.to_string().contains("cluster.nats_url"), "{err}");
+
+        let remote = ("FLEETGATE__CLUSTER__NATS_URL", "nats://10.0.0.5:4222");
+        let err = Settings::load_from(None, env(&[remote, postgres])).expect_err("plain remote");
+        assert!(
+            err.to_string().contains("cluster.nats_tls_ca_file"),
+            "{err}"
+        );
+        let ca = (
+            "FLEETGATE__CLUSTER__NATS_TLS_CA_FILE",
+            "/etc/fleetgate/nats-ca.pem",
+        );
+        let err = Settings::load_from(None, env(&[remote, postgres, ca])).expect_err("no creds");
+        assert!(
+            err.to_string().contains("cluster.nats_credentials_file"),
+            "{err}"
+        );
+        let creds = (
+            "FLEETGATE__CLUSTER__NATS_CREDENTIALS_FILE",
+            "/etc/fleetgate/fra.creds",
+        );
+        let secured = Settings::load_from(None, env(&[remote, postgres, ca, creds]));
+        assert!(secured.expect("TLS and credentials").cluster.requires_tls());
     }
 
     #[test]
