@@ -4,6 +4,7 @@
 pub mod backoff;
 pub mod commands;
 pub mod connection;
+pub mod failover;
 pub mod settings;
 pub mod simulate;
 pub mod system;

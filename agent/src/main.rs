@@ -10,6 +10,10 @@ use fleetgate_protocol::key::machine_secret_from_key;
 
 use fleetgate_agent::backoff::{Backoff, random_unit};
 use fleetgate_agent::connection::{AgentConfig, run_once};
+use fleetgate_agent::failover::ServerList;
+
+/// A connection that lasted this long served: the next one starts at the home server again.
+const SERVED_AFTER: Duration = Duration::from_secs(10);
 
 /// Command line of the agent.
 #[derive(Debug, Parser)]
@@ -19,9 +23,11 @@ struct Args {
     /// environment variables win over it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Server WebSocket URL, e.g. wss://gateway:7070/ws/agent.
-    #[arg(long, env = "FLEETGATE_AGENT_SERVER")]
-    server: Option<String>,
+    /// Server WebSocket URL, e.g. wss://gateway:7070/ws/agent. Give it more than once (or a
+    /// comma-separated list) to fail over: the first is home, the others are tried in order
+    /// when a connection fails, and home again once a connection has served.
+    #[arg(long, env = "FLEETGATE_AGENT_SERVER", value_delimiter = ',')]
+    server: Vec<String>,
     /// File holding the key.
     #[arg(long, conflicts_with = "key")]
     key_file: Option<PathBuf>,
@@ -78,8 +84,10 @@ fn load_args() -> anyhow::Result<Args> {
         return Ok(args);
     };
     let file = read_file(&path)?;
-    if !given(&matches, "server") {
-        args.server = file.server.or(args.server);
+    if !given(&matches, "server")
+        && let Some(servers) = file.server
+    {
+        args.server = servers.into_vec();
     }
     if !given(&matches, "key_file") && !given(&matches, "key") {
         args.key_file = file.key_file.or(args.key_file);
@@ -127,15 +135,13 @@ async fn main() -> std::process::ExitCode {
 /// Runs the agent (or the simulator) until interrupted; errors are configuration errors.
 async fn run() -> anyhow::Result<()> {
     let args = load_args()?;
-    let server = args
-        .server
-        .clone()
+    let mut servers = ServerList::new(args.server.clone())
         .context("no server: use --server, FLEETGATE_AGENT_SERVER or `server` in --config")?;
     if let Some(Mode::Simulate(simulation)) = &args.command {
-        return simulate(&args, &server, simulation).await;
+        return simulate(&args, simulation).await;
     }
-    let config = AgentConfig {
-        server,
+    let mut config = AgentConfig {
+        server: servers.current().to_owned(),
         secret: secret(&args)?,
         heartbeat: Duration::from_secs(args.heartbeat_secs.max(1)),
         command_timeout: Duration::from_secs(args.command_timeout_secs.max(1)),
@@ -144,9 +150,17 @@ async fn run() -> anyhow::Result<()> {
     let mut backoff = Backoff::default();
     loop {
         let started = Instant::now();
+        config.server = servers.current().to_owned();
         match run_once(&config).await {
-            Ok(()) => tracing::info!("connection closed by the server"),
-            Err(err) => tracing::warn!(error = %format!("{err:#}"), "connection failed"),
+            Ok(()) => tracing::info!(server = %config.server, "connection closed by the server"),
+            Err(err) => {
+                tracing::warn!(server = %config.server, error = %format!("{err:#}"), "connection failed")
+            }
+        }
+        if started.elapsed() >= SERVED_AFTER {
+            servers.served();
+        } else {
+            servers.failed();
         }
         backoff.connection_ended(started.elapsed());
         let delay = backoff.next_delay(random_unit());
@@ -156,7 +170,7 @@ async fn run() -> anyhow::Result<()> {
 }
 
 /// Runs a simulated fleet, printing counts every second.
-async fn simulate(args: &Args, server: &str, simulation: &SimulateArgs) -> anyhow::Result<()> {
+async fn simulate(args: &Args, simulation: &SimulateArgs) -> anyhow::Result<()> {
     let SimulateArgs {
         agents,
         ref keys,
@@ -178,7 +192,8 @@ async fn simulate(args: &Args, server: &str, simulation: &SimulateArgs) -> anyho
         heartbeat: Duration::from_secs(args.heartbeat_secs.max(1)),
         ramp_per_sec: ramp,
         reconnect,
-        ..FleetConfig::new(server)
+        servers: args.server.clone(),
+        ..FleetConfig::new("")
     };
     let started = Instant::now();
     let fleet = tokio::spawn(run_fleet(config, keys, stats.clone()));

@@ -11,8 +11,8 @@ use serde::Deserialize;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSettings {
-    /// `--server`
-    pub server: Option<String>,
+    /// `--server`: one URL, or a list (home first, then where to fail over to).
+    pub server: Option<Servers>,
     /// `--key-file`
     pub key_file: Option<PathBuf>,
     /// `--key`
@@ -23,6 +23,26 @@ pub struct FileSettings {
     pub command_timeout_secs: Option<u64>,
     /// `--ca-file`
     pub ca_file: Option<PathBuf>,
+}
+
+/// `server` in the file: one URL or several.
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Servers {
+    /// `server = "wss://…"`
+    One(String),
+    /// `server = ["wss://home…", "wss://elsewhere…"]`
+    Many(Vec<String>),
+}
+
+impl Servers {
+    /// The URLs in order.
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            Servers::One(url) => vec![url],
+            Servers::Many(urls) => urls,
+        }
+    }
 }
 
 /// Reads a TOML settings file.
@@ -47,7 +67,20 @@ mod tests {
     #[test]
     fn a_settings_file_parses_and_rejects_unknown_keys() {
         let settings: FileSettings = toml::from_str("server = \"wss://gw:7070/ws/agent\"\nkey_file = \"/etc/fleetgate/agent.key\"\nheartbeat_secs = 10\n").expect("parses");
-        assert_eq!(settings.server.as_deref(), Some("wss://gw:7070/ws/agent"));
+        assert_eq!(
+            settings.server.map(Servers::into_vec),
+            Some(vec!["wss://gw:7070/ws/agent".to_owned()])
+        );
+        let listed: FileSettings =
+            toml::from_str("server = [\"wss://fra/ws/agent\", \"wss://iad/ws/agent\"]\n")
+                .expect("a list parses");
+        assert_eq!(
+            listed.server.map(Servers::into_vec),
+            Some(vec![
+                "wss://fra/ws/agent".to_owned(),
+                "wss://iad/ws/agent".to_owned()
+            ])
+        );
         assert_eq!(settings.heartbeat_secs, Some(10));
         assert!(toml::from_str::<FileSettings>("sever = \"x\"\n").is_err());
     }

@@ -139,7 +139,7 @@ impl RelayProcess {
     /// Starts a relay and one simulated agent (with `config`) behind it.
     pub async fn start_with_agent(mut config: FleetConfig) -> anyhow::Result<(Self, Fleet)> {
         let relay = Self::start().await?;
-        config.server = relay.agent_url();
+        config.servers = vec![relay.agent_url()];
         let fleet = Fleet::start(config, AGENT_SECRET);
         Ok((relay, fleet))
     }

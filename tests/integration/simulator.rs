@@ -60,3 +60,41 @@ async fn five_hundred_simulated_agents_register_and_heartbeat() {
     );
     server.stop().await;
 }
+
+#[actix_web::test]
+async fn simulated_agents_fail_over_to_the_next_server_when_home_is_down() {
+    const AGENTS: usize = 20;
+    let server = spawn_app().await;
+    let mut keys = Vec::with_capacity(AGENTS);
+    for index in 0..AGENTS {
+        keys.push(enroll(&server, &format!("failover-{index}")).await.1);
+    }
+    // Home: a port nothing listens on.
+    let home = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port");
+    let stats = Arc::new(FleetStats::default());
+    let config = FleetConfig {
+        reconnect: true,
+        servers: vec![format!("ws://{home}/ws/agent"), server.ws_url("/ws/agent")],
+        ..FleetConfig::new("")
+    };
+    let fleet_stats = stats.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(run_fleet(config, keys, fleet_stats));
+    });
+    assert!(
+        within_a_minute(async || stats.registered.load(Ordering::Relaxed) == AGENTS as u64).await,
+        "all registered on the second server: {}",
+        stats.summary()
+    );
+    assert!(
+        stats.failed.load(Ordering::Relaxed) >= AGENTS as u64,
+        "each tried home first: {}",
+        stats.summary()
+    );
+}

@@ -12,6 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::shell::{Flood, Reply, respond};
 use super::{FleetConfig, FleetStats};
 use crate::backoff::{Backoff, random_unit};
+use crate::failover::ServerList;
 
 /// How one connection ended.
 enum Ended {
@@ -29,11 +30,19 @@ pub(super) async fn simulated_agent(
     stats: Arc<FleetStats>,
 ) {
     let mut backoff = Backoff::default();
+    let Some(mut servers) = ServerList::new(config.servers.clone()) else {
+        stats.failed.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
     loop {
         let started = Instant::now();
-        let ended = one_connection(index, &secret, &config, &stats).await;
-        if matches!(ended, Ended::Failed) {
-            stats.failed.fetch_add(1, Ordering::Relaxed);
+        let ended = one_connection(index, &secret, servers.current(), &config, &stats).await;
+        match ended {
+            Ended::Failed => {
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+                servers.failed();
+            }
+            Ended::Closed => servers.served(),
         }
         if !config.reconnect {
             return;
@@ -80,10 +89,11 @@ fn uptime(config: &FleetConfig, tick: u64) -> u64 {
 async fn one_connection(
     index: usize,
     secret: &str,
+    server: &str,
     config: &FleetConfig,
     stats: &FleetStats,
 ) -> Ended {
-    let Ok((socket, _)) = tokio_tungstenite::connect_async(config.server.as_str()).await else {
+    let Ok((socket, _)) = tokio_tungstenite::connect_async(server).await else {
         return Ended::Failed;
     };
     stats.connected.fetch_add(1, Ordering::Relaxed);

@@ -45,8 +45,9 @@ impl FleetStats {
 /// Settings of a simulated fleet.
 #[derive(Debug, Clone)]
 pub struct FleetConfig {
-    /// `ws://host:port/ws/agent`.
-    pub server: String,
+    /// `ws://host:port/ws/agent`, home first, then where agents fail over to (with
+    /// `reconnect`).
+    pub servers: Vec<String>,
     /// Heartbeat interval.
     pub heartbeat: Duration,
     /// New agents started per second; 0 starts them all at once.
@@ -69,7 +70,7 @@ impl FleetConfig {
     /// control.
     pub fn new(server: impl Into<String>) -> Self {
         Self {
-            server: server.into(),
+            servers: vec![server.into()],
             heartbeat: Duration::from_secs(5),
             ramp_per_sec: 1000,
             reconnect: false,

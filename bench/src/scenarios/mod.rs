@@ -59,7 +59,7 @@ pub async fn connect_fleet(
     // Let start-up work (migrations, first flushes) settle before the idle reading.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = server.sample()?;
-    config.server = server.agent_url();
+    config.servers = vec![server.agent_url()];
     let fleet = Fleet::start(config, &keys);
     let all_registered_after = wait_for(&fleet.stats.registered, agents as u64, limit).await;
     Ok(Connected {
