@@ -44,6 +44,8 @@ enum Scenario {
     SteadyFleet(scenarios::steady_fleet::Options),
     /// Single-byte inputs one at a time through fleetgate and through the raw relay.
     KeystrokeRtt(scenarios::keystroke_rtt::Options),
+    /// Keystrokes from an operator on one cluster instance to an agent on another (PostgreSQL, NATS).
+    CrossRegionRtt(scenarios::cross_region_rtt::Options),
     /// An agent floods terminal output: MiB/s via fleetgate and the raw relay; then a slow reader.
     TerminalThroughput(scenarios::terminal_throughput::Options),
     /// N agents heartbeating: how fast the machine list answers a page and the whole list.
@@ -87,6 +89,9 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Scenario::ConnectStorm(options) => scenarios::connect_storm::run(&binary, options).await?,
         Scenario::SteadyFleet(options) => scenarios::steady_fleet::run(&binary, options).await?,
         Scenario::KeystrokeRtt(options) => scenarios::keystroke_rtt::run(&binary, options).await?,
+        Scenario::CrossRegionRtt(options) => {
+            scenarios::cross_region_rtt::run(&binary, options).await?
+        }
         Scenario::TerminalThroughput(options) => {
             scenarios::terminal_throughput::run(&binary, options).await?
         }

@@ -33,8 +33,13 @@ pub struct ServerUnderTest {
     data_dir: tempfile::TempDir,
     addr: SocketAddr,
     schema: Option<String>,
+    /// Whether stopping drops the schema (not for a second instance sharing it).
+    owns_schema: bool,
     child: Option<Child>,
 }
+
+/// The file of the server's secrets in its data directory (`fleetgate::secrets::SECRETS_FILE`).
+const SECRETS_FILE: &str = "secrets.env";
 
 impl ServerUnderTest {
     /// A server on a free port with a fresh data directory (and schema); not started yet.
@@ -51,8 +56,31 @@ impl ServerUnderTest {
                 .tempdir()?,
             addr,
             schema,
+            owns_schema: true,
             child: None,
         })
+    }
+
+    /// Another instance of the same cluster as `first` (which has started once, so its secrets
+    /// exist): the same database schema and the same secrets, its own port and data directory.
+    pub async fn prepare_peer(options: ServerOptions, first: &Self) -> anyhow::Result<Self> {
+        let mut peer = Self {
+            addr: TcpListener::bind("127.0.0.1:0")?.local_addr()?,
+            data_dir: tempfile::Builder::new()
+                .prefix("fleetgate-bench-")
+                .tempdir()?,
+            schema: first.schema.clone(),
+            owns_schema: false,
+            options,
+            child: None,
+        };
+        peer.options.postgres = first.options.postgres.clone();
+        std::fs::copy(
+            first.data_dir.path().join(SECRETS_FILE),
+            peer.data_dir.path().join(SECRETS_FILE),
+        )
+        .context("sharing the first instance's secrets")?;
+        Ok(peer)
     }
 
     /// `host:port` of the server.
@@ -202,7 +230,9 @@ impl ServerUnderTest {
         if let Err(err) = copied {
             eprintln!("warning: server log not kept in {}: {err}", kept.display());
         }
-        if let (Some(url), Some(schema)) = (&self.options.postgres, &self.schema) {
+        if let (Some(url), Some(schema), true) =
+            (&self.options.postgres, &self.schema, self.owns_schema)
+        {
             crate::db_probe::drop_schema(url, schema).await?;
             self.schema = None;
         }

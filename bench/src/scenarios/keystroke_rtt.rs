@@ -24,11 +24,11 @@ pub struct Options {
 }
 
 /// Untimed inputs first, to warm caches and connections on both paths.
-const WARM_UP: usize = 100;
+pub(super) const WARM_UP: usize = 100;
 
 /// Inputs typed on one path before switching to the other: both paths are measured in
 /// alternating blocks, so a noisy moment on the machine hits both alike.
-const BLOCK: usize = 500;
+pub(super) const BLOCK: usize = 500;
 
 /// Opens a terminal through the relay and one through fleetgate, then types into them in
 /// alternating blocks.
@@ -96,7 +96,10 @@ pub async fn run(binary: &Path, options: Options) -> anyhow::Result<Checks> {
 }
 
 /// Reads until `expected` comes back as output; anything else is skipped.
-async fn await_echo(peer: &mut impl TerminalPeer, expected: &str) -> anyhow::Result<bool> {
+pub(super) async fn await_echo(
+    peer: &mut impl TerminalPeer,
+    expected: &str,
+) -> anyhow::Result<bool> {
     loop {
         match peer.next_event().await? {
             TerminalEvent::Output(text) => return Ok(text == expected),
@@ -107,7 +110,7 @@ async fn await_echo(peer: &mut impl TerminalPeer, expected: &str) -> anyhow::Res
 }
 
 /// Types `count` single bytes one at a time, appending each round trip to `round_trips`.
-async fn type_block(
+pub(super) async fn type_block(
     peer: &mut impl TerminalPeer,
     count: usize,
     round_trips: &mut Vec<Duration>,

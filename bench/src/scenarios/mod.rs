@@ -2,6 +2,7 @@
 //! a simulated fleet connecting to it.
 
 pub mod connect_storm;
+pub mod cross_region_rtt;
 pub mod keystroke_rtt;
 pub mod machine_list;
 pub mod reconnect_storm;
