@@ -7,6 +7,7 @@ use std::time::Duration;
 use actix::{Actor, Addr};
 use fleetgate_actors::cluster::bridge::{ClusterLink, NatsBridge};
 use fleetgate_actors::cluster::presence::PresenceBook;
+use fleetgate_actors::cluster::view::ClusterView;
 use fleetgate_actors::protocol::cluster::ClusterKey;
 use fleetgate_actors::protocol::ids::random_hex_id;
 
@@ -23,7 +24,7 @@ fn instance_name(region: &str) -> String {
     format!("{region}-{}", &random_hex_id()[..8])
 }
 
-/// How long a presence entry lives unless announced again: half the offline window, so that
+/// How long an instance's lease lives unless renewed: half the offline window, so that
 /// with a sweep every quarter of it ([`sweep_every`]) the machines of a dead instance are
 /// offline everywhere within `agents.offline_after_secs`.
 pub fn presence_ttl(settings: &Settings) -> Duration {
@@ -44,6 +45,8 @@ pub struct Joined {
     pub bridge: Addr<NatsBridge>,
     /// The NATS client, cluster key and names.
     pub link: ClusterLink,
+    /// Where each machine's agent is, kept by the bridge.
+    pub view: ClusterView,
 }
 
 /// This instance in the cluster, or `None` when it runs standalone.
@@ -87,6 +90,11 @@ pub async fn join(settings: &Settings, key: &ClusterKey) -> Result<Option<Joined
         cluster: cluster.name.clone(),
         instance,
     };
-    let bridge = NatsBridge::new(link.clone(), presence, ttl).start();
-    Ok(Some(Joined { bridge, link }))
+    let bridge = NatsBridge::new(link.clone(), presence, ttl);
+    let view = bridge.view();
+    Ok(Some(Joined {
+        bridge: bridge.start(),
+        link,
+        view,
+    }))
 }

@@ -6,9 +6,9 @@ use actix::{Actor, Addr};
 use fleetgate_actors::agent_session::AgentLinks;
 use fleetgate_actors::cluster::inbound::ListenForAgents;
 use fleetgate_actors::cluster::outbox::ClusterOutbox;
-use fleetgate_actors::cluster::regions::{RegionMap, WatchRegions};
 use fleetgate_actors::cluster::status::ListenForStatus;
 use fleetgate_actors::cluster::sweep::StartSweep;
+use fleetgate_actors::cluster::view::ClusterView;
 use fleetgate_actors::command::CommandLinks;
 use fleetgate_actors::registry::{
     ClusterRouting, PresenceLinks, Registry, RegistryConfig, ShutdownTerminals,
@@ -59,8 +59,8 @@ pub struct Services {
     pub directory: Addr<UserDirectory>,
     /// Security events, rate-limited per peer address.
     pub security: SecurityEvents,
-    /// The region of each machine's agent (cluster mode; empty standalone).
-    pub regions: RegionMap,
+    /// Where each machine's agent is, cluster-wide (empty standalone).
+    pub cluster: ClusterView,
 }
 
 impl Services {
@@ -93,7 +93,7 @@ impl Services {
             settings.limits.security_events_per_minute,
         );
         let registry = match &cluster {
-            Some(Joined { bridge, link }) => registry
+            Some(Joined { bridge, link, .. }) => registry
                 .with_presence(PresenceLinks {
                     connected: bridge.clone().recipient(),
                     disconnected: bridge.clone().recipient(),
@@ -107,11 +107,10 @@ impl Services {
             None => registry,
         }
         .start();
-        let regions = RegionMap::default();
+        let view = cluster
+            .as_ref()
+            .map_or_else(ClusterView::default, |joined| joined.view.clone());
         if let Some(Joined { bridge, .. }) = &cluster {
-            bridge.do_send(WatchRegions {
-                map: regions.clone(),
-            });
             bridge.do_send(ListenForStatus {
                 listener: registry.clone().recipient(),
                 security: security.clone(),
@@ -149,7 +148,7 @@ impl Services {
             registry,
             directory,
             security,
-            regions,
+            cluster: view,
         }
     }
 
@@ -202,7 +201,7 @@ impl Services {
             security: self.security.clone(),
             watch_user: self.directory.clone().recipient(),
             unwatch_user: self.directory.clone().recipient(),
-            regions: self.regions.clone(),
+            cluster: self.cluster.clone(),
         }
     }
 

@@ -1,9 +1,9 @@
-//! The cluster's presence against a real NATS server with JetStream: the bucket (announce, look
-//! up, a machine moving between instances, where a late withdrawal leaves the new entry alone,
-//! entries expiring with their TTL) and the `NatsBridge` actor that keeps it for an instance
-//! (message-level: connected, disconnected, refreshed while held). Uses `FLEETGATE_TEST_NATS_URL` (CI sets it and starts
-//! nats-server); without it, 127.0.0.1:4222 if something listens there, else the tests say they
-//! were skipped.
+//! The cluster's presence against a real NATS server with JetStream: the buckets (announce, look
+//! up, a machine moving between instances, where a late withdrawal leaves the new entry alone;
+//! leases, after which a dead instance's machines are held by nobody) and the `NatsBridge` actor
+//! that keeps them for an instance (message-level: connected, disconnected, held while its lease
+//! is renewed). Uses `FLEETGATE_TEST_NATS_URL` (CI sets it and starts nats-server); without it,
+//! 127.0.0.1:4222 if something listens there, else the tests say they were skipped.
 
 use std::time::Duration;
 
@@ -72,6 +72,9 @@ async fn book(
 async fn drop_bucket(jetstream: &async_nats::jetstream::Context, cluster: &str) {
     let _ = jetstream
         .delete_key_value(format!("fg_{cluster}_presence"))
+        .await;
+    let _ = jetstream
+        .delete_key_value(format!("fg_{cluster}_instances"))
         .await;
 }
 
@@ -157,43 +160,54 @@ async fn a_moved_machine_is_not_withdrawn_by_its_old_instance() {
 }
 
 #[actix::test]
-async fn entries_of_an_instance_that_stops_announcing_expire() {
+async fn a_dead_instance_s_machines_are_held_by_nobody_in_a_living_instance_s_view() {
     let Some(client) = nats().await else {
         return;
     };
     let jetstream = async_nats::jetstream::new(client.clone());
     let cluster = cluster();
     let ttl = Duration::from_secs(1);
-    let dying = book(&jetstream, &cluster, "fra-1", ttl).await;
-    let living = book(&jetstream, &cluster, "iad-1", ttl).await;
+    let link = ClusterLink {
+        client,
+        key: ClusterKey::from_bytes([6; 32]),
+        cluster: cluster.clone(),
+        instance: "fra-1".into(),
+    };
+    let living = NatsBridge::new(link, book(&jetstream, &cluster, "fra-1", ttl).await, ttl);
+    let view = living.view();
+    let living = living.start();
+    let dying = book(&jetstream, &cluster, "iad-1", ttl).await;
     let (gone, kept) = (
         MachineId(uuid::Uuid::new_v4()),
         MachineId(uuid::Uuid::new_v4()),
     );
+    dying.renew_lease().await.expect("lease");
     dying
         .announce(gone, held(ConnectionId(1)))
         .await
         .expect("announce");
-    living
-        .announce(kept, held(ConnectionId(2)))
-        .await
-        .expect("announce");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    // The living instance keeps announcing its machine; the dying one has stopped.
-    while living.lookup(gone).await.expect("lookup").is_some() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the dead instance's entry never expired"
-        );
-        living
-            .announce(kept, held(ConnectionId(2)))
-            .await
-            .expect("announce");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    living.do_send(MachineConnected {
+        machine_id: kept,
+        connection_id: ConnectionId(2),
+        since: Utc::now(),
+        capabilities: Capabilities::default(),
+    });
     assert!(
-        living.lookup(kept).await.expect("lookup").is_some(),
-        "an entry announced within its TTL stays"
+        within_5s(|| async { view.holder(&gone).is_some() && view.holder(&kept).is_some() }).await,
+        "both held while both instances renew"
+    );
+    // The dying instance stops renewing; the living one's bridge goes on.
+    assert!(
+        within_5s(|| async { view.holder(&gone).is_none() }).await,
+        "the dead instance's machine is held by nobody once its lease expired"
+    );
+    assert_eq!(view.orphans(), vec![(gone, "iad-1".to_owned())]);
+    assert!(view.leads("fra-1"), "the living instance leads the sweep");
+    tokio::time::sleep(ttl * 2).await;
+    assert_eq!(
+        view.region_of(&kept).as_deref(),
+        Some("fra-1-region"),
+        "a renewing instance's machine stays held"
     );
     drop_bucket(&jetstream, &cluster).await;
 }
@@ -254,13 +268,13 @@ async fn the_bridge_announces_refreshes_and_withdraws_its_machines() {
         within_5s(|| async { where_is().await.is_some_and(|e| e.instance == "fra-1") }).await,
         "announced on register"
     );
-    // Held for three TTLs: the bridge's refreshes keep it.
+    // Held for three TTLs: the bridge's lease renewals keep it.
     tokio::time::sleep(ttl * 3).await;
     let seen = elsewhere.lookup(machine).await.expect("lookup");
     assert_eq!(
         seen.map(|e| e.connection_id),
         Some(1),
-        "refreshed while held"
+        "held while the lease is renewed"
     );
 
     // Reconnected here on another socket, then the old socket's close arrives.

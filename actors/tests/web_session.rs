@@ -202,7 +202,7 @@ fn start(online: bool, access: Result<(), AccessError>) -> Harness {
         security: SecurityEvents::new(audit, 100),
         watch_user,
         unwatch_user,
-        regions: Default::default(),
+        cluster: Default::default(),
     };
     let config = WebSessionConfig {
         socket: SocketConfig {

@@ -1,11 +1,12 @@
-//! `NatsBridge`: this instance's one connection to the cluster's NATS. Today it keeps the
-//! presence of the machines connected here: announced when their agents register, announced
-//! again every third of the presence TTL while they stay (so they expire with this instance if
-//! it dies), withdrawn when their sockets close. NATS being away never holds up local traffic:
-//! presence writes run in order on a task of their own behind a bounded queue, failures are
-//! logged, and the next refresh writes everything again once the client has reconnected.
+//! `NatsBridge`: this instance's one connection to the cluster's NATS. It keeps the presence of
+//! the machines connected here (written when their agents register, withdrawn when their
+//! sockets close), renews this instance's lease every third of the TTL (so its machines count as
+//! held by nobody once it dies), and keeps the in-memory [`ClusterView`] of every machine and
+//! instance. NATS being away never holds up local traffic: presence writes run in order on a
+//! task of their own behind a bounded queue, failures are logged, and each renewal also writes
+//! again the entries of held machines that the view does not show (lost writes heal).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use actix::{Actor, AsyncContext, Context, Handler, Message, ResponseFuture};
@@ -13,6 +14,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 use super::presence::{HeldAgent, PresenceBook, PresenceEntry, PresenceError, Withdrawal};
+use super::view::ClusterView;
 use crate::protocol::agent::Capabilities;
 use crate::protocol::cluster::ClusterKey;
 use crate::protocol::{ConnectionId, MachineId};
@@ -55,6 +57,7 @@ pub struct WhereIs {
 /// tells whether the machine had moved.
 #[derive(Debug)]
 enum PresenceWrite {
+    RenewLease,
     Announce(MachineId, HeldAgent),
     Withdraw(MachineId, ConnectionId, Option<oneshot::Sender<bool>>),
 }
@@ -81,20 +84,25 @@ pub struct ClusterLink {
 pub struct NatsBridge {
     link: ClusterLink,
     presence: PresenceBook,
+    view: ClusterView,
     refresh_every: Duration,
     /// The machines whose agents are connected here, with their socket and since when.
     held: HashMap<MachineId, HeldAgent>,
+    /// Machines stored online that no entry named at the last sweep (see `sweep.rs`).
+    pub(super) sweep_suspects: HashSet<MachineId>,
     writes: Option<mpsc::Sender<PresenceWrite>>,
 }
 
 impl NatsBridge {
-    /// A bridge on `link` keeping presence in `presence`, whose entries live `presence_ttl`.
+    /// A bridge on `link` keeping presence in `presence`, whose leases live `presence_ttl`.
     pub fn new(link: ClusterLink, presence: PresenceBook, presence_ttl: Duration) -> Self {
         Self {
             link,
             presence,
+            view: ClusterView::new(presence_ttl),
             refresh_every: (presence_ttl / 3).max(Duration::from_millis(100)),
             held: HashMap::new(),
+            sweep_suspects: HashSet::new(),
             writes: None,
         }
     }
@@ -107,6 +115,11 @@ impl NatsBridge {
     /// The presence bucket.
     pub(super) fn presence(&self) -> &PresenceBook {
         &self.presence
+    }
+
+    /// The cluster as this instance sees it (kept up to date once the bridge has started).
+    pub fn view(&self) -> ClusterView {
+        self.view.clone()
     }
 
     /// The machines whose agents are connected here.
@@ -125,8 +138,9 @@ impl NatsBridge {
         }
     }
 
-    /// Announces every held machine again (restarting their TTL), unless the last refresh is
-    /// still waiting for NATS.
+    /// Renews this instance's lease, and announces again each machine held here for a while
+    /// that the view does not show as held here (a write that was lost), unless earlier writes
+    /// are still waiting for NATS.
     fn refresh(&self) {
         let idle = self
             .writes
@@ -135,8 +149,14 @@ impl NatsBridge {
         if !idle {
             return;
         }
+        self.write(PresenceWrite::RenewLease);
+        let shown = self.view.held_by(&self.link.instance);
+        let settled =
+            Utc::now() - chrono::Duration::from_std(self.refresh_every).unwrap_or_default();
         for (machine, held) in &self.held {
-            self.write(PresenceWrite::Announce(*machine, *held));
+            if held.since < settled && !shown.contains(&(*machine, held.connection_id.0)) {
+                self.write(PresenceWrite::Announce(*machine, *held));
+            }
         }
     }
 }
@@ -145,6 +165,7 @@ impl NatsBridge {
 async fn run_writes(presence: PresenceBook, mut writes: mpsc::Receiver<PresenceWrite>) {
     while let Some(write) = writes.recv().await {
         let outcome = match write {
+            PresenceWrite::RenewLease => presence.renew_lease().await,
             PresenceWrite::Announce(machine, held) => presence.announce(machine, held).await,
             PresenceWrite::Withdraw(machine, connection, moved) => {
                 let withdrawal = presence.withdraw(machine, connection).await;
@@ -171,7 +192,12 @@ impl Actor for NatsBridge {
             self.presence.clone(),
             queue,
         )));
+        self.write(PresenceWrite::RenewLease);
         ctx.run_interval(self.refresh_every, |bridge, _| bridge.refresh());
+        ctx.spawn(actix::fut::wrap_future(super::view::follow(
+            self.presence.clone(),
+            self.view.clone(),
+        )));
     }
 }
 
@@ -220,8 +246,16 @@ impl Handler<MachineDisconnected> for NatsBridge {
 impl Handler<WhereIs> for NatsBridge {
     type Result = ResponseFuture<Result<Option<PresenceEntry>, PresenceError>>;
 
+    /// From the view; asks the bucket only when the view has no live entry (it may lag a
+    /// register by a moment), and trusts an entry only if its instance is alive.
     fn handle(&mut self, question: WhereIs, _: &mut Context<Self>) -> Self::Result {
-        let presence = self.presence.clone();
-        Box::pin(async move { presence.lookup(question.machine_id).await })
+        if let Some(entry) = self.view.holder(&question.machine_id) {
+            return Box::pin(async move { Ok(Some(entry)) });
+        }
+        let (presence, view) = (self.presence.clone(), self.view.clone());
+        Box::pin(async move {
+            let entry = presence.lookup(question.machine_id).await?;
+            Ok(entry.filter(|entry| view.is_alive(&entry.instance)))
+        })
     }
 }

@@ -1,10 +1,14 @@
 //! Presence: which instance each machine's agent is connected to, in a JetStream key-value
-//! bucket shared by the cluster (`fg_<cluster>_presence`, key = machineId). An instance
-//! announces a machine when its agent registers and keeps announcing it while the agent lives;
-//! entries expire with the bucket's TTL, so the machines of an instance that died go offline
-//! everywhere without anyone deleting them. A machine that reconnects elsewhere is announced by
-//! its new instance; the old instance's late withdrawal then finds another connection's entry
-//! and leaves it alone (the ConnectionId rule, cluster-wide).
+//! bucket shared by the cluster (`fg_<cluster>_presence`, key = machineId), and which instances
+//! are alive (`fg_<cluster>_instances`, key = instance name). An instance writes a machine's
+//! entry when its agent registers and deletes it when the socket closes; it renews its own lease
+//! every third of the TTL, and a lease expires with the TTL when its instance stops renewing it.
+//! A machine whose entry names an instance without a lease is held by nobody (its instance
+//! died): the sweep marks it offline and removes the entry. One lease per instance instead of
+//! one refresh per machine keeps NATS traffic independent of the fleet's size. A machine that
+//! reconnects elsewhere is announced by its new instance; the old instance's late withdrawal
+//! then finds another connection's entry and leaves it alone (the ConnectionId rule,
+//! cluster-wide).
 
 use std::time::Duration;
 
@@ -69,17 +73,29 @@ fn store_error(err: impl std::fmt::Display) -> PresenceError {
     PresenceError::Store(err.to_string())
 }
 
-/// One instance's handle on the cluster's presence bucket.
+/// An instance's lease, as renewed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lease {
+    /// The instance's region.
+    pub region: String,
+    /// When it renewed the lease.
+    pub at: DateTime<Utc>,
+}
+
+/// One instance's handle on the cluster's presence and lease buckets.
 #[derive(Clone)]
 pub struct PresenceBook {
     store: kv::Store,
+    leases: kv::Store,
     instance: String,
     region: String,
 }
 
 impl PresenceBook {
-    /// Opens (creating it if needed) the presence bucket of `cluster`, whose entries expire
-    /// `ttl` after they were last announced, for `instance` in `region`.
+    /// Opens (creating them if needed) the presence and lease buckets of `cluster` for
+    /// `instance` in `region`; leases expire `ttl` after they were last renewed (every instance
+    /// of the cluster must use the same `ttl`: JetStream refuses another configuration).
     pub async fn open(
         jetstream: &jetstream::Context,
         cluster: &str,
@@ -87,24 +103,29 @@ impl PresenceBook {
         region: &str,
         ttl: Duration,
     ) -> Result<Self, PresenceError> {
+        let bucket = |name: &str, max_age: Duration| kv::Config {
+            bucket: format!("fg_{cluster}_{name}"),
+            history: 1,
+            max_age,
+            ..Default::default()
+        };
         let store = jetstream
-            .create_key_value(kv::Config {
-                bucket: format!("fg_{cluster}_presence"),
-                history: 1,
-                max_age: ttl,
-                ..Default::default()
-            })
+            .create_key_value(bucket("presence", Duration::ZERO))
+            .await
+            .map_err(store_error)?;
+        let leases = jetstream
+            .create_key_value(bucket("instances", ttl))
             .await
             .map_err(store_error)?;
         Ok(Self {
             store,
+            leases,
             instance: instance.to_owned(),
             region: region.to_owned(),
         })
     }
 
-    /// Announces that `machine`'s agent is connected here as `held` (again while it lives:
-    /// each announcement restarts the entry's TTL).
+    /// Announces that `machine`'s agent is connected here as `held`.
     pub async fn announce(&self, machine: MachineId, held: HeldAgent) -> Result<(), PresenceError> {
         let entry = PresenceEntry {
             instance: self.instance.clone(),
@@ -121,9 +142,47 @@ impl PresenceBook {
         Ok(())
     }
 
-    /// Every change to the bucket from now on, after the current entries (one per machine).
+    /// Every change to the presence bucket from now on, after the current entries.
     pub async fn watch(&self) -> Result<kv::Watch, PresenceError> {
         self.store.watch_all().await.map_err(store_error)
+    }
+
+    /// Renews this instance's lease (its machines stay held for another TTL).
+    pub async fn renew_lease(&self) -> Result<(), PresenceError> {
+        let lease = Lease {
+            region: self.region.clone(),
+            at: Utc::now(),
+        };
+        let value = serde_json::to_vec(&lease).map_err(store_error)?;
+        self.leases
+            .put(&self.instance, value.into())
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Every lease renewal from now on, after the live leases.
+    pub async fn watch_leases(&self) -> Result<kv::Watch, PresenceError> {
+        self.leases.watch_all().await.map_err(store_error)
+    }
+
+    /// Removes `machine`'s entry if it still names `instance` (a dead one); whether it went.
+    pub async fn forget(&self, machine: MachineId, instance: &str) -> Result<bool, PresenceError> {
+        let Some((entry, revision)) = self.entry(machine).await? else {
+            return Ok(false);
+        };
+        if entry.instance != instance {
+            return Ok(false);
+        }
+        match self
+            .store
+            .delete_expect_revision(machine.to_string(), Some(revision))
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(err) if matches!(err.kind(), kv::DeleteErrorKind::WrongLastRevision) => Ok(false),
+            Err(err) => Err(store_error(err)),
+        }
     }
 
     /// Where `machine`'s agent is connected, if anywhere.

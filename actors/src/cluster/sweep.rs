@@ -1,12 +1,14 @@
-//! The cluster's sweep: a machine the shared database shows online whose presence entry is gone
-//! (its instance died, so nobody withdrew it and nobody refreshes it) is marked offline. Every
-//! instance sweeps, every quarter of the offline window (entries live half of it); the machines
-//! connected to the sweeping instance itself are left to its Registry.
+//! The cluster's sweep, run by one instance (the first live one by name, so that each lost
+//! machine is marked offline once): a machine whose presence entry names an instance whose lease
+//! expired (it died, so nobody withdrew the entry) is marked offline and its entry removed; a
+//! machine the shared database shows online that no entry names at all, at two sweeps in a row
+//! (a register may be stored a moment before its entry is seen), is marked offline too. Every
+//! instance sweeps every quarter of the offline window; leases live half of it.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use actix::{AsyncContext, Context, Handler, Message, Recipient};
+use actix::{ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient};
 
 use super::bridge::NatsBridge;
 use crate::protocol::MachineId;
@@ -23,7 +25,7 @@ pub struct PresenceLost {
 }
 
 /// Start sweeping every `every`: read what is stored online from `stored_online`, tell `lost`
-/// (the Registry) about machines without presence.
+/// (the Registry) about machines no live instance holds.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct StartSweep {
@@ -40,38 +42,57 @@ impl Handler<StartSweep> for NatsBridge {
 
     fn handle(&mut self, sweep: StartSweep, ctx: &mut Context<Self>) {
         ctx.run_interval(sweep.every, move |bridge, ctx| {
+            let view = bridge.view();
+            if !view.leads(&bridge.link().instance) {
+                bridge.sweep_suspects.clear();
+                return;
+            }
             let presence = bridge.presence().clone();
             let held: HashSet<MachineId> = bridge.held_machines().collect();
+            let orphans = view.orphans();
             let (stored_online, lost) = (sweep.stored_online.clone(), sweep.lost.clone());
-            ctx.spawn(actix::fut::wrap_future(async move {
+            let suspects = std::mem::take(&mut bridge.sweep_suspects);
+            let sweep_done = async move {
                 let stored = match stored_online.send(StoredOnline).await {
                     Ok(Ok(stored)) => stored,
                     Ok(Err(err)) => {
                         tracing::warn!(error = %err, "cluster sweep: machines online not readable");
-                        return;
+                        return suspects;
                     }
                     Err(err) => {
                         tracing::warn!(error = %err, "cluster sweep: query repository gone");
-                        return;
+                        return suspects;
                     }
                 };
+                let orphaned: HashSet<MachineId> = orphans.iter().map(|(m, _)| *m).collect();
+                let mut unnamed = HashSet::new();
                 for (machine_id, hostname) in stored {
-                    if held.contains(&machine_id) {
+                    if held.contains(&machine_id) || view.holder(&machine_id).is_some() {
                         continue;
                     }
-                    match presence.lookup(machine_id).await {
-                        Ok(None) => lost.do_send(PresenceLost {
+                    let gone = orphaned.contains(&machine_id)
+                        || (!view.knows(&machine_id) && suspects.contains(&machine_id));
+                    if gone {
+                        lost.do_send(PresenceLost {
                             machine_id,
                             hostname,
-                        }),
-                        Ok(Some(_)) => {}
-                        Err(err) => {
-                            tracing::warn!(error = %err, "cluster sweep stopped: presence not readable");
-                            return;
-                        }
+                        });
+                    } else if !view.knows(&machine_id) {
+                        unnamed.insert(machine_id);
                     }
                 }
-            }));
+                for (machine, instance) in orphans {
+                    if let Err(err) = presence.forget(machine, &instance).await {
+                        tracing::warn!(error = %err, "cluster sweep: a dead instance's entry stays");
+                        break;
+                    }
+                }
+                unnamed
+            };
+            ctx.spawn(
+                actix::fut::wrap_future::<_, NatsBridge>(sweep_done)
+                    .map(|unnamed, bridge, _| bridge.sweep_suspects = unnamed),
+            );
         });
     }
 }

@@ -16,7 +16,7 @@ use actix_web_actors::ws::{CloseCode, WebsocketContext};
 use bytestring::ByteString;
 use serde::Serialize;
 
-use crate::cluster::regions::RegionMap;
+use crate::cluster::view::ClusterView;
 use crate::command::CommandLinks;
 use crate::identity::AuthenticatedUser;
 use crate::protocol::session_token::SessionTokens;
@@ -112,8 +112,8 @@ pub struct WebLinks {
     pub watch_user: Recipient<WatchSocket>,
     /// `UserDirectory`: this socket closed.
     pub unwatch_user: Recipient<UnwatchSocket>,
-    /// The region of each machine's agent (cluster mode).
-    pub regions: RegionMap,
+    /// Where each machine's agent is, cluster-wide (empty standalone).
+    pub cluster: ClusterView,
 }
 
 /// One operator socket.

@@ -54,7 +54,9 @@ impl WebSession {
 impl WebSession {
     /// The region an online machine's agent is connected in (none offline or standalone).
     fn region_of(&self, machine: MachineId, online: bool) -> Option<String> {
-        online.then(|| self.links.regions.get(&machine)).flatten()
+        online
+            .then(|| self.links.cluster.region_of(&machine))
+            .flatten()
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use fleetgate_actors::cluster::regions::RegionMap;
+use fleetgate_actors::cluster::view::ClusterView;
 use fleetgate_actors::protocol::MachineId;
 use fleetgate_actors::repo::machine_record::Machine;
 use fleetgate_actors::repo::metric::{LatestMetrics, MetricSample};
@@ -80,7 +80,7 @@ impl<'a> MachineView<'a> {
     pub(super) fn new(
         row: &'a Machine,
         latest: Option<&MetricSample>,
-        regions: &RegionMap,
+        cluster: &ClusterView,
     ) -> Self {
         Self {
             id: row.id.0,
@@ -97,7 +97,7 @@ impl<'a> MachineView<'a> {
             last_seen: row.last_seen.map(|t| t.to_rfc3339()),
             latest_metrics: latest.map(SampleView::from),
             region: (row.status() == "online")
-                .then(|| regions.get(&row.id))
+                .then(|| cluster.region_of(&row.id))
                 .flatten(),
         }
     }

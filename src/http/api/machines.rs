@@ -98,7 +98,7 @@ pub async fn list(
     let latest = latest_of(&state, &rows).await?;
     let items = rows
         .iter()
-        .map(|row| MachineView::new(row, latest.get(&row.id), &state.services.regions))
+        .map(|row| MachineView::new(row, latest.get(&row.id), &state.services.cluster))
         .collect();
     Ok(HttpResponse::Ok().json(MachinePage { items, next_cursor }))
 }
@@ -120,7 +120,7 @@ pub async fn show(
     Ok(HttpResponse::Ok().json(MachineView::new(
         &row,
         latest.get(&row.id),
-        &state.services.regions,
+        &state.services.cluster,
     )))
 }
 
