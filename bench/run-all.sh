@@ -22,6 +22,7 @@ bench=("$target_dir/$profile_dir/fleetgate-bench" --server-bin "$target_dir/$pro
 "${bench[@]}" keystroke-rtt --inputs 300
 # Two cluster instances sharing the PostgreSQL and NATS that .ci/run has started.
 "${bench[@]}" cross-region-rtt --inputs 300
+"${bench[@]}" region-loss --agents 200 --offline-after-secs 4 --limit-secs 60
 # 32 MiB: in a debug build the flood must outlast the metric batcher's 1 s flush, so that the
 # flooding machine's heartbeats can be seen stored during it.
 "${bench[@]}" terminal-throughput --mib 32 --slow-mib 16 --slow-agent-mib-per-sec 32

@@ -52,6 +52,9 @@ enum Scenario {
     MachineList(scenarios::machine_list::Options),
     /// N agents connected, the server killed and restarted: time until all are back.
     ReconnectStorm(scenarios::reconnect_storm::Options),
+    /// Three cluster instances; the one holding N agents is killed: time until offline, and
+    /// until the agents are back on the others (PostgreSQL, NATS).
+    RegionLoss(scenarios::region_loss::Options),
     /// Runs the raw relay (started by the benchmarks themselves).
     #[command(hide = true)]
     Relay {
@@ -99,6 +102,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Scenario::ReconnectStorm(options) => {
             scenarios::reconnect_storm::run(&binary, options).await?
         }
+        Scenario::RegionLoss(options) => scenarios::region_loss::run(&binary, options).await?,
         Scenario::Relay { .. } => unreachable!("handled above"),
     };
     Ok(checks.report())

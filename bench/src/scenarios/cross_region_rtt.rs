@@ -10,6 +10,7 @@ use anyhow::Context;
 use fleetgate_agent::simulate::FleetConfig;
 use serde_json::json;
 
+use super::ClusterPlace;
 use super::keystroke_rtt::{BLOCK, WARM_UP, await_echo, type_block};
 use crate::checks::Checks;
 use crate::fleet::{Fleet, wait_for};
@@ -36,18 +37,16 @@ pub struct Options {
 fn instance(binary: &Path, options: &Options, cluster: &str, region: &str) -> ServerOptions {
     // The default input limit (100 messages/s per session) is meant for humans.
     let unlimited = ((options.inputs + WARM_UP) * 10).to_string();
-    let setting = |key: &str, value: &str| (format!("FLEETGATE__{key}"), value.to_owned());
-    ServerOptions {
-        binary: binary.to_owned(),
-        postgres: Some(options.postgres.clone()),
-        env: vec![
-            setting("CLUSTER__NATS_URL", &options.nats),
-            setting("CLUSTER__NAME", cluster),
-            setting("CLUSTER__REGION", region),
-            setting("LIMITS__TERMINAL_MSGS_PER_SEC", &unlimited),
-            setting("LIMITS__TERMINAL_BURST", &unlimited),
-        ],
-    }
+    let limits = [
+        ("LIMITS__TERMINAL_MSGS_PER_SEC", unlimited.as_str()),
+        ("LIMITS__TERMINAL_BURST", unlimited.as_str()),
+    ];
+    let place = ClusterPlace {
+        postgres: &options.postgres,
+        nats: &options.nats,
+        cluster,
+    };
+    place.instance(binary, region, &limits)
 }
 
 /// Opens a terminal through `addr` once the cluster knows where the machine is.

@@ -6,6 +6,7 @@ pub mod cross_region_rtt;
 pub mod keystroke_rtt;
 pub mod machine_list;
 pub mod reconnect_storm;
+pub mod region_loss;
 pub mod steady_fleet;
 pub mod terminal_throughput;
 
@@ -92,4 +93,34 @@ pub fn secs(duration: Option<Duration>, missing: &str) -> String {
         || missing.to_owned(),
         |d| format!("{:.2} s", d.as_secs_f64()),
     )
+}
+
+/// Where the instances of a benchmark's cluster meet: one PostgreSQL, one NATS, one name.
+pub struct ClusterPlace<'a> {
+    /// The shared database.
+    pub postgres: &'a str,
+    /// The cluster's NATS.
+    pub nats: &'a str,
+    /// The cluster's name.
+    pub cluster: &'a str,
+}
+
+impl ClusterPlace<'_> {
+    /// Settings of an instance in `region`, with more `FLEETGATE__…` settings (`KEY`, value).
+    pub fn instance(&self, binary: &Path, region: &str, more: &[(&str, &str)]) -> ServerOptions {
+        let cluster = [
+            ("CLUSTER__NATS_URL", self.nats),
+            ("CLUSTER__NAME", self.cluster),
+            ("CLUSTER__REGION", region),
+        ];
+        ServerOptions {
+            binary: binary.to_owned(),
+            postgres: Some(self.postgres.to_owned()),
+            env: cluster
+                .iter()
+                .chain(more)
+                .map(|(key, value)| (format!("FLEETGATE__{key}"), (*value).to_owned()))
+                .collect(),
+        }
+    }
 }
