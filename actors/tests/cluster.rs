@@ -5,6 +5,8 @@
 //! is renewed). Uses `FLEETGATE_TEST_NATS_URL` (CI sets it and starts nats-server); without it,
 //! 127.0.0.1:4222 if something listens there, else the tests say they were skipped.
 
+mod common;
+
 use std::time::Duration;
 
 use actix::Actor;
@@ -17,6 +19,8 @@ use fleetgate_actors::protocol::agent::Capabilities;
 use fleetgate_actors::protocol::cluster::ClusterKey;
 use fleetgate_actors::protocol::{ConnectionId, MachineId};
 
+use common::nats::{cluster, nats};
+
 /// An agent held on `connection` since now, announcing `ordered` and `terminal_exit`.
 fn held(connection: ConnectionId) -> HeldAgent {
     HeldAgent {
@@ -24,32 +28,6 @@ fn held(connection: ConnectionId) -> HeldAgent {
         since: Utc::now(),
         capabilities: Capabilities::from_names(&["ordered".into(), "terminal_exit".into()]),
     }
-}
-
-/// A client of the test NATS server, or `None` (with a note) when there is none to use.
-async fn nats() -> Option<async_nats::Client> {
-    let (url, required) = match std::env::var("FLEETGATE_TEST_NATS_URL") {
-        Ok(url) => (url, true),
-        Err(_) => ("nats://127.0.0.1:4222".to_owned(), false),
-    };
-    let connect = async_nats::ConnectOptions::new()
-        .connection_timeout(Duration::from_secs(2))
-        .connect(url.as_str());
-    match connect.await {
-        Ok(client) => Some(client),
-        Err(err) if !required => {
-            eprintln!(
-                "skipped: no NATS at {url} ({err}); set FLEETGATE_TEST_NATS_URL to require one"
-            );
-            None
-        }
-        Err(err) => panic!("FLEETGATE_TEST_NATS_URL={url}: {err}"),
-    }
-}
-
-/// A cluster name of its own per test, so runs never see each other's entries.
-fn cluster() -> String {
-    format!("t{}", uuid::Uuid::new_v4().simple())
 }
 
 async fn book(
@@ -192,10 +170,12 @@ async fn a_dead_instance_s_machines_are_held_by_nobody_in_a_living_instance_s_vi
         since: Utc::now(),
         capabilities: Capabilities::default(),
     });
-    assert!(
-        within_5s(|| async { view.holder(&gone).is_some() && view.holder(&kept).is_some() }).await,
-        "both held while both instances renew"
-    );
+    let both_held = within_5s(|| async {
+        dying.renew_lease().await.expect("lease");
+        view.holder(&gone).is_some() && view.holder(&kept).is_some()
+    })
+    .await;
+    assert!(both_held, "both held while both instances renew");
     // The dying instance stops renewing; the living one's bridge goes on.
     assert!(
         within_5s(|| async { view.holder(&gone).is_none() }).await,

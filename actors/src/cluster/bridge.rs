@@ -6,11 +6,15 @@
 //! task of their own behind a bounded queue, failures are logged, and each renewal also writes
 //! again the entries of held machines that the view does not show (lost writes heal).
 
-use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
 
 use actix::{Actor, AsyncContext, Context, Handler, Message, ResponseFuture};
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use tokio::sync::{mpsc, oneshot};
 
 use super::presence::{HeldAgent, PresenceBook, PresenceEntry, PresenceError, Withdrawal};
@@ -88,8 +92,10 @@ pub struct NatsBridge {
     refresh_every: Duration,
     /// The machines whose agents are connected here, with their socket and since when.
     held: HashMap<MachineId, HeldAgent>,
-    /// Machines stored online that no entry named at the last sweep (see `sweep.rs`).
-    pub(super) sweep_suspects: HashSet<MachineId>,
+    /// Machines stored online that no entry names, since when (see `sweep.rs`).
+    pub(super) sweep_suspects: HashMap<MachineId, Instant>,
+    /// How long a lease lives.
+    pub(super) ttl: Duration,
     writes: Option<mpsc::Sender<PresenceWrite>>,
 }
 
@@ -102,7 +108,8 @@ impl NatsBridge {
             view: ClusterView::new(presence_ttl),
             refresh_every: (presence_ttl / 3).max(Duration::from_millis(100)),
             held: HashMap::new(),
-            sweep_suspects: HashSet::new(),
+            sweep_suspects: HashMap::new(),
+            ttl: presence_ttl,
             writes: None,
         }
     }
@@ -161,24 +168,56 @@ impl NatsBridge {
     }
 }
 
+/// Announcements whose acknowledgement may be outstanding at once.
+const UNACKED_ANNOUNCEMENTS: usize = 1024;
+
+/// An outstanding acknowledgement.
+type Ack = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
 /// Carries out presence writes in order; a failure is logged and the next one goes on.
+/// Announcements are published without waiting for each acknowledgement (many stay
+/// outstanding); before a withdrawal or a lease renewal every outstanding one is awaited, so a
+/// withdrawal always reads the announcement before it.
 async fn run_writes(presence: PresenceBook, mut writes: mpsc::Receiver<PresenceWrite>) {
-    while let Some(write) = writes.recv().await {
-        let outcome = match write {
-            PresenceWrite::RenewLease => presence.renew_lease().await,
-            PresenceWrite::Announce(machine, held) => presence.announce(machine, held).await,
-            PresenceWrite::Withdraw(machine, connection, moved) => {
-                let withdrawal = presence.withdraw(machine, connection).await;
-                let has_moved = matches!(withdrawal, Ok(Withdrawal::Moved));
-                if let Some(moved) = moved {
-                    let _unheard = moved.send(has_moved);
+    let mut acks: FuturesUnordered<Ack> = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            Some(acked) = acks.next(), if !acks.is_empty() => log_failure(acked),
+            write = writes.recv(), if acks.len() < UNACKED_ANNOUNCEMENTS => {
+                let Some(write) = write else { break };
+                if let PresenceWrite::Announce(machine, held) = write {
+                    match presence.announce_unacked(machine, held).await {
+                        Ok(ack) => acks.push(Box::pin(async move {
+                            ack.await.map(|_| ()).map_err(|err| err.to_string())
+                        })),
+                        Err(err) => log_failure(Err(err.to_string())),
+                    }
+                    continue;
                 }
-                withdrawal.map(|_| ())
+                while let Some(acked) = acks.next().await {
+                    log_failure(acked);
+                }
+                let outcome = match write {
+                    PresenceWrite::RenewLease => presence.renew_lease().await,
+                    PresenceWrite::Withdraw(machine, connection, moved) => {
+                        let withdrawal = presence.withdraw(machine, connection).await;
+                        let has_moved = matches!(withdrawal, Ok(Withdrawal::Moved));
+                        if let Some(moved) = moved {
+                            let _unheard = moved.send(has_moved);
+                        }
+                        withdrawal.map(|_| ())
+                    }
+                    PresenceWrite::Announce(..) => Ok(()),
+                };
+                log_failure(outcome.map_err(|err| err.to_string()));
             }
-        };
-        if let Err(err) = outcome {
-            tracing::warn!(error = %err, "presence write failed");
         }
+    }
+}
+
+fn log_failure(outcome: Result<(), String>) {
+    if let Err(err) = outcome {
+        tracing::warn!(error = %err, "presence write failed");
     }
 }
 

@@ -86,6 +86,8 @@ pub struct Lease {
 /// One instance's handle on the cluster's presence and lease buckets.
 #[derive(Clone)]
 pub struct PresenceBook {
+    jetstream: jetstream::Context,
+    cluster: String,
     store: kv::Store,
     leases: kv::Store,
     instance: String,
@@ -118,11 +120,40 @@ impl PresenceBook {
             .await
             .map_err(store_error)?;
         Ok(Self {
+            jetstream: jetstream.clone(),
+            cluster: cluster.to_owned(),
             store,
             leases,
             instance: instance.to_owned(),
             region: region.to_owned(),
         })
+    }
+
+    /// Announces that `machine`'s agent is connected here as `held`, without waiting for
+    /// JetStream to acknowledge it: announcements are published in order on one connection,
+    /// and a writer keeps many acknowledgements outstanding (a connect storm of thousands of
+    /// agents is not written one round trip at a time). Resolves to the acknowledgement.
+    pub async fn announce_unacked(
+        &self,
+        machine: MachineId,
+        held: HeldAgent,
+    ) -> Result<jetstream::context::PublishAckFuture, PresenceError> {
+        let value = serde_json::to_vec(&self.entry_of(held)).map_err(store_error)?;
+        let subject = format!("$KV.fg_{}_presence.{machine}", self.cluster);
+        self.jetstream
+            .publish(subject, value.into())
+            .await
+            .map_err(store_error)
+    }
+
+    fn entry_of(&self, held: HeldAgent) -> PresenceEntry {
+        PresenceEntry {
+            instance: self.instance.clone(),
+            region: self.region.clone(),
+            connection_id: held.connection_id.0,
+            since: held.since,
+            capabilities: held.capabilities.names(),
+        }
     }
 
     /// Announces that `machine`'s agent is connected here as `held`.

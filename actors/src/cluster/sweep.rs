@@ -1,12 +1,12 @@
 //! The cluster's sweep, run by one instance (the first live one by name, so that each lost
 //! machine is marked offline once): a machine whose presence entry names an instance whose lease
 //! expired (it died, so nobody withdrew the entry) is marked offline and its entry removed; a
-//! machine the shared database shows online that no entry names at all, at two sweeps in a row
-//! (a register may be stored a moment before its entry is seen), is marked offline too. Every
-//! instance sweeps every quarter of the offline window; leases live half of it.
+//! machine the shared database shows online that no entry has named for a whole lease TTL (a
+//! register may be stored before its entry is seen) is marked offline too. Every instance
+//! sweeps every quarter of the offline window; leases live half of it.
 
-use std::collections::HashSet;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use actix::{ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient};
 
@@ -52,6 +52,7 @@ impl Handler<StartSweep> for NatsBridge {
             let orphans = view.orphans();
             let (stored_online, lost) = (sweep.stored_online.clone(), sweep.lost.clone());
             let suspects = std::mem::take(&mut bridge.sweep_suspects);
+            let ttl = bridge.ttl;
             let sweep_done = async move {
                 let stored = match stored_online.send(StoredOnline).await {
                     Ok(Ok(stored)) => stored,
@@ -65,20 +66,23 @@ impl Handler<StartSweep> for NatsBridge {
                     }
                 };
                 let orphaned: HashSet<MachineId> = orphans.iter().map(|(m, _)| *m).collect();
-                let mut unnamed = HashSet::new();
+                let mut unnamed = HashMap::new();
+                let now = Instant::now();
                 for (machine_id, hostname) in stored {
                     if held.contains(&machine_id) || view.holder(&machine_id).is_some() {
                         continue;
                     }
+                    let unnamed_since = (!view.knows(&machine_id))
+                        .then(|| suspects.get(&machine_id).copied().unwrap_or(now));
                     let gone = orphaned.contains(&machine_id)
-                        || (!view.knows(&machine_id) && suspects.contains(&machine_id));
+                        || unnamed_since.is_some_and(|since| now.duration_since(since) >= ttl);
                     if gone {
                         lost.do_send(PresenceLost {
                             machine_id,
                             hostname,
                         });
-                    } else if !view.knows(&machine_id) {
-                        unnamed.insert(machine_id);
+                    } else if let Some(since) = unnamed_since {
+                        unnamed.insert(machine_id, since);
                     }
                 }
                 for (machine, instance) in orphans {

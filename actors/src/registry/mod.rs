@@ -332,13 +332,23 @@ impl Handler<RemoteStatus> for Registry {
     type Result = ();
 
     /// A machine connected to another instance changed: the subscribers here hear of it (that
-    /// instance stored it), unless its agent is connected here now (this instance knows better).
+    /// instance stored it), unless its agent is connected here now: this instance knows better,
+    /// and says so again if another one took it for offline (stored and told cluster-wide).
     fn handle(&mut self, remote: RemoteStatus, _: &mut Context<Self>) {
-        if !self.agents.contains_key(&remote.0.machine_id) {
-            if !remote.0.online {
-                self.end_terminals_of(remote.0.machine_id);
+        let machine_id = remote.0.machine_id;
+        match self.agents.get(&machine_id) {
+            None => {
+                if !remote.0.online {
+                    self.end_terminals_of(machine_id);
+                }
+                self.tell_subscribers(&remote.0);
             }
-            self.tell_subscribers(&remote.0);
+            Some(entry) if !remote.0.online && entry.online => {
+                tracing::warn!(%machine_id, "taken for offline elsewhere while connected here; online again");
+                let hostname = entry.hostname.clone();
+                self.publish(machine_id, &hostname, true);
+            }
+            Some(_) => {}
         }
     }
 }

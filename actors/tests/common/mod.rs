@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod nats;
 pub mod registry_harness;
 pub mod server_frames;
 pub mod terminal_harness;
