@@ -91,14 +91,7 @@ async fn a_killed_instance_s_machines_go_offline_everywhere_and_come_back_throug
         agent
             .send(&format!("{}\n", heartbeat_frame(&machine, 1.0, &[])))
             .await;
-        web.send(json!({"type":"spawn_terminal","machineId":machine,"cols":80,"rows":24}))
-            .await;
-        let answer = loop {
-            let message = web.next().await.expect("socket open");
-            if message["type"] == "terminal_opened" || message["type"] == "error" {
-                break message;
-            }
-        };
+        let answer = web.try_spawn(&machine).await;
         if answer["type"] == "terminal_opened" {
             break answer;
         }

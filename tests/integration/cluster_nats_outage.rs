@@ -156,14 +156,7 @@ async fn local_terminals_work_through_a_nats_outage_and_remote_ones_recover() {
     }
     typed(&mut web, &mut remote, &remote_session, "uptime\r").await;
     let opened = loop {
-        web.send(json!({"type":"spawn_terminal","machineId":remote_machine,"cols":80,"rows":24}))
-            .await;
-        let answer = loop {
-            let message = web.next().await.expect("socket open");
-            if message["type"] == "terminal_opened" || message["type"] == "error" {
-                break message;
-            }
-        };
+        let answer = web.try_spawn(&remote_machine).await;
         if answer["type"] == "terminal_opened" {
             break answer;
         }

@@ -109,6 +109,20 @@ impl WebClient {
         )
     }
 
+    /// Asks for a terminal on `machine_id`: the `terminal_opened` or the `error` answer.
+    pub async fn try_spawn(&mut self, machine_id: &str) -> serde_json::Value {
+        self.send(
+            serde_json::json!({"type":"spawn_terminal","machineId":machine_id,"cols":80,"rows":24}),
+        )
+        .await;
+        loop {
+            let message = self.next().await.expect("socket open");
+            if message["type"] == "terminal_opened" || message["type"] == "error" {
+                return message;
+            }
+        }
+    }
+
     /// The close code the server ends the socket with, skipping other messages.
     pub async fn close_code(&mut self) -> Option<u16> {
         loop {
