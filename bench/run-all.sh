@@ -13,7 +13,7 @@ if [[ "${1:-}" == "--release" ]]; then
   profile_dir=release
 fi
 
-cargo build "${profile_flag[@]}" -p fleetgate -p fleetgate-bench
+cargo build "${profile_flag[@]}" -p fleetgate -p fleetgate-bench -p fleetgate-agent
 target_dir="${CARGO_TARGET_DIR:-target}"
 bench=("$target_dir/$profile_dir/fleetgate-bench" --server-bin "$target_dir/$profile_dir/fleetgate")
 
@@ -23,6 +23,7 @@ bench=("$target_dir/$profile_dir/fleetgate-bench" --server-bin "$target_dir/$pro
 # Two cluster instances sharing the PostgreSQL and NATS that .ci/run has started.
 "${bench[@]}" cross-region-rtt --inputs 300
 "${bench[@]}" region-loss --agents 200 --offline-after-secs 4 --limit-secs 60
+"${bench[@]}" cluster-fleet --agents 300 --duration-secs 4 --heartbeat-secs 1 --limit-secs 120
 # 32 MiB: in a debug build the flood must outlast the metric batcher's 1 s flush, so that the
 # flooding machine's heartbeats can be seen stored during it.
 "${bench[@]}" terminal-throughput --mib 32 --slow-mib 16 --slow-agent-mib-per-sec 32

@@ -73,6 +73,10 @@ struct SimulateArgs {
     /// Stop after this many seconds (default: run until interrupted).
     #[arg(long)]
     duration_secs: Option<u64>,
+    /// Heartbeats carry in `uptime` the milliseconds since this Unix time (ms) instead of a
+    /// fake uptime, so a benchmark reading the stored rows can tell when each was sent.
+    #[arg(long)]
+    stamp_uptime_since_unix_ms: Option<u64>,
 }
 
 /// Flags and environment, completed from the `--config` file where they were not given.
@@ -177,6 +181,7 @@ async fn simulate(args: &Args, simulation: &SimulateArgs) -> anyhow::Result<()> 
         ramp,
         reconnect,
         duration_secs,
+        stamp_uptime_since_unix_ms,
     } = *simulation;
     use fleetgate_agent::simulate::{FleetConfig, FleetStats, read_keys, run_fleet};
     let text =
@@ -193,6 +198,8 @@ async fn simulate(args: &Args, simulation: &SimulateArgs) -> anyhow::Result<()> 
         ramp_per_sec: ramp,
         reconnect,
         servers: args.server.clone(),
+        stamp_uptime_since: stamp_uptime_since_unix_ms
+            .map(|ms| std::time::UNIX_EPOCH + Duration::from_millis(ms)),
         ..FleetConfig::new("")
     };
     let started = Instant::now();

@@ -52,6 +52,8 @@ enum Scenario {
     MachineList(scenarios::machine_list::Options),
     /// N agents connected, the server killed and restarted: time until all are back.
     ReconnectStorm(scenarios::reconnect_storm::Options),
+    /// N agents over three cluster instances heartbeating into one PostgreSQL (NATS too).
+    ClusterFleet(scenarios::cluster_fleet::Options),
     /// Three cluster instances; the one holding N agents is killed: time until offline, and
     /// until the agents are back on the others (PostgreSQL, NATS).
     RegionLoss(scenarios::region_loss::Options),
@@ -102,6 +104,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Scenario::ReconnectStorm(options) => {
             scenarios::reconnect_storm::run(&binary, options).await?
         }
+        Scenario::ClusterFleet(options) => scenarios::cluster_fleet::run(&binary, options).await?,
         Scenario::RegionLoss(options) => scenarios::region_loss::run(&binary, options).await?,
         Scenario::Relay { .. } => unreachable!("handled above"),
     };

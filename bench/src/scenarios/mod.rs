@@ -1,6 +1,7 @@
 //! The scenarios, and the set-up most of them share: a server with N pre-enrolled machines and
 //! a simulated fleet connecting to it.
 
+pub mod cluster_fleet;
 pub mod connect_storm;
 pub mod cross_region_rtt;
 pub mod keystroke_rtt;
