@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use fleetgate_actors::identity::Role;
 use serde_json::json;
 
-use crate::cluster_routing::TwoRegions;
+use crate::cluster_routing::Regions;
 use crate::fixtures::online_agent;
 use crate::web_client::{WebClient, user};
 
@@ -103,7 +103,7 @@ async fn local_terminals_work_through_a_nats_outage_and_remote_ones_recover() {
     let Some(nats) = PrivateNats::start(port, store.path()).await else {
         return;
     };
-    let regions = TwoRegions::start_on(format!("nats://127.0.0.1:{port}")).await;
+    let regions = Regions::start_on(format!("nats://127.0.0.1:{port}")).await;
     let (mut local, local_machine, _) = online_agent(&regions.frankfurt, "here-1").await;
     let (mut remote, remote_machine, _) = regions.machine_in_virginia("there-1").await;
     let (_, token) = user(&regions.frankfurt, Role::Admin, &[]).await;

@@ -1,8 +1,9 @@
-//! Operators on one instance working on machines whose agents are connected to another, over a
-//! real NATS: the machine listed with its region; terminals (round trip, resize, close, the agent leaving), commands (streamed,
-//! exit code stored), output isolation between instances, a viewer refused with nothing sent
-//! towards the agent, and a rogue NATS publisher whose forgeries and replays reach no agent
-//! and no operator.
+//! Operators on one instance working on machines whose agents are connected to others, over a
+//! real NATS: the machine listed with its region; terminals on Virginia's machine from Frankfurt
+//! (round trip, resize, close, the agent leaving) and a command on Singapore's (streamed, exit
+//! code stored); output isolation between instances; a viewer refused with nothing sent towards
+//! the agent; and a rogue NATS publisher whose forgeries and replays reach no agent and no
+//! operator.
 
 use std::time::Duration;
 
@@ -23,16 +24,19 @@ use crate::fixtures::verified;
 use crate::support::{TestServer, enroll, eventually, spawn_app_with, test_nats_url};
 use crate::web_client::{WebClient, user};
 
-/// Two instances of one cluster sharing a database: Frankfurt and Virginia (agents are offline
-/// after a minute without heartbeats, longer than any of these tests).
-pub(crate) struct TwoRegions {
+/// Instances of one cluster sharing a database: Frankfurt, Virginia, and more on demand (agents
+/// are offline after a minute without heartbeats, longer than any of these tests).
+pub(crate) struct Regions {
     nats_url: String,
     pub(crate) cluster: String,
     pub(crate) frankfurt: TestServer,
-    pub(crate) virginia: TestServer,
+    virginia: Option<TestServer>,
 }
 
-impl TwoRegions {
+/// The cluster key of every instance.
+const CLUSTER_KEY: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+
+impl Regions {
     /// Both instances, or `None` when there is no NATS to use.
     async fn start() -> Option<Self> {
         Some(Self::start_on(test_nats_url().await?).await)
@@ -41,41 +45,60 @@ impl TwoRegions {
     /// Both instances on the NATS at `nats_url`.
     pub(crate) async fn start_on(nats_url: String) -> Self {
         let cluster = format!("t{}", uuid::Uuid::new_v4().simple());
-        let key = "5e".repeat(32);
         let frankfurt = spawn_app_with(|s| {
-            clustered(s, &nats_url, &cluster, "fra", &key);
+            clustered(s, &nats_url, &cluster, "fra", CLUSTER_KEY);
             s.agents.offline_after_secs = 60;
         })
         .await;
+        let mut regions = Self {
+            nats_url,
+            cluster,
+            virginia: None,
+            frankfurt,
+        };
+        regions.virginia = Some(regions.another("iad").await);
+        regions
+    }
+
+    /// Virginia.
+    pub(crate) fn virginia(&self) -> &TestServer {
+        self.virginia.as_ref().expect("started with Virginia")
+    }
+
+    /// One more instance of the cluster, in `region`: Frankfurt's database and secrets (JWT
+    /// key, data key, cluster key), its own port.
+    pub(crate) async fn another(&self, region: &str) -> TestServer {
         let (database, schema) = (
-            frankfurt.settings.database_url(),
-            frankfurt.settings.database.schema.clone(),
+            self.frankfurt.settings.database_url(),
+            self.frankfurt.settings.database.schema.clone(),
         );
-        // One set of cluster secrets (JWT key, data key, cluster key) on every instance.
         let secrets_file = fleetgate::secrets::SECRETS_FILE;
-        let shared_secrets = frankfurt.settings.storage.data_dir.join(secrets_file);
-        let virginia = spawn_app_with(|s| {
-            clustered(s, &nats_url, &cluster, "iad", &key);
+        let shared_secrets = self.frankfurt.settings.storage.data_dir.join(secrets_file);
+        spawn_app_with(|s| {
+            clustered(s, &self.nats_url, &self.cluster, region, CLUSTER_KEY);
             s.agents.offline_after_secs = 60;
             std::fs::copy(&shared_secrets, s.storage.data_dir.join(secrets_file))
                 .expect("shared secrets");
-            s.database.url = database.clone();
-            s.database.schema = schema.clone();
+            s.database.url = database;
+            s.database.schema = schema;
         })
-        .await;
-        Self {
-            nats_url,
-            cluster,
-            frankfurt,
-            virginia,
-        }
+        .await
     }
 
     /// A machine whose agent is connected to Virginia, once Frankfurt can reach it:
     /// (agent, machine id, secret).
     pub(crate) async fn machine_in_virginia(&self, name: &str) -> (ScriptedAgent, String, String) {
-        let (machine, secret) = enroll(&self.virginia, name).await;
-        let mut agent = ScriptedAgent::connect(&self.virginia.ws_url("/ws/agent")).await;
+        self.machine_in(self.virginia(), name).await
+    }
+
+    /// A machine whose agent is connected to `instance`, once Frankfurt can reach it.
+    pub(crate) async fn machine_in(
+        &self,
+        instance: &TestServer,
+        name: &str,
+    ) -> (ScriptedAgent, String, String) {
+        let (machine, secret) = enroll(instance, name).await;
+        let mut agent = ScriptedAgent::connect(&instance.ws_url("/ws/agent")).await;
         agent.register(&secret, name).await;
         let machine_id = MachineId::parse(&machine).expect("id");
         let registry = self.frankfurt.services.registry.clone();
@@ -92,7 +115,7 @@ impl TwoRegions {
         .await;
         assert!(
             reachable,
-            "Frankfurt finds the machine connected to Virginia"
+            "Frankfurt finds the machine connected to {name}'s instance"
         );
         (agent, machine, secret)
     }
@@ -105,24 +128,30 @@ impl TwoRegions {
     }
 
     pub(crate) async fn stop(self) {
-        let client = self.rogue().await;
-        let _ = async_nats::jetstream::new(client)
-            .delete_key_value(format!("fg_{}_presence", self.cluster))
-            .await;
-        self.virginia.stop().await;
+        let jetstream = async_nats::jetstream::new(self.rogue().await);
+        for bucket in ["presence", "instances"] {
+            let _ = jetstream
+                .delete_key_value(format!("fg_{}_{bucket}", self.cluster))
+                .await;
+        }
+        if let Some(virginia) = self.virginia {
+            virginia.stop().await;
+        }
         self.frankfurt.stop().await;
     }
 }
 
 #[actix_web::test]
-async fn an_operator_on_one_instance_works_on_a_machine_connected_to_another() {
-    let Some(regions) = TwoRegions::start().await else {
+async fn an_operator_on_one_instance_works_on_machines_connected_to_two_others() {
+    let Some(regions) = Regions::start().await else {
         return;
     };
     let (mut agent, machine, secret) = regions.machine_in_virginia("remote-1").await;
+    let singapore = regions.another("sgp").await;
+    let (mut sgp_agent, sgp_machine, sgp_secret) = regions.machine_in(&singapore, "remote-2").await;
     let grants = [
         (machine.as_str(), "terminal"),
-        (machine.as_str(), "command"),
+        (sgp_machine.as_str(), "command"),
     ];
     let (_, token) = user(&regions.frankfurt, Role::Operator, &grants).await;
     let mut web = WebClient::connect(&regions.frankfurt, &token).await;
@@ -181,17 +210,18 @@ async fn an_operator_on_one_instance_works_on_a_machine_connected_to_another() {
         .await;
     assert_eq!(web.next_of("terminal_closed").await["reason"], "closed");
 
-    web.send(json!({"type":"execute_command","machineId":machine,"command":"exit 4"}))
+    // A command on a third instance's machine.
+    web.send(json!({"type":"execute_command","machineId":sgp_machine,"command":"exit 4"}))
         .await;
-    let execute = agent.next_of("execute_command").await;
-    let (kind, payload) = verified(&execute, &secret, &mut nonces);
+    let execute = sgp_agent.next_of("execute_command").await;
+    let (kind, payload) = verified(&execute, &sgp_secret, &mut NonceCache::new(16));
     assert_eq!(kind, SignedKind::ExecuteCommand);
     let payload: serde_json::Value = serde_json::from_str(&payload).expect("payload");
     let command_id = payload["commandId"].as_str().expect("commandId").to_owned();
     for (output, completed, code) in [("one ", false, 0), ("two", false, 0), ("", true, 4)] {
-        let chunk = json!({"type":"command_response","machineId":machine,"commandId":command_id,
+        let chunk = json!({"type":"command_response","machineId":sgp_machine,"commandId":command_id,
             "output":output,"exitCode":code,"completed":completed});
-        agent.send(&format!("{chunk}\n")).await;
+        sgp_agent.send(&format!("{chunk}\n")).await;
     }
     let mut streamed = String::new();
     let last = loop {
@@ -219,6 +249,8 @@ async fn an_operator_on_one_instance_works_on_a_machine_connected_to_another() {
     .await;
     assert!(stored, "the result is stored with its exit code and output");
 
+    singapore.stop().await;
+
     // The agent leaves Virginia: a terminal open from Frankfurt ends with the reason.
     web.send(json!({"type":"spawn_terminal","machineId":machine,"cols":80,"rows":24}))
         .await;
@@ -234,7 +266,7 @@ async fn an_operator_on_one_instance_works_on_a_machine_connected_to_another() {
 
 #[actix_web::test]
 async fn output_stays_with_its_owner_across_instances_and_a_viewer_sends_nothing() {
-    let Some(regions) = TwoRegions::start().await else {
+    let Some(regions) = Regions::start().await else {
         return;
     };
     let (mut agent, machine, _) = regions.machine_in_virginia("shared-1").await;
@@ -284,9 +316,9 @@ async fn output_stays_with_its_owner_across_instances_and_a_viewer_sends_nothing
 
     let grants = [(machine.as_str(), "terminal")];
     let (_, x_token) = user(&regions.frankfurt, Role::Operator, &grants).await;
-    let (_, y_token) = user(&regions.virginia, Role::Operator, &grants).await;
+    let (_, y_token) = user(regions.virginia(), Role::Operator, &grants).await;
     let mut x = WebClient::connect(&regions.frankfurt, &x_token).await;
-    let mut y = WebClient::connect(&regions.virginia, &y_token).await;
+    let mut y = WebClient::connect(regions.virginia(), &y_token).await;
     let (x_session, _) = x.spawn(&machine).await;
     let (y_session, _) = y.spawn(&machine).await;
     for (session, text) in [(&y_session, "only for y"), (&x_session, "only for x")] {
@@ -310,7 +342,7 @@ async fn output_stays_with_its_owner_across_instances_and_a_viewer_sends_nothing
 
 #[actix_web::test]
 async fn forged_and_replayed_cluster_messages_reach_no_agent_and_are_security_events() {
-    let Some(regions) = TwoRegions::start().await else {
+    let Some(regions) = Regions::start().await else {
         return;
     };
     let (mut agent, machine, _) = regions.machine_in_virginia("target-1").await;
@@ -381,9 +413,13 @@ async fn forged_and_replayed_cluster_messages_reach_no_agent_and_are_security_ev
         "replayed output reached no operator"
     );
 
-    let budget = regions.virginia.settings.limits.security_events_per_minute as usize;
+    let budget = regions
+        .virginia()
+        .settings
+        .limits
+        .security_events_per_minute as usize;
     let expected = (legit.len() + 2).min(budget);
-    let db = regions.virginia.db.clone();
+    let db = regions.virginia().db.clone();
     let refused = eventually(|| {
         let db = db.clone();
         async move {
