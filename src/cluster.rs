@@ -11,7 +11,7 @@ use fleetgate_actors::cluster::view::ClusterView;
 use fleetgate_actors::protocol::cluster::ClusterKey;
 use fleetgate_actors::protocol::ids::random_hex_id;
 
-use crate::settings::Settings;
+use crate::settings::{NatsAuth, Settings};
 
 /// NATS could not be reached or JetStream refused the presence bucket.
 #[derive(Debug, thiserror::Error)]
@@ -73,10 +73,16 @@ pub async fn join(settings: &Settings, key: &ClusterKey) -> Result<Option<Joined
     if !cluster.nats_tls_ca_file.is_empty() {
         options = options.add_root_certificates(cluster.nats_tls_ca_file.clone().into());
     }
-    let client = options
-        .connect(cluster.nats_url.as_str())
-        .await
-        .map_err(|err| ClusterError(format!("cannot reach NATS at {}: {err}", cluster.nats_url)))?;
+    let (url, auth) = cluster.nats_url_and_auth();
+    options = match auth {
+        Some(NatsAuth::UserPassword(user, password)) => options.user_and_password(user, password),
+        Some(NatsAuth::Token(token)) => options.token(token),
+        None => options,
+    };
+    let client = options.connect(url.as_str()).await.map_err(|err| {
+        let url = cluster.nats_url_for_display();
+        ClusterError(format!("cannot reach NATS at {url}: {err}"))
+    })?;
     let jetstream = async_nats::jetstream::new(client.clone());
     let instance = instance_name(&cluster.region);
     let ttl = presence_ttl(settings);

@@ -2,7 +2,7 @@
 
 mod cluster;
 
-pub use cluster::ClusterSettings;
+pub use cluster::{ClusterSettings, NatsAuth};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -477,6 +477,11 @@ mod tests {
         assert!(
             err.to_string().contains("cluster.nats_credentials_file"),
             "{err}"
+        );
+        let in_url = ("FLEETGATE__CLUSTER__NATS_URL", "tls://fra:pw@10.0.0.5:4222");
+        assert!(
+            Settings::load_from(None, env(&[in_url, postgres])).is_ok(),
+            "user:password@"
         );
         let creds = (
             "FLEETGATE__CLUSTER__NATS_CREDENTIALS_FILE",

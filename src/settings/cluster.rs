@@ -15,7 +15,8 @@ pub struct ClusterSettings {
     /// This instance's region.
     pub region: String,
     /// This instance's NATS credentials (a `.creds` file: user JWT and NKey seed); empty for
-    /// none, allowed only for a NATS on loopback.
+    /// none (or `user:password@` / `token@` in `nats_url`); some are needed unless NATS is on
+    /// loopback.
     pub nats_credentials_file: String,
     /// CA certificate (PEM) the NATS server's certificate must chain to; setting it (or a
     /// `tls://` URL) requires TLS. Needed unless NATS is on loopback.
@@ -31,6 +32,42 @@ impl ClusterSettings {
     /// Whether the connection to NATS must be TLS.
     pub fn requires_tls(&self) -> bool {
         self.nats_url.starts_with("tls://") || !self.nats_tls_ca_file.is_empty()
+    }
+
+    /// The NATS URL without credentials, and the credentials it carried: `user:password@`
+    /// (user and password) or `token@` (a token). async-nats does not read them from the URL.
+    pub fn nats_url_and_auth(&self) -> (String, Option<NatsAuth>) {
+        let Some((scheme, rest)) = self.nats_url.split_once("://") else {
+            return (self.nats_url.clone(), None);
+        };
+        let Some((userinfo, host)) = rest.rsplit_once('@') else {
+            return (self.nats_url.clone(), None);
+        };
+        let auth = match userinfo.split_once(':') {
+            Some((user, password)) => NatsAuth::UserPassword(user.into(), password.into()),
+            None => NatsAuth::Token(userinfo.into()),
+        };
+        (format!("{scheme}://{host}"), Some(auth))
+    }
+
+    /// The NATS URL for logs and errors: a password or token in it is replaced by `***`.
+    pub fn nats_url_for_display(&self) -> String {
+        match self.nats_url.split_once("://") {
+            Some((scheme, rest)) => match rest.rsplit_once('@') {
+                Some((userinfo, host)) => {
+                    let user = userinfo
+                        .split(':')
+                        .next()
+                        .filter(|_| userinfo.contains(':'));
+                    format!(
+                        "{scheme}://{}***@{host}",
+                        user.map_or(String::new(), |u| format!("{u}:"))
+                    )
+                }
+                None => self.nats_url.clone(),
+            },
+            None => self.nats_url.clone(),
+        }
     }
 
     /// Whether the NATS URL's host is this machine.
@@ -49,6 +86,15 @@ impl ClusterSettings {
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback())
     }
+}
+
+/// Credentials given in `cluster.nats_url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NatsAuth {
+    /// `user:password@`
+    UserPassword(String, String),
+    /// `token@`
+    Token(String),
 }
 
 /// Whether `text` can be one token of a NATS subject (and of a KV key).
@@ -90,10 +136,11 @@ impl Settings {
                     "NATS off this machine needs TLS: a tls:// URL or a CA file",
                 ));
             }
-            if cluster.nats_credentials_file.is_empty() {
+            if cluster.nats_credentials_file.is_empty() && cluster.nats_url_and_auth().1.is_none() {
                 return Err(invalid(
                     "cluster.nats_credentials_file",
-                    "NATS off this machine needs credentials of this instance (.creds file)",
+                    "NATS off this machine needs credentials of this instance (a .creds file, \
+                     or user:password@ or token@ in cluster.nats_url)",
                 ));
             }
         }
@@ -143,5 +190,38 @@ mod tests {
         assert!(cluster("tls://10.0.0.5", "", "").requires_tls());
         assert!(cluster("nats://10.0.0.5", "/ca.pem", "").requires_tls());
         assert!(!cluster("nats://10.0.0.5", "", "").requires_tls());
+    }
+
+    #[test]
+    fn secrets_in_the_nats_url_are_not_displayed() {
+        let shown = |url: &str| cluster(url, "", "").nats_url_for_display();
+        assert_eq!(
+            shown("nats://fra:s3cret@10.0.0.5:4222"),
+            "nats://fra:***@10.0.0.5:4222"
+        );
+        assert_eq!(
+            shown("nats://tok3n@10.0.0.5:4222"),
+            "nats://***@10.0.0.5:4222"
+        );
+        assert_eq!(shown("tls://10.0.0.5:4222"), "tls://10.0.0.5:4222");
+        let split = |url: &str| cluster(url, "", "").nats_url_and_auth();
+        assert_eq!(
+            split("nats://fra:s3cret@10.0.0.5:4222"),
+            (
+                "nats://10.0.0.5:4222".to_owned(),
+                Some(NatsAuth::UserPassword("fra".into(), "s3cret".into()))
+            )
+        );
+        assert_eq!(
+            split("nats://tok3n@10.0.0.5"),
+            (
+                "nats://10.0.0.5".to_owned(),
+                Some(NatsAuth::Token("tok3n".into()))
+            )
+        );
+        assert_eq!(
+            split("nats://10.0.0.5"),
+            ("nats://10.0.0.5".to_owned(), None)
+        );
     }
 }

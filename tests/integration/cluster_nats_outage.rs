@@ -14,16 +14,26 @@ use crate::fixtures::online_agent;
 use crate::web_client::{WebClient, user};
 
 /// A `nats-server -js` of this test's own, on `port` with its store in `store`.
-struct PrivateNats {
+pub(crate) struct PrivateNats {
     child: Child,
 }
 
 impl PrivateNats {
     /// Starts it; `None` (with a note) when there is no `nats-server` binary.
-    async fn start(port: u16, store: &std::path::Path) -> Option<Self> {
+    pub(crate) async fn start(port: u16, store: &std::path::Path) -> Option<Self> {
+        Self::start_with(port, store, &[]).await
+    }
+
+    /// Starts it with more `nats-server` flags (e.g. `--user`, `--pass`).
+    pub(crate) async fn start_with(
+        port: u16,
+        store: &std::path::Path,
+        flags: &[&str],
+    ) -> Option<Self> {
         let spawned = Command::new("nats-server")
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
             .arg(store)
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
@@ -93,12 +103,47 @@ async fn shown(
     }
 }
 
-#[actix_web::test]
-async fn local_terminals_work_through_a_nats_outage_and_remote_ones_recover() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+/// A free port on 127.0.0.1.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("port")
-        .port();
+        .port()
+}
+
+#[actix_web::test]
+async fn an_instance_joins_only_with_its_nats_credentials() {
+    let port = free_port();
+    let store = tempfile::tempdir().expect("store");
+    let flags = ["--user", "fra-instance", "--pass", "s3cret-pass"];
+    let Some(_nats) = PrivateNats::start_with(port, store.path(), &flags).await else {
+        return;
+    };
+    let data = tempfile::tempdir().expect("data");
+    let mut settings = crate::support::test_settings(&data).await;
+    settings.cluster.name = "creds".into();
+    settings.cluster.nats_url = format!("nats://fra-instance:wrong@127.0.0.1:{port}");
+    let refused = fleetgate::app::Application::build(settings.clone()).await;
+    let err = refused
+        .err()
+        .expect("wrong credentials refused at start-up");
+    assert!(err.to_string().contains("cannot reach NATS"), "{err}");
+    assert!(
+        !err.to_string().contains("wrong"),
+        "the password is not repeated: {err}"
+    );
+    settings.cluster.nats_url = format!("nats://fra-instance:s3cret-pass@127.0.0.1:{port}");
+    let joined = fleetgate::app::Application::build(settings).await;
+    assert!(
+        joined.is_ok(),
+        "the right credentials join: {:?}",
+        joined.err().map(|e| e.to_string())
+    );
+}
+
+#[actix_web::test]
+async fn local_terminals_work_through_a_nats_outage_and_remote_ones_recover() {
+    let port = free_port();
     let store = tempfile::tempdir().expect("store");
     let Some(nats) = PrivateNats::start(port, store.path()).await else {
         return;
