@@ -47,6 +47,16 @@ async fn book(
     .expect("presence bucket")
 }
 
+/// Instance `instance` of `cluster` on `client`, with a fixed cluster key.
+fn link_of(client: async_nats::Client, cluster: &str, instance: &str) -> ClusterLink {
+    ClusterLink {
+        client,
+        key: ClusterKey::from_bytes([5; 32]),
+        cluster: cluster.to_owned(),
+        instance: instance.to_owned(),
+    }
+}
+
 async fn drop_bucket(jetstream: &async_nats::jetstream::Context, cluster: &str) {
     let _ = jetstream
         .delete_key_value(format!("fg_{cluster}_presence"))
@@ -145,12 +155,7 @@ async fn a_dead_instance_s_machines_are_held_by_nobody_in_a_living_instance_s_vi
     let jetstream = async_nats::jetstream::new(client.clone());
     let cluster = cluster();
     let ttl = Duration::from_secs(1);
-    let link = ClusterLink {
-        client,
-        key: ClusterKey::from_bytes([6; 32]),
-        cluster: cluster.clone(),
-        instance: "fra-1".into(),
-    };
+    let link = link_of(client, &cluster, "fra-1");
     let living = NatsBridge::new(link, book(&jetstream, &cluster, "fra-1", ttl).await, ttl);
     let view = living.view();
     let living = living.start();
@@ -216,12 +221,7 @@ async fn the_bridge_announces_refreshes_and_withdraws_its_machines() {
     let jetstream = async_nats::jetstream::new(client.clone());
     let cluster = cluster();
     let ttl = Duration::from_secs(1);
-    let link = ClusterLink {
-        client,
-        key: ClusterKey::from_bytes([5; 32]),
-        cluster: cluster.clone(),
-        instance: "fra-1".into(),
-    };
+    let link = link_of(client, &cluster, "fra-1");
     let presence = book(&jetstream, &cluster, "fra-1", ttl).await;
     let bridge = NatsBridge::new(link, presence, ttl).start();
     let elsewhere = book(&jetstream, &cluster, "iad-1", ttl).await;

@@ -77,23 +77,34 @@ async fn in_a_cluster_connections_are_announced_and_only_the_current_one_withdra
     );
 }
 
-#[actix::test]
-async fn transitions_from_other_instances_reach_subscribers_unless_the_agent_is_here() {
+/// A Registry with a status subscriber and `here`'s agent registered: (registry, stored
+/// transitions, transitions the subscriber heard).
+async fn subscribed_with_agent_here(
+    here: fleetgate_actors::protocol::MachineId,
+) -> (
+    actix::Addr<Registry>,
+    common::Log<SetMachineStatus>,
+    common::Log<MachineStatusChanged>,
+) {
     let (registry, stored) = registry(Duration::from_secs(60));
     let (subscriber, heard) = probe::<MachineStatusChanged>();
     registry
         .send(SubscribeStatus { subscriber })
         .await
         .expect("send");
-    registry
-        .send(register(
-            machine(7),
-            ConnectionId::next(),
-            "here".into(),
-            probe::<ToAgent>().0,
-        ))
-        .await
-        .expect("send");
+    let agent = register(
+        here,
+        ConnectionId::next(),
+        "here".into(),
+        probe::<ToAgent>().0,
+    );
+    registry.send(agent).await.expect("send");
+    (registry, stored, heard)
+}
+
+#[actix::test]
+async fn transitions_from_other_instances_reach_subscribers_unless_the_agent_is_here() {
+    let (registry, stored, heard) = subscribed_with_agent_here(machine(7)).await;
     for (n, online) in [(8, true), (7, false), (8, false)] {
         registry
             .send(RemoteStatus(MachineStatusChanged {
@@ -126,21 +137,7 @@ async fn transitions_from_other_instances_reach_subscribers_unless_the_agent_is_
 
 #[actix::test]
 async fn a_machine_no_instance_holds_goes_offline_unless_its_agent_is_here() {
-    let (registry, stored) = registry(Duration::from_secs(60));
-    let (subscriber, heard) = probe::<MachineStatusChanged>();
-    registry
-        .send(SubscribeStatus { subscriber })
-        .await
-        .expect("send");
-    registry
-        .send(register(
-            machine(5),
-            ConnectionId::next(),
-            "here".into(),
-            probe::<ToAgent>().0,
-        ))
-        .await
-        .expect("send");
+    let (registry, stored, heard) = subscribed_with_agent_here(machine(5)).await;
     for n in [5, 6] {
         registry
             .send(PresenceLost {

@@ -17,7 +17,7 @@ use crate::cluster::wire::{
 use crate::command::CommandChunk;
 use crate::protocol::agent::{Capabilities, MachineSecret};
 use crate::protocol::{CommandId, MachineId, SessionId};
-use crate::terminal::{TerminalEvent, TerminalSession};
+use crate::terminal::TerminalSession;
 
 /// An agent connected to another instance.
 #[derive(Clone, Debug)]
@@ -77,7 +77,10 @@ impl RemoteAgent {
         let subject = session_out_subject(&self.outbox.link().cluster, &session_id);
         self.outbox.listen(
             subject,
-            Box::new(TerminalListener(terminal.clone().recipient())),
+            Box::new(Forward {
+                to: terminal.clone().recipient(),
+                read: FromAgentWire::terminal_event,
+            }),
         );
         self.tell(ToAgentWire::RouteTerminal {
             session_id: session_id.to_string(),
@@ -89,40 +92,41 @@ impl RemoteAgent {
     /// command's output there.
     pub(super) fn open_command(&self, command_id: &CommandId, chunks: Recipient<CommandChunk>) {
         let subject = command_out_subject(&self.outbox.link().cluster, command_id);
-        self.outbox
-            .listen(subject, Box::new(CommandListener(chunks)));
+        self.outbox.listen(
+            subject,
+            Box::new(Forward {
+                to: chunks,
+                read: FromAgentWire::command_chunk,
+            }),
+        );
         self.tell(ToAgentWire::RouteCommand {
             command_id: command_id.to_string(),
         });
     }
 }
 
-/// Hands a session's events to its terminal.
-struct TerminalListener(Recipient<TerminalEvent>);
-
-impl Listener for TerminalListener {
-    fn deliver(&mut self, body: &str) -> bool {
-        FromAgentWire::terminal_event(body)
-            .map(|event| self.0.do_send(event))
-            .is_some()
-    }
-
-    fn alive(&self) -> bool {
-        self.0.connected()
-    }
+/// Hands what a listener opens, read as `M`, to the terminal or command waiting for it.
+struct Forward<M>
+where
+    M: actix::Message + Send,
+    M::Result: Send,
+{
+    to: Recipient<M>,
+    read: fn(&str) -> Option<M>,
 }
 
-/// Hands a command's output to its run.
-struct CommandListener(Recipient<CommandChunk>);
-
-impl Listener for CommandListener {
+impl<M> Listener for Forward<M>
+where
+    M: actix::Message + Send + 'static,
+    M::Result: Send,
+{
     fn deliver(&mut self, body: &str) -> bool {
-        FromAgentWire::command_chunk(body)
-            .map(|chunk| self.0.do_send(chunk))
+        (self.read)(body)
+            .map(|message| self.to.do_send(message))
             .is_some()
     }
 
     fn alive(&self) -> bool {
-        self.0.connected()
+        self.to.connected()
     }
 }
