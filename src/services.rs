@@ -8,6 +8,7 @@ use fleetgate_actors::cluster::inbound::ListenForAgents;
 use fleetgate_actors::cluster::outbox::ClusterOutbox;
 use fleetgate_actors::cluster::status::ListenForStatus;
 use fleetgate_actors::cluster::sweep::StartSweep;
+use fleetgate_actors::cluster::terminal_home::ListenForAttach;
 use fleetgate_actors::cluster::view::ClusterView;
 use fleetgate_actors::command::CommandLinks;
 use fleetgate_actors::registry::{
@@ -92,31 +93,40 @@ impl Services {
             audit.clone().recipient(),
             settings.limits.security_events_per_minute,
         );
-        let registry = match &cluster {
-            Some(Joined { bridge, link, .. }) => registry
+        let outbox = cluster
+            .as_ref()
+            .map(|joined| ClusterOutbox::start(joined.link.clone(), security.clone()));
+        let registry = match (&cluster, &outbox) {
+            (Some(Joined { bridge, view, .. }), Some(outbox)) => registry
                 .with_presence(PresenceLinks {
                     connected: bridge.clone().recipient(),
                     disconnected: bridge.clone().recipient(),
                     status: bridge.clone().recipient(),
                 })
                 .with_cluster(ClusterRouting {
-                    outbox: ClusterOutbox::start(link.clone(), security.clone()),
+                    outbox: outbox.clone(),
                     where_is: bridge.clone().recipient(),
                     secret_of: machines.clone().recipient(),
+                    view: view.clone(),
                 }),
-            None => registry,
+            _ => registry,
         }
         .start();
         let view = cluster
             .as_ref()
             .map_or_else(ClusterView::default, |joined| joined.view.clone());
-        if let Some(Joined { bridge, .. }) = &cluster {
+        if let (Some(Joined { bridge, .. }), Some(outbox)) = (&cluster, outbox) {
             bridge.do_send(ListenForStatus {
                 listener: registry.clone().recipient(),
                 security: security.clone(),
             });
             bridge.do_send(ListenForAgents {
                 registry: registry.clone().recipient(),
+                security: security.clone(),
+            });
+            bridge.do_send(ListenForAttach {
+                terminals: registry.clone().recipient(),
+                outbox,
                 security: security.clone(),
             });
             bridge.do_send(StartSweep {

@@ -99,6 +99,7 @@ impl CommandRun {
                 events: vec![event],
                 request_id: self.spec.request_id.clone(),
                 error: None,
+                relayed: Vec::new(),
             });
         }
     }
@@ -181,6 +182,7 @@ impl Actor for CommandRun {
                         events: Vec::new(),
                         request_id: None,
                         error: Some(error),
+                        relayed: Vec::new(),
                     });
                 }
                 run.started_outcome(false);

@@ -16,6 +16,7 @@ use fleetgate_actors::cluster::bridge::{ClusterLink, WhereIs};
 use fleetgate_actors::cluster::inbound::FromCluster;
 use fleetgate_actors::cluster::outbox::ClusterOutbox;
 use fleetgate_actors::cluster::presence::{PresenceEntry, PresenceError};
+use fleetgate_actors::cluster::view::ClusterView;
 use fleetgate_actors::cluster::wire::{AgentRequest, FromAgentWire, ReplyWire, ToAgentWire};
 use fleetgate_actors::protocol::agent::MachineSecret;
 use fleetgate_actors::protocol::cluster::{ClusterKey, open, seal};
@@ -88,6 +89,7 @@ fn clustered_registry(
             outbox: ClusterOutbox::start(link, security),
             where_is: directory.clone().recipient(),
             secret_of: directory.recipient(),
+            view: ClusterView::default(),
         })
         .start()
 }

@@ -8,6 +8,7 @@ mod cli;
 mod cluster;
 mod cluster_failover;
 mod cluster_nats_outage;
+mod cluster_reattach;
 mod cluster_routing;
 mod commands_and_status;
 mod deployed_agents;

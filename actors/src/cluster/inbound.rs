@@ -6,16 +6,13 @@
 
 use actix::{AsyncContext, Context, Handler, Message, Recipient};
 use chrono::Utc;
-use futures_util::StreamExt;
 
 use super::bridge::{ClusterLink, NatsBridge};
-use super::refusals::report_refusal;
-use super::subscription::Subscription;
+use super::sealed_inbox::receive_sealed;
 use super::wire::{AgentRequest, ReplyWire, ToAgentWire, agent_in_wildcard, machine_of_agent_in};
 use crate::agent_session::RouteError;
 use crate::protocol::MachineId;
-use crate::protocol::cluster::{open, seal};
-use crate::protocol::nonce::NonceCache;
+use crate::protocol::cluster::seal;
 use crate::security_events::SecurityEvents;
 
 /// Sealed requests remembered against replays (all machines of this instance together).
@@ -54,61 +51,47 @@ impl Handler<ListenForAgents> for NatsBridge {
 
 async fn serve(link: ClusterLink, listen: ListenForAgents) {
     let wildcard = agent_in_wildcard(&link.cluster);
-    let mut messages = match Subscription::open(&link.client, wildcard).await {
-        Ok(messages) => messages,
-        Err(err) => {
-            tracing::error!(error = %err, "cannot listen for requests to agents");
-            return;
-        }
-    };
-    let mut nonces = NonceCache::new(AGENT_IN_NONCES);
-    while let Some(message) = messages.next().await {
-        let subject = message.subject.as_str();
-        let opened = match open(
-            &link.key,
-            subject,
-            &message.payload,
-            Utc::now(),
-            &mut nonces,
-        ) {
-            Ok(opened) => opened,
-            Err(refusal) => {
-                report_refusal(&listen.security, subject, refusal);
-                continue;
+    let security = listen.security.clone();
+    receive_sealed(
+        &link,
+        wildcard,
+        &security,
+        AGENT_IN_NONCES,
+        |subject, opened, reply| {
+            let machine = machine_of_agent_in(&link.cluster, subject);
+            let request = serde_json::from_str::<AgentRequest>(&opened.body);
+            let (Some(machine_id), Ok(request)) = (machine, request) else {
+                tracing::warn!(subject, from = %opened.from, "unreadable request for an agent");
+                return;
+            };
+            if !request.is_for(&link.instance) {
+                return;
             }
-        };
-        let machine = machine_of_agent_in(&link.cluster, subject);
-        let request = serde_json::from_str::<AgentRequest>(&opened.body);
-        let (Some(machine_id), Ok(request)) = (machine, request) else {
-            tracing::warn!(subject, from = %opened.from, "unreadable request for an agent");
-            continue;
-        };
-        if !request.is_for(&link.instance) {
-            continue;
-        }
-        let request = FromCluster {
-            machine_id,
-            from: opened.from,
-            request: request.request,
-        };
-        match message.reply {
-            None => listen.registry.do_send(request),
-            Some(reply_to) => {
-                // `send` queues the request now (in order); only the answer is awaited apart.
-                let answer = listen.registry.send(request);
-                let link = link.clone();
-                actix::spawn(async move {
-                    let reply = match answer.await {
-                        Ok(Ok(())) => ReplyWire::Sent,
-                        _ => ReplyWire::MachineOffline,
-                    };
-                    let body = serde_json::to_string(&reply).unwrap_or_default();
-                    let sealed = seal(&link.key, &link.instance, &reply_to, &body, Utc::now());
-                    if let Err(err) = link.client.publish(reply_to, sealed.into()).await {
-                        tracing::warn!(error = %err, "reply to another instance not published");
-                    }
-                });
+            let request = FromCluster {
+                machine_id,
+                from: opened.from,
+                request: request.request,
+            };
+            match reply {
+                None => listen.registry.do_send(request),
+                Some(reply_to) => {
+                    // `send` queues the request now (in order); only the answer is awaited apart.
+                    let answer = listen.registry.send(request);
+                    let link = link.clone();
+                    actix::spawn(async move {
+                        let reply = match answer.await {
+                            Ok(Ok(())) => ReplyWire::Sent,
+                            _ => ReplyWire::MachineOffline,
+                        };
+                        let body = serde_json::to_string(&reply).unwrap_or_default();
+                        let sealed = seal(&link.key, &link.instance, &reply_to, &body, Utc::now());
+                        if let Err(err) = link.client.publish(reply_to, sealed.into()).await {
+                            tracing::warn!(error = %err, "reply to another instance not published");
+                        }
+                    });
+                }
             }
-        }
-    }
+        },
+    )
+    .await;
 }

@@ -47,12 +47,22 @@ enum Outgoing {
     Request {
         subject: String,
         body: String,
-        answer: oneshot::Sender<Result<(), RouteError>>,
+        timeout: Duration,
+        answer: oneshot::Sender<Result<Answer, RouteError>>,
     },
     Listen {
         subject: String,
         listener: Box<dyn Listener>,
     },
+}
+
+/// The answer to a request, and the instance that gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// What it said.
+    pub reply: ReplyWire,
+    /// Who said it.
+    pub from: String,
 }
 
 /// The sending side of this instance on the cluster. Cheap to clone.
@@ -110,14 +120,31 @@ impl ClusterOutbox {
         subject: String,
         body: String,
     ) -> impl Future<Output = Result<(), RouteError>> + 'static {
-        let connected =
-            self.link.client.connection_state() == async_nats::connection::State::Connected;
+        let asked = self.ask(subject, body, REQUEST_TIMEOUT);
+        async move {
+            match asked.await?.reply {
+                ReplyWire::Sent => Ok(()),
+                ReplyWire::MachineOffline => Err(RouteError::MachineOffline),
+                ReplyWire::Refused | ReplyWire::Gone => Err(RouteError::RegionUnreachable),
+            }
+        }
+    }
+
+    /// Publishes `body` on `subject` and resolves with the first sealed answer: at once with
+    /// `RegionUnreachable` while NATS is away, `Timeout` if nobody answers within `timeout`.
+    pub fn ask(
+        &self,
+        subject: String,
+        body: String,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Answer, RouteError>> + 'static {
         let (answer, answered) = oneshot::channel();
-        let queued = connected
+        let queued = self.is_connected()
             && self
                 .enqueue(Outgoing::Request {
                     subject,
                     body,
+                    timeout,
                     answer,
                 })
                 .is_ok();
@@ -154,8 +181,9 @@ async fn run(link: ClusterLink, security: SecurityEvents, mut outgoing: mpsc::Re
             Outgoing::Request {
                 subject,
                 body,
+                timeout,
                 answer,
-            } => request(&link, subject, body, answer).await,
+            } => request(&link, subject, body, timeout, answer).await,
             Outgoing::Listen { subject, listener } => {
                 match Subscription::open(&link.client, subject.clone()).await {
                     Ok(subscription) => {
@@ -179,7 +207,8 @@ async fn request(
     link: &ClusterLink,
     subject: String,
     body: String,
-    answer: oneshot::Sender<Result<(), RouteError>>,
+    timeout: Duration,
+    answer: oneshot::Sender<Result<Answer, RouteError>>,
 ) {
     let inbox = link.client.new_inbox();
     let mut replies = match Subscription::open(&link.client, inbox.clone()).await {
@@ -200,20 +229,23 @@ async fn request(
     }
     let key = link.key.clone();
     actix::spawn(async move {
-        let outcome = match tokio::time::timeout(REQUEST_TIMEOUT, replies.next()).await {
+        let outcome = match tokio::time::timeout(timeout, replies.next()).await {
             Err(_elapsed) => Err(RouteError::Timeout),
             Ok(None) => Err(RouteError::RegionUnreachable),
             Ok(Some(reply)) => {
                 let mut nonces = NonceCache::new(1);
                 let opened = open(&key, &inbox, &reply.payload, Utc::now(), &mut nonces);
-                match opened.map(|o| serde_json::from_str::<ReplyWire>(&o.body)) {
-                    Ok(Ok(ReplyWire::Sent)) => Ok(()),
-                    Ok(Ok(ReplyWire::MachineOffline)) => Err(RouteError::MachineOffline),
-                    _ => {
-                        tracing::warn!(security = true, "unreadable or unsealed cluster reply");
-                        Err(RouteError::RegionUnreachable)
-                    }
-                }
+                let read = opened.ok().and_then(|opened| {
+                    let reply = serde_json::from_str::<ReplyWire>(&opened.body).ok()?;
+                    Some(Answer {
+                        reply,
+                        from: opened.from,
+                    })
+                });
+                read.ok_or_else(|| {
+                    tracing::warn!(security = true, "unreadable or unsealed cluster reply");
+                    RouteError::RegionUnreachable
+                })
             }
         };
         replies.close().await;

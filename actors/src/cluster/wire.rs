@@ -210,6 +210,10 @@ pub enum ReplyWire {
     Sent,
     /// The agent is not connected to the answering instance.
     MachineOffline,
+    /// A re-attach was refused: the session belongs to another user.
+    Refused,
+    /// A re-attach found the session ending.
+    Gone,
 }
 
 #[cfg(test)]

@@ -1,18 +1,21 @@
 //! The Registry's side of the cluster. As the operator's instance: a link to an agent connected
 //! to another instance ([`remote_link`]), and telling that instance when a session or command
-//! routed there ends. As the agent's instance: requests from other instances ([`FromCluster`])
+//! routed there ends; a stand-in for a terminal running on another instance, for its owner
+//! re-attaching through this one. As the agent's instance: requests from other instances ([`FromCluster`])
 //! for the agents connected here, whose output goes back through an [`OutputRelay`].
 
 use actix::{Actor, Context, Handler, Recipient, ResponseFuture};
 
 use super::Registry;
-use super::routes::{CommandRoute, TerminalRoute};
+use super::routes::{CommandRoute, TerminalInboxes, TerminalRoute};
 use crate::agent_link::{AgentLink, RemoteAgent};
 use crate::agent_session::{RouteError, SendToAgent, ToAgent};
 use crate::cluster::bridge::WhereIs;
 use crate::cluster::inbound::FromCluster;
 use crate::cluster::outbox::ClusterOutbox;
 use crate::cluster::relay::OutputRelay;
+use crate::cluster::remote_terminal::RemoteTerminal;
+use crate::cluster::view::ClusterView;
 use crate::cluster::wire::{AgentRequest, ToAgentWire, command_out_subject, session_out_subject};
 use crate::protocol::agent::Capabilities;
 use crate::protocol::{CommandId, MachineId, SessionId};
@@ -27,6 +30,8 @@ pub struct ClusterRouting {
     pub where_is: Recipient<WhereIs>,
     /// Machine secrets, to sign towards remote agents (`MachineRepo`).
     pub secret_of: Recipient<MachineSecretOf>,
+    /// The cluster as this instance sees it (which instances are alive).
+    pub view: ClusterView,
 }
 
 /// A link to `machine_id`'s agent on whichever instance holds it: `MachineOffline` if none
@@ -85,6 +90,18 @@ impl Registry {
                 .outbox
                 .publish(subject, AgentRequest::body(None, request));
         }
+    }
+
+    /// The inboxes of a stand-in for `session_id`, running on another instance if anywhere
+    /// (cluster mode only).
+    pub(super) fn remote_terminal(&self, session_id: SessionId) -> Option<TerminalInboxes> {
+        let routing = self.cluster.as_ref()?;
+        let stand_in =
+            RemoteTerminal::new(routing.outbox.clone(), routing.view.clone(), session_id).start();
+        Some(TerminalInboxes {
+            attach: stand_in.clone().recipient(),
+            requests: stand_in.recipient(),
+        })
     }
 
     /// Routes a remote operator's session's output from the agent here back to its instance.

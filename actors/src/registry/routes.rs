@@ -80,6 +80,9 @@ pub struct DropTerminal {
 pub struct FindTerminal {
     /// The session.
     pub session_id: SessionId,
+    /// In cluster mode, for a session not running here: the inboxes of a stand-in that asks
+    /// the other instances for it when attached (`RemoteTerminal`).
+    pub in_cluster: bool,
 }
 
 /// Output an agent sent for a session.
@@ -176,9 +179,11 @@ impl Handler<FindTerminal> for Registry {
     type Result = Option<TerminalInboxes>;
 
     fn handle(&mut self, msg: FindTerminal, _: &mut Context<Self>) -> Self::Result {
-        self.terminals
-            .get(&msg.session_id)
-            .and_then(|route| route.inboxes.clone())
+        match self.terminals.get(&msg.session_id) {
+            Some(route) => route.inboxes.clone(),
+            None if msg.in_cluster => self.remote_terminal(msg.session_id),
+            None => None,
+        }
     }
 }
 

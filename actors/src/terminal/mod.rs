@@ -95,6 +95,7 @@ impl TerminalSession {
                 events,
                 request_id,
                 error: None,
+                relayed: Vec::new(),
             });
         }
     }
@@ -110,6 +111,7 @@ impl TerminalSession {
                 events: Vec::new(),
                 request_id: None,
                 error: Some(error),
+                relayed: Vec::new(),
             });
         }
     }

@@ -66,6 +66,7 @@ impl TerminalSession {
             events,
             request_id: None,
             error: None,
+            relayed: Vec::new(),
         });
         // Detached from this actor: if the session ends meanwhile, the delivery in flight
         // still reaches the owner (a dropped request would be skipped by its receiver).

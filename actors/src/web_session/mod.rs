@@ -45,6 +45,33 @@ pub struct Deliver {
     pub request_id: Option<String>,
     /// An error to send after them.
     pub error: Option<ErrorFrame>,
+    /// Frames another instance already encoded (a terminal re-attached through this instance
+    /// runs there), sent last.
+    pub relayed: Vec<String>,
+}
+
+impl Deliver {
+    /// The frames of this delivery, encoded, in the order they are sent.
+    pub fn into_frames(self) -> Vec<String> {
+        let request_id = self.request_id.as_deref();
+        let mut frames: Vec<String> = self
+            .events
+            .iter()
+            .map(|event| event.to_json(request_id))
+            .collect();
+        frames.extend(self.error.map(|error| error.to_json()));
+        frames.extend(self.relayed);
+        frames
+    }
+}
+
+/// The session a `terminal_closed` frame announces, if `frame` is one.
+pub fn closed_session(frame: &str) -> Option<SessionId> {
+    if !frame.starts_with(r#"{"type":"terminal_closed""#) {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(frame).ok()?;
+    SessionId::parse(value.get("sessionId")?.as_str()?)
 }
 
 /// `hello`: the first message after the upgrade.
@@ -312,10 +339,12 @@ impl Handler<Deliver> for WebSession {
             {
                 self.terminals.remove(&id);
             }
-            self.send_text(ctx, event.to_json(delivery.request_id.as_deref()));
         }
-        if let Some(error) = &delivery.error {
-            self.send_text(ctx, error.to_json());
+        for id in delivery.relayed.iter().filter_map(|f| closed_session(f)) {
+            self.terminals.remove(&id);
+        }
+        for frame in delivery.into_frames() {
+            self.send_text(ctx, frame);
         }
         Box::pin(self.drain.until_written())
     }

@@ -128,6 +128,7 @@ impl WebSession {
         let machine_id = MachineId::parse(&claims.machine_id);
         let find = self.links.routing.find_terminal.send(FindTerminal {
             session_id: session_id.clone(),
+            in_cluster: true,
         });
         // The session is recorded on this socket before the attach is sent, so that input typed
         // right after `terminal_opened` is never refused and a drop right after is noticed.

@@ -117,6 +117,7 @@ pub async fn kill(
         .registry
         .send(FindTerminal {
             session_id: id.clone(),
+            in_cluster: false,
         })
         .await?
         .ok_or_else(|| ApiError::NotFound("no such live session".into()))?;
