@@ -2,9 +2,11 @@
 
 pub mod agent_api;
 pub mod api;
+pub mod console;
 pub mod health;
 pub mod problem;
 pub mod request_log;
+pub mod session_cookie;
 pub mod token;
 pub mod ws;
 
@@ -14,6 +16,7 @@ use actix_web::web;
 pub fn routes(config: &mut web::ServiceConfig, agent_body_limit: usize) {
     agent_api::routes(config, agent_body_limit);
     api::routes(config);
+    console::routes(config);
     config
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))

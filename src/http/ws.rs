@@ -14,6 +14,7 @@ use fleetgate_actors::user_directory::{LookupUser, StoredUser};
 use fleetgate_actors::web_session::WebSession;
 
 use super::problem::Problem;
+use super::session_cookie::{SESSION_COOKIE, same_origin};
 use super::token::presented_token;
 use crate::app::AppState;
 
@@ -55,6 +56,15 @@ pub async fn web_socket(
             detail: serde_json::json!({ "reason": reason }),
         });
     };
+    // A browser sends the console's cookie with any page's upgrade: only this server's own
+    // pages may use it (cross-site WebSocket hijacking).
+    let via_cookie = request
+        .cookie(SESSION_COOKIE)
+        .is_some_and(|cookie| cookie.value() == presented.token);
+    if via_cookie && !same_origin(&request) {
+        refused("cross-site upgrade with the session cookie".to_owned());
+        return Ok(forbidden("cross-site upgrade refused"));
+    }
     let mut user = match state.jwt.authenticate(&presented.token) {
         Ok(user) => user,
         Err(err) => {

@@ -11,6 +11,7 @@ mod cluster_nats_outage;
 mod cluster_reattach;
 mod cluster_routing;
 mod commands_and_status;
+mod console_session;
 mod deployed_agents;
 mod fixtures;
 mod hostile_process;

@@ -67,6 +67,18 @@ pub struct QueryAudit {
     pub limit: u64,
 }
 
+/// Commands, newest first.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<Vec<commands::Model>, DbErr>")]
+pub struct ListCommands {
+    /// Only this user's.
+    pub user_id: Option<UserId>,
+    /// Only on this machine.
+    pub machine_id: Option<MachineId>,
+    /// At most this many.
+    pub limit: u64,
+}
+
 /// One command by id.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<Option<commands::Model>, DbErr>")]
@@ -180,6 +192,28 @@ impl Handler<QueryAudit> for QueryRepo {
             }
             query
                 .order_by_desc(audit_log::Column::Id)
+                .limit(q.limit.min(MAX_ROWS))
+                .all(&db)
+                .await
+        })
+    }
+}
+
+impl Handler<ListCommands> for QueryRepo {
+    type Result = ResponseFuture<Result<Vec<commands::Model>, DbErr>>;
+
+    fn handle(&mut self, q: ListCommands, _: &mut Context<Self>) -> Self::Result {
+        let db = self.db.clone();
+        Box::pin(async move {
+            let mut query = commands::Entity::find();
+            if let Some(user) = q.user_id {
+                query = query.filter(commands::Column::UserId.eq(user));
+            }
+            if let Some(machine) = q.machine_id {
+                query = query.filter(commands::Column::MachineId.eq(machine));
+            }
+            query
+                .order_by_desc(commands::Column::StartedAt)
                 .limit(q.limit.min(MAX_ROWS))
                 .all(&db)
                 .await

@@ -1,4 +1,4 @@
-//! `POST /auth/login` and `POST /auth/refresh`.
+//! `POST /auth/login`, `POST /auth/refresh` and `POST /auth/logout`.
 
 use std::time::Instant;
 
@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use super::caller::Caller;
 use super::error::ApiError;
 use crate::app::AppState;
+use crate::http::session_cookie::{SESSION_COOKIE, cleared_cookies, session_cookies};
 use crate::passwords::verify_password;
 
 /// How long an attempt from an address with too many recent failures waits before its
@@ -25,34 +26,58 @@ const THROTTLED_ADDRESS_DELAY: std::time::Duration = std::time::Duration::from_m
 pub struct LoginRequest {
     username: String,
     password: String,
+    /// Keep the session in an `HttpOnly` cookie instead of returning the token (the browser
+    /// console); state-changing requests then repeat the `csrf` cookie in `X-CSRF-Token`.
+    #[serde(default)]
+    cookie: bool,
 }
 
 /// A token and its expiry.
 #[derive(Serialize, ToSchema)]
 pub struct Token {
-    /// The JWT, for `Authorization: Bearer` (or the `session` cookie, or `/ws/web`).
-    token: String,
+    /// The JWT, for `Authorization: Bearer` (or the `session` cookie, or `/ws/web`); absent
+    /// when it was set as a cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
     #[serde(rename = "expiresAt")]
     #[schema(format = DateTime)]
     expires_at: String,
 }
 
+/// Who a token is issued to, and where it goes.
+struct Issue<'a> {
+    user_id: &'a str,
+    role: Role,
+    name: Option<&'a str>,
+    /// Into the console's cookies rather than the body.
+    cookie: bool,
+}
+
 fn token_response(
     state: &AppState,
-    user_id: &str,
-    role: Role,
-    name: Option<&str>,
+    request: &HttpRequest,
+    issue: Issue<'_>,
 ) -> Result<HttpResponse, ApiError> {
     let (token, exp) = state
         .jwt
-        .issue(user_id, role, name)
+        .issue(issue.user_id, issue.role, issue.name)
         .map_err(ApiError::internal)?;
     let expires_at = Utc
         .timestamp_opt(exp, 0)
         .single()
         .map(|t| t.to_rfc3339())
         .unwrap_or_default();
-    Ok(HttpResponse::Ok().json(Token { token, expires_at }))
+    if !issue.cookie {
+        let token = Some(token);
+        return Ok(HttpResponse::Ok().json(Token { token, expires_at }));
+    }
+    let lifetime = exp - Utc::now().timestamp();
+    let mut response = HttpResponse::Ok();
+    for cookie in session_cookies(request, token, lifetime) {
+        response.cookie(cookie);
+    }
+    let token = None;
+    Ok(response.json(Token { token, expires_at }))
 }
 
 fn audit(
@@ -86,7 +111,11 @@ pub async fn login(
     body: web::Json<LoginRequest>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let LoginRequest { username, password } = body.into_inner();
+    let LoginRequest {
+        username,
+        password,
+        cookie,
+    } = body.into_inner();
     let ip = request.peer_addr().map(|a| a.ip().to_string());
     let keys = [
         format!("user:{username}"),
@@ -140,7 +169,13 @@ pub async fn login(
                 serde_json::json!({ "username": username }),
                 ip,
             );
-            token_response(&state, &user.id.to_string(), role, Some(&user.username))
+            let issue = Issue {
+                user_id: &user.id.to_string(),
+                role,
+                name: Some(&user.username),
+                cookie,
+            };
+            token_response(&state, &request, issue)
         }
         _ => {
             let mut throttle = state.login_throttle.lock().map_err(ApiError::internal)?;
@@ -169,6 +204,42 @@ pub async fn login(
         (status = 200, description = "a fresh token", body = Token),
         (status = 401, description = "missing, invalid or expired token"),
     ))]
-pub async fn refresh(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    token_response(&state, &caller.user_id.to_string(), caller.role, None)
+pub async fn refresh(
+    request: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let issue = Issue {
+        user_id: &caller.user_id.to_string(),
+        role: caller.role,
+        name: None,
+        cookie: caller.via_cookie,
+    };
+    token_response(&state, &request, issue)
+}
+
+/// End the console's cookie session: both cookies are removed (a bearer token simply expires).
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", security(()),
+    responses(
+        (status = 204, description = "the session cookies are removed"),
+    ))]
+pub async fn logout(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let user = request
+        .cookie(SESSION_COOKIE)
+        .and_then(|cookie| state.jwt.authenticate(cookie.value()).ok());
+    if let Some(user) = user {
+        let ip = request.peer_addr().map(|a| a.ip().to_string());
+        audit(
+            &state,
+            user.user_id.to_string(),
+            "logout",
+            serde_json::json!({}),
+            ip,
+        );
+    }
+    let mut response = HttpResponse::NoContent();
+    for cookie in cleared_cookies() {
+        response.cookie(cookie);
+    }
+    response.finish()
 }

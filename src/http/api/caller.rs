@@ -1,4 +1,5 @@
-//! `Caller`: the user behind a request's bearer JWT, with the role stored in the database.
+//! `Caller`: the user behind a request's bearer JWT (or the console's session cookie, with its
+//! CSRF token on state-changing requests), with the role stored in the database.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,6 +12,7 @@ use fleetgate_actors::repo::access::UserRole;
 
 use super::error::ApiError;
 use crate::app::AppState;
+use crate::http::session_cookie::{SESSION_COOKIE, csrf_allows};
 use crate::http::token::bearer;
 
 /// An authenticated API caller.
@@ -22,6 +24,8 @@ pub struct Caller {
     pub role: Role,
     /// Source address.
     pub source_ip: Option<String>,
+    /// Whether the token came in the console's session cookie (not a bearer header).
+    pub via_cookie: bool,
 }
 
 impl Caller {
@@ -41,12 +45,21 @@ impl FromRequest for Caller {
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = request.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer(request);
+        let presented = match bearer(request) {
+            Some(token) => Ok(Some((token, false))),
+            None => match request.cookie(SESSION_COOKIE) {
+                Some(_) if !csrf_allows(request) => Err(ApiError::Forbidden(
+                    "CSRF token missing or wrong (X-CSRF-Token)".into(),
+                )),
+                Some(cookie) => Ok(Some((cookie.value().to_owned(), true))),
+                None => Ok(None),
+            },
+        };
         let source_ip = request.peer_addr().map(|addr| addr.ip().to_string());
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
-            let token =
-                token.ok_or_else(|| ApiError::Unauthenticated("bearer token required".into()))?;
+            let (token, via_cookie) = presented?
+                .ok_or_else(|| ApiError::Unauthenticated("bearer token required".into()))?;
             let user = state
                 .jwt
                 .authenticate(&token)
@@ -64,6 +77,7 @@ impl FromRequest for Caller {
                 user_id: user.user_id,
                 role,
                 source_ip,
+                via_cookie,
             })
         })
     }

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod caller;
 pub mod checks;
+pub mod command_history;
 pub mod commands;
 pub mod error;
 pub mod machine_views;
@@ -40,6 +41,7 @@ macro_rules! api_routes {
 api_routes! {
     POST "/auth/login" => auth::login,
     POST "/auth/refresh" => auth::refresh,
+    POST "/auth/logout" => auth::logout,
     GET "/machines" => machines::list,
     POST "/machines" => machines::create,
     GET "/machines/{id}" => machines::show,
@@ -51,6 +53,7 @@ api_routes! {
     DELETE "/machines/{id}/access/{userId}" => access::delete,
     POST "/machines/{id}/commands" => commands::run_one,
     POST "/commands" => commands::run_many,
+    GET "/commands" => command_history::list,
     GET "/commands/{id}" => commands::show,
     GET "/sessions" => sessions::list,
     DELETE "/sessions/{id}" => sessions::kill,

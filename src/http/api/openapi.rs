@@ -9,7 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, ContentBuilder, PathItem, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{access, audit, auth, commands, machines, sessions, users};
+use super::{access, audit, auth, command_history, commands, machines, sessions, users};
 
 /// The API as an OpenAPI document.
 #[derive(OpenApi)]
@@ -23,6 +23,7 @@ use super::{access, audit, auth, commands, machines, sessions, users};
     paths(
         auth::login,
         auth::refresh,
+        auth::logout,
         machines::list,
         machines::create,
         machines::show,
@@ -35,6 +36,7 @@ use super::{access, audit, auth, commands, machines, sessions, users};
         commands::run_one,
         commands::run_many,
         commands::show,
+        command_history::list,
         sessions::list,
         sessions::kill,
         audit::list,
