@@ -221,6 +221,35 @@ test("an administrator enrols a machine and reads the audit log", async () => {
   await context.close();
 });
 
+test("ten thousand machines: the list keeps only the rows in view, search and scrolling reach any", async () => {
+  const out = path.join(server.dir, "bulk.keys");
+  assert.equal(await server.cli(["machine", "add", "bulk", "--count", "10000", "--out", out]), 0);
+  const { context, page } = await loggedIn(["admin", ADMIN_PASSWORD]);
+  await page.locator("#fleet-count", { hasText: /of 1000[0-9] online/ }).waitFor({ timeout: 30000 });
+  const rows = await page.locator(".fleet-row").count();
+  assert.ok(rows > 5 && rows < 60, `only the rows in view exist (${rows})`);
+  await page.locator("#fleet-list").evaluate((list) => { list.scrollTop = list.scrollHeight; });
+  await row(page, "web-2").waitFor();
+  await page.getByLabel("Search").fill("bulk-9999");
+  await eventually(async () => (await page.locator(".fleet-row").count()) === 1);
+  await row(page, "bulk-9999").waitFor();
+  await context.close();
+});
+
+test("a narrow window keeps the fleet usable without sideways scrolling", async () => {
+  const { context, page } = await loggedIn(OPERATOR);
+  await page.setViewportSize({ width: 420, height: 800 });
+  await row(page, "web-1").waitFor();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `no horizontal overflow (${overflow} px)`);
+  await page.keyboard.press("Tab");
+  await page.keyboard.press("Tab");
+  const focused = await page.evaluate(() => document.activeElement?.textContent || document.activeElement?.id);
+  assert.ok(focused, "keyboard focus moves through the page");
+  await page.screenshot({ path: path.join(SHOTS, "fleet-narrow.png") });
+  await context.close();
+});
+
 test("a machine whose agent stops goes offline in the page without a reload", async () => {
   const { context, page } = await loggedIn(OPERATOR);
   await row(page, "web-2").and(page.locator('[data-status="online"]')).waitFor();

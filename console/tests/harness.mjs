@@ -54,6 +54,14 @@ export async function startServer(bin) {
   return {
     base,
     dir,
+    /** Runs `fleetgate ARGS` against this server's database; resolves with its exit code. */
+    cli(args) {
+      const cli = spawn(bin, args, {
+        env: { ...process.env, FLEETGATE__STORAGE__DATA_DIR: dir },
+        stdio: ["ignore", "ignore", log],
+      });
+      return new Promise((resolve) => cli.once("exit", resolve));
+    },
     async stop() {
       child.kill("SIGTERM");
       await new Promise((resolve) => child.once("exit", resolve));
