@@ -131,6 +131,19 @@ async function route() {
   location.hash = "#/fleet";
 }
 
+/** While someone works in the page, its session is renewed before the token expires; an idle
+ * tab is not kept logged in. */
+const RENEW_EVERY_MS = 20 * 60 * 1000;
+let activeSinceRenewal = false;
+for (const kind of ["keydown", "pointerdown"]) {
+  window.addEventListener(kind, () => { activeSinceRenewal = true; }, { passive: true });
+}
+setInterval(async () => {
+  if (!session.user || !activeSinceRenewal) return;
+  activeSinceRenewal = false;
+  await api("POST", "/auth/refresh").catch(() => {}); // a 401 returns to the login page
+}, RENEW_EVERY_MS);
+
 onSessionExpired(() => expire("Your session expired; please log in again."));
 document.getElementById("logout").addEventListener("click", logout);
 window.addEventListener("hashchange", route);
