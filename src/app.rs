@@ -46,6 +46,9 @@ pub enum StartupError {
     /// NATS or its presence bucket could not be reached (cluster mode).
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    /// The TLS certificate cannot be loaded or made.
+    #[error("TLS: {0:#}")]
+    Tls(anyhow::Error),
     /// The listener could not be bound.
     #[error("cannot listen on {addr}: {error}")]
     Bind {
@@ -101,6 +104,16 @@ impl Application {
             error,
         })?;
         let secrets = load_secrets(&settings)?;
+        let tls = match settings.tls_source() {
+            Some(source) => {
+                let host = public_host(&settings.server.public_url);
+                let tls =
+                    crate::tls::ServerTls::load(source, &[host]).map_err(StartupError::Tls)?;
+                tracing::info!(fingerprint = %tls.fingerprint(), "TLS on; certificate SHA-256 fingerprint (agents: --pin-sha256)");
+                Some(std::sync::Arc::new(tls))
+            }
+            None => None,
+        };
 
         // Bind first: a port in use fails start-up before anything else is started.
         let bind = settings.server.bind;
@@ -170,15 +183,22 @@ impl Application {
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(web::Data::new(state.clone()))
                 .configure(|config| http::routes(config, agent_body_limit))
-        })
-        .listen(listener)
+        });
+        let server = match &tls {
+            Some(tls) => {
+                tls.clone().watch();
+                server.listen_rustls_0_23(listener, tls.config.clone())
+            }
+            None => server.listen(listener),
+        }
         .map_err(|error| StartupError::Bind { addr: bind, error })?
         .tcp_nodelay(true)
         .disable_signals()
         .shutdown_timeout(shutdown_timeout.as_secs())
         .run();
 
-        tracing::info!(%address, "fleetgate listening");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(%address, scheme, "fleetgate listening");
         Ok(Self {
             address,
             server,
@@ -332,5 +352,17 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
+    }
+}
+
+/// The host part of `public_url` (a name a self-signed certificate is made for).
+fn public_host(public_url: &str) -> String {
+    let rest = public_url
+        .split_once("://")
+        .map_or(public_url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or_default();
+    match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host.to_owned(),
+        _ => authority.to_owned(),
     }
 }

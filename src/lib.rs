@@ -14,3 +14,4 @@ pub mod secrets;
 pub mod services;
 pub mod settings;
 pub mod telemetry;
+pub mod tls;

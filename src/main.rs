@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use fleetgate::app::Application;
+use fleetgate::cli::client::server_trust::ServerTrust;
 use fleetgate::cli::client::{commands, shell};
 use fleetgate::cli::{self, Cli, Command};
 use fleetgate::settings::Settings;
@@ -53,7 +54,18 @@ async fn main() -> ExitCode {
 /// Client commands talk to a server and need no server settings; `None` for server commands.
 async fn run_client(command: Option<&Command>) -> Option<ExitCode> {
     let outcome = match command? {
-        Command::Login { server, user } => commands::login(server, user.clone()).await.map(|_| 0),
+        Command::Login {
+            server,
+            user,
+            ca_file,
+            pin_sha256,
+        } => {
+            let tls = ServerTrust {
+                ca_file: ca_file.clone(),
+                pin_sha256: pin_sha256.clone(),
+            };
+            commands::login(server, user.clone(), tls).await.map(|_| 0)
+        }
         Command::Machines { json } => commands::machines(*json).await.map(|_| 0),
         Command::Exec {
             machine,

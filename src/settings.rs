@@ -1,6 +1,9 @@
 //! Configuration: `config/default.toml` < `--config FILE` < `FLEETGATE__SECTION__KEY`.
 
 mod cluster;
+mod tls;
+
+pub use tls::TlsSource;
 
 pub use cluster::{ClusterSettings, NatsAuth};
 
@@ -70,6 +73,12 @@ pub struct ServerSettings {
     pub ping_interval_secs: u64,
     /// WebSocket silence limit, seconds.
     pub client_timeout_secs: u64,
+    /// `""`/`"off"` (plain HTTP unless files are given), `"files"` or `"self-signed"`.
+    pub tls: String,
+    /// PEM certificate chain (leaf first); with `tls_key_file`, TLS on.
+    pub tls_cert_file: String,
+    /// PEM private key of the certificate.
+    pub tls_key_file: String,
 }
 
 /// `[storage]`
@@ -327,7 +336,8 @@ impl Settings {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|err| invalid("log.level", &err.to_string()))?;
-        self.validate_cluster()
+        self.validate_cluster()?;
+        self.validate_tls()
     }
 }
 

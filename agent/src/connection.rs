@@ -59,6 +59,8 @@ pub struct AgentConfig {
     pub command_timeout: Duration,
     /// CA certificates (PEM) trusted for `wss://` instead of the system roots.
     pub ca_file: Option<std::path::PathBuf>,
+    /// The SHA-256 fingerprint of the one server certificate trusted for `wss://`.
+    pub pin_sha256: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -72,7 +74,13 @@ struct ServerFrame {
 /// Connects, registers and serves until the connection ends.
 pub async fn run_once(config: &AgentConfig) -> anyhow::Result<()> {
     let connector = if config.server.starts_with("wss://") {
-        Some(crate::tls::connector(config.ca_file.as_deref())?)
+        let trust = fleetgate_client_tls::Trust {
+            ca_file: config.ca_file.as_deref(),
+            pin_sha256: config.pin_sha256.as_deref(),
+        };
+        Some(tokio_tungstenite::Connector::Rustls(
+            fleetgate_client_tls::client_config(trust)?,
+        ))
     } else {
         None
     };
@@ -268,6 +276,7 @@ mod tests {
             heartbeat: Duration::from_secs(5),
             command_timeout: Duration::from_secs(5),
             ca_file: None,
+            pin_sha256: None,
         }
     }
 

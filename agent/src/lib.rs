@@ -9,4 +9,3 @@ pub mod settings;
 pub mod simulate;
 pub mod system;
 pub mod terminal;
-pub mod tls;

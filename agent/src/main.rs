@@ -38,8 +38,12 @@ struct Args {
     #[arg(long, default_value_t = 5)]
     heartbeat_secs: u64,
     /// CA certificates (PEM) to trust for wss:// instead of the system roots.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "pin_sha256")]
     ca_file: Option<PathBuf>,
+    /// Trust exactly the server certificate with this SHA-256 fingerprint (what a server with
+    /// `server.tls = "self-signed"` prints), for wss://.
+    #[arg(long)]
+    pin_sha256: Option<String>,
     /// Seconds before a command is killed.
     #[arg(long, default_value_t = 600)]
     command_timeout_secs: u64,
@@ -105,8 +109,9 @@ fn load_args() -> anyhow::Result<Args> {
             .command_timeout_secs
             .unwrap_or(args.command_timeout_secs);
     }
-    if !given(&matches, "ca_file") {
+    if !given(&matches, "ca_file") && !given(&matches, "pin_sha256") {
         args.ca_file = file.ca_file.or(args.ca_file);
+        args.pin_sha256 = file.pin_sha256.or(args.pin_sha256);
     }
     Ok(args)
 }
@@ -150,6 +155,7 @@ async fn run() -> anyhow::Result<()> {
         heartbeat: Duration::from_secs(args.heartbeat_secs.max(1)),
         command_timeout: Duration::from_secs(args.command_timeout_secs.max(1)),
         ca_file: args.ca_file.clone(),
+        pin_sha256: args.pin_sha256.clone(),
     };
     let mut backoff = Backoff::default();
     loop {

@@ -23,6 +23,8 @@ pub struct FileSettings {
     pub command_timeout_secs: Option<u64>,
     /// `--ca-file`
     pub ca_file: Option<PathBuf>,
+    /// `--pin-sha256`
+    pub pin_sha256: Option<String>,
 }
 
 /// `server` in the file: one URL or several.

@@ -47,6 +47,13 @@ pub enum Command {
         /// User name (prompted when missing).
         #[arg(long)]
         user: Option<String>,
+        /// For https://: trust only the CA certificates in this PEM file.
+        #[arg(long, conflicts_with = "pin_sha256")]
+        ca_file: Option<std::path::PathBuf>,
+        /// For https://: trust only the server certificate with this SHA-256 fingerprint
+        /// (printed by a server with `server.tls = "self-signed"`).
+        #[arg(long)]
+        pin_sha256: Option<String>,
     },
     /// List the machines you may see.
     Machines {

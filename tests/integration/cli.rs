@@ -8,7 +8,11 @@ use crate::support::{enroll, spawn_app};
 use crate::web_client::WebClient;
 
 /// Runs the `fleetgate` binary with `args`, `stdin` and a private config dir.
-async fn cli(config_dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
+pub(crate) async fn cli(
+    config_dir: &std::path::Path,
+    args: &[&str],
+    stdin: &str,
+) -> std::process::Output {
     use std::io::Write;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fleetgate"))
         .args(args)

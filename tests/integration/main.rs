@@ -26,6 +26,7 @@ mod server_process;
 mod simulator;
 mod support;
 mod terminals;
+mod tls;
 mod upgrade_gate;
 mod users;
 mod web_client;

@@ -20,6 +20,7 @@ fn start_agent(server: &crate::support::TestServer, secret: String) {
         heartbeat: Duration::from_millis(300),
         command_timeout: Duration::from_secs(30),
         ca_file: None,
+        pin_sha256: None,
     };
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()

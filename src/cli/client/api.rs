@@ -5,6 +5,7 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::credentials::Credentials;
+use super::server_trust::ServerTrust;
 
 /// A connected `/ws/web` socket.
 pub type WebSocket =
@@ -13,12 +14,13 @@ pub type WebSocket =
 /// Sends a JSON request; returns the JSON body, or the problem's detail as an error.
 pub async fn request(
     server: &str,
+    trust: &ServerTrust,
     token: Option<&str>,
     method: &str,
     path: &str,
     body: Option<Value>,
 ) -> anyhow::Result<Value> {
-    let client = awc::Client::default();
+    let client = trust.http_client(server)?;
     let url = format!("{}/api/v1{path}", server.trim_end_matches('/'));
     let method = awc::http::Method::from_bytes(method.as_bytes())?;
     let mut req = client.request(method, &url);
@@ -51,6 +53,7 @@ pub async fn request(
 pub async fn get(credentials: &Credentials, path: &str) -> anyhow::Result<Value> {
     request(
         &credentials.server,
+        &credentials.tls,
         Some(&credentials.token),
         "GET",
         path,
@@ -89,13 +92,15 @@ pub async fn connect_web(credentials: &Credentials) -> anyhow::Result<WebSocket>
         "authorization",
         format!("Bearer {}", credentials.token).parse()?,
     );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .map_err(|err| {
-            anyhow::anyhow!(
-                "cannot open {url}: {err} (has your login expired? run `fleetgate login`)"
-            )
-        })?;
+    let connector = credentials.tls.ws_connector(&url)?;
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector)
+            .await
+            .map_err(|err| {
+                anyhow::anyhow!(
+                    "cannot open {url}: {err} (has your login expired? run `fleetgate login`)"
+                )
+            })?;
     match socket.next().await {
         Some(Ok(message)) if message.to_text().is_ok_and(|t| t.contains("\"hello\"")) => Ok(socket),
         _ => bail!("the server did not greet the connection"),

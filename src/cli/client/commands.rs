@@ -7,13 +7,14 @@ use serde_json::{Value, json};
 
 use super::api::{self, connect_web, next_json, resolve_machine, send_json};
 use super::credentials::{self, Credentials};
+use super::server_trust::ServerTrust;
 
 /// Exit code of `exec` when the remote command timed out.
 pub const EXIT_TIMED_OUT: u8 = 124;
 
 /// `fleetgate login --server URL [--user NAME]`; the password comes from
 /// `FLEETGATE_PASSWORD`, the terminal, or one line of stdin.
-pub async fn login(server: &str, user: Option<String>) -> anyhow::Result<()> {
+pub async fn login(server: &str, user: Option<String>, tls: ServerTrust) -> anyhow::Result<()> {
     let username = match user {
         Some(user) => user,
         None => prompt_line("user name: ")?,
@@ -24,11 +25,12 @@ pub async fn login(server: &str, user: Option<String>) -> anyhow::Result<()> {
         Err(_) => prompt_line("")?,
     };
     let body = json!({ "username": username, "password": password });
-    let reply = api::request(server, None, "POST", "/auth/login", Some(body)).await?;
+    let reply = api::request(server, &tls, None, "POST", "/auth/login", Some(body)).await?;
     let credentials = Credentials {
         server: server.trim_end_matches('/').to_owned(),
         token: reply["token"].as_str().unwrap_or_default().to_owned(),
         expires_at: reply["expiresAt"].as_str().unwrap_or_default().to_owned(),
+        tls,
     };
     let path = credentials::save(&credentials)?;
     eprintln!(

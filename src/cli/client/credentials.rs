@@ -1,5 +1,6 @@
 //! Where `fleetgate login` keeps the server URL and token: a 0600 file in the user's config dir.
 
+use super::server_trust::ServerTrust;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
@@ -20,6 +21,9 @@ pub struct Credentials {
     /// When it expires (ISO 8601).
     #[serde(rename = "expiresAt")]
     pub expires_at: String,
+    /// Which certificates the server may present (`https://`).
+    #[serde(default, skip_serializing_if = "ServerTrust::is_default")]
+    pub tls: ServerTrust,
 }
 
 /// `$FLEETGATE_CONFIG_DIR`, else `$XDG_CONFIG_HOME/fleetgate`, else `~/.config/fleetgate`.

@@ -4,4 +4,5 @@ pub mod api;
 pub mod commands;
 pub mod credentials;
 pub mod saved_sessions;
+pub mod server_trust;
 pub mod shell;
