@@ -104,6 +104,10 @@ impl Application {
             error,
         })?;
         let secrets = load_secrets(&settings)?;
+        if let Some(bind) = settings.metrics_bind() {
+            crate::metrics_server::start(bind)
+                .map_err(|error| StartupError::Bind { addr: bind, error })?;
+        }
         let tls = match settings.tls_source() {
             Some(source) => {
                 let host = public_host(&settings.server.public_url);

@@ -49,8 +49,9 @@ pub struct Joined {
     pub view: ClusterView,
 }
 
-/// This instance in the cluster, or `None` when it runs standalone.
-pub async fn join(settings: &Settings, key: &ClusterKey) -> Result<Option<Joined>, ClusterError> {
+/// A client of the cluster's NATS with this instance's credentials and TLS, or `None` when
+/// the instance runs standalone.
+pub async fn connect_nats(settings: &Settings) -> Result<Option<async_nats::Client>, ClusterError> {
     let cluster = &settings.cluster;
     if !cluster.enabled() {
         return Ok(None);
@@ -83,6 +84,15 @@ pub async fn join(settings: &Settings, key: &ClusterKey) -> Result<Option<Joined
         let url = cluster.nats_url_for_display();
         ClusterError(format!("cannot reach NATS at {url}: {err}"))
     })?;
+    Ok(Some(client))
+}
+
+/// This instance in the cluster, or `None` when it runs standalone.
+pub async fn join(settings: &Settings, key: &ClusterKey) -> Result<Option<Joined>, ClusterError> {
+    let Some(client) = connect_nats(settings).await? else {
+        return Ok(None);
+    };
+    let cluster = &settings.cluster;
     let jetstream = async_nats::jetstream::new(client.clone());
     let instance = instance_name(&cluster.region);
     let ttl = presence_ttl(settings);

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod db;
 pub mod http;
 pub mod listener;
+pub mod metrics_server;
 pub mod passwords;
 pub mod secrets;
 pub mod services;

@@ -39,6 +39,8 @@ async fn main() -> ExitCode {
         Command::Machine { action } => cli::run_machine(&settings, action).await,
         Command::User { action } => cli::run_user(&settings, action).await,
         Command::Secrets { action } => cli::run_secrets(&settings, action).await,
+        Command::Doctor => cli::doctor::run_doctor(&settings, cli.config.as_deref()).await,
+        Command::Backup { file } => cli::backup::run_backup(&settings, &file).await,
         // Client commands were handled by `run_client` above.
         _ => Ok(()),
     };

@@ -1,8 +1,10 @@
 //! Configuration: `config/default.toml` < `--config FILE` < `FLEETGATE__SECTION__KEY`.
 
 mod cluster;
+mod metrics;
 mod tls;
 
+pub use metrics::MetricsSettings;
 pub use tls::TlsSource;
 
 pub use cluster::{ClusterSettings, NatsAuth};
@@ -57,6 +59,8 @@ pub struct Settings {
     pub limits: LimitSettings,
     /// Per-region instances over NATS (off by default).
     pub cluster: ClusterSettings,
+    /// `[metrics]`
+    pub metrics: MetricsSettings,
 }
 
 /// `[server]`
@@ -151,6 +155,9 @@ pub struct AgentSettings {
     pub offline_after_secs: u64,
     /// Register deadline, seconds.
     pub register_timeout_secs: u64,
+    /// How many agents this instance is sized for (`fleetgate doctor` checks the open-file
+    /// limit against it: each connected agent holds one file descriptor).
+    pub expected: u64,
 }
 
 /// `[limits]`
@@ -337,6 +344,7 @@ impl Settings {
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|err| invalid("log.level", &err.to_string()))?;
         self.validate_cluster()?;
+        self.validate_metrics()?;
         self.validate_tls()
     }
 }

@@ -181,6 +181,29 @@ fn create_self_signed(dir: &Path, cert: &Path, key: &Path, hosts: &[String]) -> 
     Ok(())
 }
 
+/// What `fleetgate doctor` reports of a certificate.
+#[derive(Debug, Clone)]
+pub struct CertificateInfo {
+    /// SHA-256 of the leaf.
+    pub fingerprint: String,
+    /// The leaf's end of validity.
+    pub not_after: chrono::DateTime<chrono::Utc>,
+}
+
+/// Checks a certificate pair as the server would load it and reads the leaf's expiry.
+pub fn inspect(cert_file: &Path, key_file: &Path) -> anyhow::Result<CertificateInfo> {
+    let key = certified_key(cert_file, key_file)?;
+    let leaf = key.cert.first().context("no certificate")?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref())
+        .map_err(|err| anyhow::anyhow!("parsing {}: {err}", cert_file.display()))?;
+    let not_after = chrono::DateTime::from_timestamp(parsed.validity().not_after.timestamp(), 0)
+        .context("certificate expiry out of range")?;
+    Ok(CertificateInfo {
+        fingerprint: fleetgate_client_tls::fingerprint(leaf.as_ref()),
+        not_after,
+    })
+}
+
 /// Reads a PEM chain and key into a rustls certified key (the key must match the leaf).
 fn certified_key(cert_file: &Path, key_file: &Path) -> anyhow::Result<CertifiedKey> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)

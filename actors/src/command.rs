@@ -160,7 +160,12 @@ impl CommandRun {
 impl Actor for CommandRun {
     type Context = Context<Self>;
 
+    fn stopped(&mut self, _: &mut Self::Context) {
+        crate::instruments::commands_running(-1.0);
+    }
+
     fn started(&mut self, ctx: &mut Self::Context) {
+        crate::instruments::commands_running(1.0);
         let user_id = self.spec.user_id;
         let record = CommandStarted {
             command_id: self.spec.command_id.clone(),

@@ -12,6 +12,7 @@ pub mod direct_routes;
 pub mod frame_walk;
 pub mod identity;
 pub mod inbound_guard;
+pub mod instruments;
 pub mod message_assembly;
 pub mod output_buffer;
 pub mod rate_limit;

@@ -1,4 +1,4 @@
-//! Reassembles fragmented WebSocket text messages (RFC 6455 §5.4; PROTOCOL.md section 1):
+//! Reassembles fragmented WebSocket text messages (RFC 6455 §5.4; docs/protocol.md section 1):
 //! a first frame and continuation frames make one message, and the size limit applies to the
 //! whole message, checked as each fragment arrives so an oversized message is never buffered.
 

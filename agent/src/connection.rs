@@ -17,7 +17,7 @@ use crate::commands;
 use crate::system::{Sampler, listening_ports, primary_ip, register_fields};
 use crate::terminal::Terminals;
 
-/// Capabilities this agent announces (PROTOCOL.md 2.8, docs/protocol.md).
+/// Capabilities this agent announces (docs/protocol.md section 7).
 pub const CAPABILITIES: [&str; 5] = [
     "terminal_close",
     "terminal_exit",

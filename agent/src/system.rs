@@ -1,4 +1,4 @@
-//! What the agent reports about its machine: identity, metrics (PROTOCOL.md units) and the
+//! What the agent reports about its machine: identity, metrics (docs/protocol.md units) and the
 //! listening ports read from /proc/net.
 
 use std::collections::BTreeSet;
@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 use sysinfo::{Disks, System};
 
-/// Bytes in a GiB (PROTOCOL.md reports sizes in GiB).
+/// Bytes in a GiB (docs/protocol.md reports sizes in GiB).
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 /// Hostname, OS details and platform for `register`.

@@ -13,9 +13,10 @@ import { chromium } from "playwright-core";
 import { ADMIN_PASSWORD, call, eventually, startAgent, startServer, token } from "./harness.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
-const SHOTS = path.join(ROOT, "target", "console-screenshots");
-const SERVER_BIN = process.env.FLEETGATE_BIN || path.join(ROOT, "target/debug/fleetgate");
-const AGENT_BIN = process.env.FLEETGATE_AGENT_BIN || path.join(ROOT, "target/debug/fleetgate-agent");
+const TARGET = process.env.CARGO_TARGET_DIR || path.join(ROOT, "target");
+const SHOTS = path.join(TARGET, "console-screenshots");
+const SERVER_BIN = process.env.FLEETGATE_BIN || path.join(TARGET, "debug/fleetgate");
+const AGENT_BIN = process.env.FLEETGATE_AGENT_BIN || path.join(TARGET, "debug/fleetgate-agent");
 const OPERATOR = ["olga", "operator-password-1"];
 const VIEWER = ["victor", "viewer-password-12"];
 

@@ -10,5 +10,6 @@ if ! command -v chromium >/dev/null; then
 fi
 (cd console && npm ci --no-audit --no-fund --silent)
 cargo build -p fleetgate -p fleetgate-agent
-FLEETGATE_BIN="$PWD/target/debug/fleetgate" FLEETGATE_AGENT_BIN="$PWD/target/debug/fleetgate-agent" \
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+FLEETGATE_BIN="$target/debug/fleetgate" FLEETGATE_AGENT_BIN="$target/debug/fleetgate-agent" \
   node --test --test-concurrency=1 console/tests/

@@ -14,7 +14,7 @@ pub struct Model {
     pub name: String,
     /// Hostname from the last `register`.
     pub hostname: String,
-    /// Address string from the last `register` (any string, see PROTOCOL.md 2).
+    /// Address string from the last `register` (any string, see docs/protocol.md 2.1).
     pub ip: String,
     /// `osInfo.distro` from the last `register`.
     pub os_distro: Option<String>,

@@ -3,7 +3,7 @@
 use fleetgate_protocol::ids::MachineId;
 use sea_orm::entity::prelude::*;
 
-/// A metric sample of one machine (units as in PROTOCOL.md: percent, GiB, seconds).
+/// A metric sample of one machine (units as in docs/protocol.md 2.3: percent, GiB, seconds).
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "metrics")]
 pub struct Model {

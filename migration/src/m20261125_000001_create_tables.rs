@@ -1,4 +1,4 @@
-//! The first schema: every table of ARCHITECTURE.md plus `agent_reports`.
+//! The first schema: every table of docs/architecture.md plus `agent_reports`.
 
 use sea_orm_migration::prelude::*;
 

@@ -1,4 +1,4 @@
-//! Signed server → agent envelopes (PROTOCOL.md section 3) and their verification.
+//! Signed server → agent envelopes (docs/protocol.md section 3) and their verification.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use hmac::{Hmac, KeyInit, Mac};

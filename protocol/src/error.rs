@@ -1,4 +1,4 @@
-//! The `error` message (PROTOCOL.md section 2, "error").
+//! The `error` message (docs/protocol.md 2.8).
 
 use serde::Serialize;
 

@@ -1,4 +1,4 @@
-//! Agent keys (PROTOCOL.md 2.9): a key that is not 64 hex chars stands for its SHA-256.
+//! Agent keys (docs/protocol.md 2.9): a key that is not 64 hex chars stands for its SHA-256.
 
 use sha2::{Digest, Sha256};
 

@@ -1,4 +1,4 @@
-//! fleetgate's wire protocol (PROTOCOL.md): message types, signed envelopes, the nonce cache
+//! fleetgate's wire protocol (docs/protocol.md): message types, signed envelopes, the nonce cache
 //! and ids. Plain Rust, no actix, no I/O: shared by the server and the agent.
 
 pub mod agent;

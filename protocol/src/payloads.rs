@@ -1,4 +1,4 @@
-//! Payloads of signed envelopes, serialized compactly with keys in PROTOCOL.md's order.
+//! Payloads of signed envelopes, serialized compactly with keys in docs/protocol.md's order.
 
 use serde::Serialize;
 

@@ -1,4 +1,4 @@
-//! Bodies agents POST to `/api/agent/...` (PROTOCOL.md 2.10), checked for shape.
+//! Bodies agents POST to `/api/agent/...` (docs/protocol.md 2.10), checked for shape.
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;

@@ -2,13 +2,13 @@
 
 use super::ids::{MachineId, SessionId};
 
-/// The `registered` reply, with `machineId` top-level as PROTOCOL.md requires.
+/// The `registered` reply, with `machineId` top-level as docs/protocol.md requires.
 /// A UUID never needs JSON escaping, so the frame is formatted directly.
 pub fn registered_frame(machine_id: MachineId) -> String {
     format!(r#"{{"type":"registered","machineId":"{machine_id}"}}"#)
 }
 
-/// `spawn_shell` (PROTOCOL.md 2, not signed in v1). Towards an agent with the `flow_control`
+/// `spawn_shell` (docs/protocol.md 2.6, not signed in v1). Towards an agent with the `flow_control`
 /// extension it carries `flowWindow`: the output bytes the new shell may send before it needs
 /// a `terminal_credit`. Session ids are hex, so the frame is formatted directly.
 pub fn spawn_shell_frame(session_id: &SessionId, flow_window: Option<u64>) -> String {

@@ -1,4 +1,4 @@
-//! The web-client protocol (PROTOCOL.md section 4): client requests and server events.
+//! The web-client protocol (docs/protocol.md section 4): client requests and server events.
 
 use serde::{Deserialize, Serialize};
 
@@ -100,6 +100,21 @@ struct Envelope<'a> {
     kind: Option<std::borrow::Cow<'a, str>>,
     #[serde(rename = "requestId", default)]
     request_id: Option<serde_json::Value>,
+}
+
+impl ClientRequest {
+    /// The request's wire type.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientRequest::SubscribeMachines {} => "subscribe_machines",
+            ClientRequest::SpawnTerminal { .. } => "spawn_terminal",
+            ClientRequest::TerminalInput { .. } => "terminal_input",
+            ClientRequest::TerminalResize { .. } => "terminal_resize",
+            ClientRequest::CloseTerminal { .. } => "close_terminal",
+            ClientRequest::AttachTerminal { .. } => "attach_terminal",
+            ClientRequest::ExecuteCommand { .. } => "execute_command",
+        }
+    }
 }
 
 /// Parses one client frame; errors carry the `requestId` when one could be read.

@@ -1,7 +1,9 @@
 //! Command-line interface: `serve` plus the operator's admin subcommands.
 
 mod admin;
+pub mod backup;
 pub mod client;
+pub mod doctor;
 pub mod users;
 
 use std::path::PathBuf;
@@ -102,6 +104,14 @@ pub enum Command {
         /// What to do with them.
         #[command(subcommand)]
         action: SecretsAction,
+    },
+    /// Check this installation: configuration, database and migrations, secrets file, TLS
+    /// certificate, clock, open-file limit, NATS; exits non-zero when something is wrong.
+    Doctor,
+    /// Copy the live SQLite database to FILE (consistent, while the server runs).
+    Backup {
+        /// The copy (must not exist).
+        file: std::path::PathBuf,
     },
 }
 

@@ -1,4 +1,4 @@
-//! Agent HTTP endpoints (PROTOCOL.md 2.10): reports authenticated by `X-Agent-Secret`.
+//! Agent HTTP endpoints (docs/protocol.md 2.10): reports authenticated by `X-Agent-Secret`.
 
 use actix_web::error::JsonPayloadError;
 use actix_web::http::StatusCode;

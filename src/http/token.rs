@@ -1,4 +1,4 @@
-//! Finding the JWT of a `/ws/web` upgrade in the four presentations of PROTOCOL.md section 1.
+//! Finding the JWT of a `/ws/web` upgrade in the four presentations of docs/protocol.md section 1.
 
 use actix_web::HttpRequest;
 use actix_web::http::header;

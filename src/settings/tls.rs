@@ -94,8 +94,14 @@ mod tests {
     #[test]
     fn tls_modes_and_files_are_checked_and_chosen() {
         assert!(with(|_| {}).is_ok(), "off by default");
-        assert!(with(|s| s.server.tls = "on".into()).is_err(), "unknown mode");
-        assert!(with(|s| s.server.tls = "files".into()).is_err(), "files without files");
+        assert!(
+            with(|s| s.server.tls = "on".into()).is_err(),
+            "unknown mode"
+        );
+        assert!(
+            with(|s| s.server.tls = "files".into()).is_err(),
+            "files without files"
+        );
         let cert = tempfile::NamedTempFile::new().expect("file");
         let path = cert.path().display().to_string();
         assert!(

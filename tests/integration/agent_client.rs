@@ -1,4 +1,4 @@
-//! A scripted agent speaking protocol v1 over a real socket, frames exactly as PROTOCOL.md.
+//! A scripted agent speaking protocol v1 over a real socket, frames exactly as docs/protocol.md.
 
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ pub struct ScriptedAgent {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
 
-/// The register frame of PROTOCOL.md, newline-terminated like a v1 agent's.
+/// The register frame of docs/protocol.md, newline-terminated like a v1 agent's.
 pub fn register_frame(secret: &str, hostname: &str) -> String {
     format!(
         "{{\"type\":\"register\",\"hostname\":\"{hostname}\",\"ip\":\"10.0.0.5\",\
@@ -24,7 +24,7 @@ pub fn register_frame(secret: &str, hostname: &str) -> String {
     )
 }
 
-/// The heartbeat frame of PROTOCOL.md with the given ports.
+/// The heartbeat frame of docs/protocol.md with the given ports.
 pub fn heartbeat_frame(machine_id: &str, cpu: f64, ports: &[(u16, &str, &str)]) -> String {
     let ports: Vec<String> = ports
         .iter()

@@ -21,7 +21,7 @@ pub struct ServerProcess {
 }
 
 /// A free port on 127.0.0.1 (bound and released; the server binds it next).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")

@@ -1,4 +1,4 @@
-//! `AgentSession`: the actor behind one `/ws/agent` socket (PROTOCOL.md section 2).
+//! `AgentSession`: the actor behind one `/ws/agent` socket (docs/protocol.md section 2).
 
 mod inbox;
 
@@ -167,6 +167,7 @@ impl AgentSession {
             }
             Err(frame) => return self.refuse(ctx, frame),
         };
+        crate::instruments::frame_in("agent", message.kind());
         match (self.stage, message) {
             (Stage::AwaitingRegister, AgentMessage::Register(register)) => {
                 self.start_register(register, ctx)
@@ -410,6 +411,7 @@ impl SocketActor for AgentSession {
     }
 
     fn refuse(&mut self, ctx: &mut WebsocketContext<Self>, frame: ErrorFrame) {
+        crate::instruments::frame_refused("agent", frame.code);
         self.report(
             "security.bad_frame",
             serde_json::json!({

@@ -149,6 +149,9 @@ impl NatsBridge {
     /// that the view does not show as held here (a write that was lost), unless earlier writes
     /// are still waiting for NATS.
     fn refresh(&self) {
+        crate::instruments::nats_connected(
+            self.link.client.connection_state() == async_nats::connection::State::Connected,
+        );
         let idle = self
             .writes
             .as_ref()

@@ -261,7 +261,9 @@ impl Handler<RegisterAgent> for Registry {
             capabilities: msg.capabilities,
             arbiter: msg.arbiter,
         };
-        let was_online = match self.agents.insert(msg.machine_id, entry) {
+        let previous = self.agents.insert(msg.machine_id, entry);
+        crate::instruments::agents_connected(self.agents.len());
+        let was_online = match previous {
             Some(old) => {
                 tracing::info!(machine_id = %msg.machine_id, "newer connection replaces the old one");
                 old.recipient.do_send(ToAgent::Disconnect {
@@ -301,7 +303,9 @@ impl Handler<UnregisterAgent> for Registry {
         });
         // The agent's shells are gone with it (v1 agents keep them, but nobody can reach them).
         self.end_terminals_of(machine_id);
-        let Some(entry) = self.agents.remove(&machine_id).filter(|e| e.online) else {
+        let removed = self.agents.remove(&machine_id);
+        crate::instruments::agents_connected(self.agents.len());
+        let Some(entry) = removed.filter(|e| e.online) else {
             return;
         };
         let Some(withdrawn) = withdrawn else {

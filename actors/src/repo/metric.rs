@@ -128,11 +128,19 @@ impl MetricRepo {
     /// Takes the waiting rows and writes them in one multi-row INSERT.
     fn flush_future(&mut self) -> impl std::future::Future<Output = Result<usize, DbErr>> + use<> {
         let rows = std::mem::take(&mut self.pending);
+        let oldest = rows
+            .iter()
+            .filter_map(|row| row.at.try_as_ref().copied())
+            .min();
         let db = self.db.clone();
         async move {
             let count = rows.len();
             if count > 0 {
                 metrics::Entity::insert_many(rows).exec(&db).await?;
+                let lag = oldest.map_or(Duration::ZERO, |at| {
+                    (Utc::now() - at).to_std().unwrap_or(Duration::ZERO)
+                });
+                crate::instruments::metric_batch_written(count, lag);
             }
             Ok(count)
         }

@@ -203,6 +203,7 @@ impl TerminalSession {
 
     fn input(&mut self, data: String, request_id: Option<String>) {
         if !self.bucket.try_take(Instant::now()) {
+            crate::instruments::rate_limited("terminal_input");
             self.links.audit.do_send(RecordAudit {
                 actor: self.spec.user_id.to_string(),
                 action: "security.rate_limited",
@@ -227,7 +228,7 @@ impl TerminalSession {
     }
 
     /// v1 agents usually drop the resize sent right after `spawn_shell` (they handle it before
-    /// the shell exists, PROTOCOL.md 2.9a). The shell's first output proves it exists: send the
+    /// the shell exists, docs/protocol.md 2.9a). The shell's first output proves it exists: send the
     /// current size again then. A PTY set to the size it already has does not signal the shell,
     /// so agents that did apply the first resize see no redraw.
     fn first_output(&mut self) {
@@ -242,7 +243,12 @@ impl TerminalSession {
 impl Actor for TerminalSession {
     type Context = Context<Self>;
 
+    fn stopped(&mut self, _: &mut Self::Context) {
+        crate::instruments::terminals_open(-1.0);
+    }
+
     fn started(&mut self, ctx: &mut Self::Context) {
+        crate::instruments::terminals_open(1.0);
         let window = self.spec.agent.capabilities().flow_control;
         let spawn = spawn_shell_frame(
             &self.spec.session_id,
@@ -314,6 +320,7 @@ impl Handler<TerminalEvent> for TerminalSession {
                 }
                 self.last_activity = Instant::now();
                 self.bytes_out += output.len() as u64;
+                crate::instruments::terminal_output_bytes(output.len());
                 self.buffer.push(output);
                 self.pump(ctx);
             }

@@ -247,7 +247,10 @@ impl WebSession {
 
     fn handle_text(&mut self, text: &str, ctx: &mut WebsocketContext<Self>) {
         match parse_client_frame(text) {
-            Ok(frame) => self.dispatch(frame, ctx),
+            Ok(frame) => {
+                crate::instruments::frame_in("web", frame.request.kind());
+                self.dispatch(frame, ctx)
+            }
             Err(error) => self.refuse(ctx, error),
         }
     }
@@ -257,6 +260,7 @@ impl Actor for WebSession {
     type Context = WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        crate::instruments::web_sockets(1.0);
         socket::start_keepalive(ctx, &self.config.socket, |session| {
             session.inbound.last_heard()
         });
@@ -288,6 +292,7 @@ impl Actor for WebSession {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        crate::instruments::web_sockets(-1.0);
         self.links.unwatch_user.do_send(UnwatchSocket {
             user_id: self.user.user_id,
             connection_id: self.connection_id,
@@ -313,6 +318,7 @@ impl SocketActor for WebSession {
     }
 
     fn refuse(&mut self, ctx: &mut WebsocketContext<Self>, frame: ErrorFrame) {
+        crate::instruments::frame_refused("web", frame.code);
         self.links.security.report(SecurityEvent {
             actor: self.user.user_id.to_string(),
             action: "security.bad_frame",

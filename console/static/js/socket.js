@@ -2,7 +2,7 @@
 // listen by message type; it reconnects by itself after a network blip and tells the pages
 // ("reconnected"), which re-subscribe or re-attach.
 
-/** Close codes after which reconnecting is pointless (PROTOCOL.md, docs/protocol.md). */
+/** Close codes after which reconnecting is pointless (docs/protocol.md sections 1 and 6). */
 const FINAL_CLOSES = new Set([4401, 4403]);
 
 export class FleetSocket {

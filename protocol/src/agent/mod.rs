@@ -1,4 +1,4 @@
-//! Agent → server messages of protocol v1 (PROTOCOL.md section 2), parsed and validated.
+//! Agent → server messages of protocol v1 (docs/protocol.md section 2), parsed and validated.
 
 use serde::Deserialize;
 
@@ -28,6 +28,19 @@ pub enum AgentMessage {
     TerminalOutput(TerminalOutput),
     /// `terminal_exit` (fleetgate extension).
     TerminalExit(TerminalExit),
+}
+
+impl AgentMessage {
+    /// The message's wire type.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AgentMessage::Register(_) => "register",
+            AgentMessage::Heartbeat(_) => "heartbeat",
+            AgentMessage::CommandResponse(_) => "command_response",
+            AgentMessage::TerminalOutput(_) => "terminal_output",
+            AgentMessage::TerminalExit(_) => "terminal_exit",
+        }
+    }
 }
 
 /// `osInfo` of `register`.
@@ -172,7 +185,7 @@ pub struct TerminalExit {
     pub exit_code: i32,
 }
 
-/// Extensions an agent announced in `register` (PROTOCOL.md 2.8).
+/// Extensions an agent announced in `register` (docs/protocol.md section 7).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Capabilities {
     /// Understands a signed `terminal_close`.

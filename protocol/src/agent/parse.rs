@@ -107,7 +107,7 @@ fn terminal_output_in_place(frame: &ByteString) -> Option<TerminalOutput> {
     })
 }
 
-/// A `terminal_output` frame with its fields in the order of PROTOCOL.md (the order the
+/// A `terminal_output` frame with its fields in the order of docs/protocol.md (the order the
 /// server's single-pass path expects).
 pub fn terminal_output_frame(session_id: &str, output: &str) -> String {
     #[derive(serde::Serialize)]

@@ -140,6 +140,8 @@ pub async fn login(
             serde_json::json!({}),
             ip,
         );
+        fleetgate_actors::instruments::login("throttled");
+        fleetgate_actors::instruments::rate_limited("login");
         return Err(ApiError::TooManyRequests(wait));
     }
     if address_throttled {
@@ -169,6 +171,7 @@ pub async fn login(
                 serde_json::json!({ "username": username }),
                 ip,
             );
+            fleetgate_actors::instruments::login("ok");
             let issue = Issue {
                 user_id: &user.id.to_string(),
                 role,
@@ -184,6 +187,7 @@ pub async fn login(
             }
             drop(throttle);
             tracing::warn!(security = true, "failed login");
+            fleetgate_actors::instruments::login("failed");
             audit(
                 &state,
                 format!("login:{username}"),
