@@ -8,6 +8,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use fleetgate_actors::agent_session::AgentSessionConfig;
 use fleetgate_actors::protocol::session_token::SessionTokens;
+use fleetgate_actors::recording::{RecordingConfig, RecordingKey};
 use fleetgate_actors::repo::machine::mark_all_offline;
 use fleetgate_actors::repo::session::close_interrupted;
 use fleetgate_actors::shutdown::{ShutdownSignal, ShutdownTrigger, shutdown_channel};
@@ -82,6 +83,8 @@ pub struct AppState {
     pub login_throttle: std::sync::Arc<std::sync::Mutex<LoginThrottle>>,
     /// Shutdown signal, cloned into every new socket.
     pub shutdown: ShutdownSignal,
+    /// Where recordings are and the key that signs them (`None`: sessions are not recorded).
+    pub recording: Option<RecordingConfig>,
 }
 
 /// A bound, not yet running server.
@@ -157,6 +160,7 @@ impl Application {
 
         let jwt = JwtAuth::new(&secrets.jwt_secret, &settings.auth);
         let (trigger, signal) = shutdown_channel();
+        let recording = recording_config(&settings, &secrets);
         let state = AppState {
             db: db.clone(),
             jwt: jwt.clone(),
@@ -171,14 +175,18 @@ impl Application {
             },
             services: services.clone(),
             agent_http_body_bytes: settings.limits.agent_http_body_bytes,
-            web_session: web_session_config(&settings),
+            web_session: web_session_config(&settings, recording.clone()),
             session_tokens: SessionTokens::new(secrets.session_token_secret),
             public_url: settings.server.public_url.clone(),
             login_throttle: std::sync::Arc::new(std::sync::Mutex::new(LoginThrottle::new(
                 settings.limits.login_failures_per_minute as usize,
             ))),
             shutdown: signal,
+            recording: recording.clone(),
         };
+        if let Some(recording) = recording {
+            prune_recordings(recording.dir, settings.recording.retention_days);
+        }
 
         let shutdown_timeout = Duration::from_secs(settings.server.shutdown_timeout_secs);
         let agent_body_limit = state.agent_http_body_bytes;
@@ -285,7 +293,40 @@ impl RunningServer {
     }
 }
 
-fn web_session_config(settings: &Settings) -> WebSessionConfig {
+/// Where and how terminal sessions are recorded (`None` when they are not).
+pub fn recording_config(settings: &Settings, secrets: &Secrets) -> Option<RecordingConfig> {
+    settings.records_sessions().then(|| RecordingConfig {
+        dir: settings.storage.data_dir.join("recordings"),
+        input: settings.recording.input,
+        key: RecordingKey::from_bytes(secrets.data_key.derive(RECORDING_KEY_PURPOSE)),
+    })
+}
+
+/// Removes recordings past their retention now and every six hours.
+fn prune_recordings(dir: std::path::PathBuf, retention_days: u64) {
+    const EVERY: Duration = Duration::from_secs(6 * 3600);
+    let retention = Duration::from_secs(retention_days * 86_400);
+    actix_web::rt::spawn(async move {
+        loop {
+            let cutoff = std::time::SystemTime::now() - retention;
+            let dir = dir.clone();
+            let removed = actix_web::rt::task::spawn_blocking(move || {
+                fleetgate_actors::recording::stored::prune(&dir, cutoff)
+            })
+            .await
+            .unwrap_or(0);
+            if removed > 0 {
+                tracing::info!(removed, "recordings past their retention removed");
+            }
+            actix_web::rt::time::sleep(EVERY).await;
+        }
+    });
+}
+
+/// The name the recordings' signing key is derived under.
+const RECORDING_KEY_PURPOSE: &str = "fleetgate recordings v1";
+
+fn web_session_config(settings: &Settings, recording: Option<RecordingConfig>) -> WebSessionConfig {
     let limits = &settings.limits;
     WebSessionConfig {
         socket: socket_config(settings, limits.web_frame_bytes, limits.web_frame_bytes),
@@ -297,6 +338,7 @@ fn web_session_config(settings: &Settings) -> WebSessionConfig {
             grace: Duration::from_secs(limits.reattach_grace_secs),
             replay_bytes: limits.terminal_replay_bytes,
             flow_window: limits.terminal_flow_window_bytes,
+            recording,
         },
         command_timeout: Duration::from_secs(limits.command_timeout_secs),
     }

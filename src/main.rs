@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use fleetgate::app::Application;
 use fleetgate::cli::client::server_trust::ServerTrust;
-use fleetgate::cli::client::{commands, shell};
+use fleetgate::cli::client::{commands, play, shell};
 use fleetgate::cli::{self, Cli, Command};
 use fleetgate::settings::Settings;
 use fleetgate::telemetry;
@@ -78,6 +78,7 @@ async fn run_client(command: Option<&Command>) -> Option<ExitCode> {
             .await
             .map(|_| 0),
         Command::Audit { json, limit } => commands::audit(*json, *limit).await.map(|_| 0),
+        Command::Play { session, speed } => play::play(session, *speed).await.map(|_| 0),
         _ => return None,
     };
     Some(match outcome {

@@ -2,9 +2,11 @@
 
 mod cluster;
 mod metrics;
+mod recording;
 mod tls;
 
 pub use metrics::MetricsSettings;
+pub use recording::RecordingSettings;
 pub use tls::TlsSource;
 
 pub use cluster::{ClusterSettings, NatsAuth};
@@ -61,6 +63,8 @@ pub struct Settings {
     pub cluster: ClusterSettings,
     /// `[metrics]`
     pub metrics: MetricsSettings,
+    /// `[recording]`
+    pub recording: RecordingSettings,
 }
 
 /// `[server]`
@@ -345,6 +349,7 @@ impl Settings {
             .map_err(|err| invalid("log.level", &err.to_string()))?;
         self.validate_cluster()?;
         self.validate_metrics()?;
+        self.validate_recording()?;
         self.validate_tls()
     }
 }

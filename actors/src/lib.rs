@@ -16,6 +16,7 @@ pub mod instruments;
 pub mod message_assembly;
 pub mod output_buffer;
 pub mod rate_limit;
+pub mod recording;
 pub mod registry;
 pub mod replay_log;
 pub mod repo;

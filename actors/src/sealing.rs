@@ -58,6 +58,15 @@ impl DataKey {
         Ok(hex::encode(out))
     }
 
+    /// A key for `purpose`, derived from this one (HMAC-SHA256 of the purpose's name).
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        use hmac::{KeyInit, Mac};
+        let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&self.0)
+            .expect("HMAC takes any key length");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// Opens a value made by [`DataKey::seal`].
     pub fn open(&self, sealed_hex: &str) -> Result<Vec<u8>, SealError> {
         let raw = hex::decode(sealed_hex).map_err(|_| SealError::Malformed)?;

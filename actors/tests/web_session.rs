@@ -220,6 +220,7 @@ fn start(online: bool, access: Result<(), AccessError>) -> Harness {
             grace: Duration::from_secs(1),
             replay_bytes: 64 * 1024,
             flow_window: 64 * 1024,
+            recording: None,
         },
         command_timeout: Duration::from_secs(60),
     };

@@ -57,6 +57,14 @@ pub enum Command {
         #[arg(long)]
         pin_sha256: Option<String>,
     },
+    /// Replay a terminal session's recording here.
+    Play {
+        /// The session id.
+        session: String,
+        /// Play N times faster.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+    },
     /// List the machines you may see.
     Machines {
         /// JSON instead of a table.

@@ -57,7 +57,10 @@ async fn every_json_answer_has_a_schema_and_real_answers_match_it() {
                 .find(|(status, _)| status.starts_with('2'))
                 .unwrap_or_else(|| panic!("{method} {path} has no success answer"));
             assert!(
-                status == "204" || ok["content"]["application/json"]["schema"].is_object(),
+                status == "204"
+                    || ok["content"].as_object().is_some_and(|types| {
+                        !types.is_empty() && types.values().all(|t| t["schema"].is_object())
+                    }),
                 "{method} {path} has no response schema"
             );
             let bodiless = ["/auth/refresh", "/auth/logout"].contains(&path.as_str());

@@ -8,7 +8,7 @@ use sea_orm::{
 };
 
 use super::metric::MetricSample;
-use crate::protocol::{CommandId, MachineId, UserId};
+use crate::protocol::{CommandId, MachineId, SessionId, UserId};
 
 /// Most rows one query returns.
 pub const MAX_ROWS: u64 = 1000;
@@ -77,6 +77,14 @@ pub struct ListCommands {
     pub machine_id: Option<MachineId>,
     /// At most this many.
     pub limit: u64,
+}
+
+/// One terminal session by id.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<Option<terminal_sessions::Model>, DbErr>")]
+pub struct GetSession {
+    /// The session id.
+    pub session_id: SessionId,
 }
 
 /// One command by id.
@@ -216,6 +224,19 @@ impl Handler<ListCommands> for QueryRepo {
                 .order_by_desc(commands::Column::StartedAt)
                 .limit(q.limit.min(MAX_ROWS))
                 .all(&db)
+                .await
+        })
+    }
+}
+
+impl Handler<GetSession> for QueryRepo {
+    type Result = ResponseFuture<Result<Option<terminal_sessions::Model>, DbErr>>;
+
+    fn handle(&mut self, q: GetSession, _: &mut Context<Self>) -> Self::Result {
+        let db = self.db.clone();
+        Box::pin(async move {
+            terminal_sessions::Entity::find_by_id(q.session_id)
+                .one(&db)
                 .await
         })
     }

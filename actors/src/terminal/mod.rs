@@ -23,6 +23,7 @@ use crate::repo::session::{SessionClosed, SessionOpened};
 use crate::web_session::Deliver;
 
 mod output;
+mod record;
 mod spec;
 
 pub use spec::{
@@ -51,6 +52,7 @@ pub struct TerminalSession {
     bytes_in: u64,
     bytes_out: u64,
     ended: bool,
+    recorder: Option<actix::Addr<crate::recording::Recorder>>,
 }
 
 impl TerminalSession {
@@ -80,6 +82,7 @@ impl TerminalSession {
             bytes_in: 0,
             bytes_out: 0,
             ended: false,
+            recorder: None,
         }
     }
 
@@ -162,6 +165,7 @@ impl TerminalSession {
             reason,
         });
         self.tell_owner(events, None);
+        let recorded = self.finish_recording();
         let agent_still_has_shell = !matches!(reason, "agent_disconnected" | "shell_exited");
         if agent_still_has_shell && self.spec.agent.capabilities().terminal_close {
             self.send_signed(SignedKind::TerminalClose, CLOSE_PAYLOAD);
@@ -180,6 +184,7 @@ impl TerminalSession {
             detail: serde_json::json!({
                 "sessionId": session_id, "reason": reason,
                 "bytesIn": self.bytes_in, "bytesOut": self.bytes_out,
+                "recording": recorded.then(|| format!("/api/v1/sessions/{session_id}/recording")),
             }),
             source_ip: None,
         });
@@ -219,11 +224,13 @@ impl TerminalSession {
         }
         self.last_activity = Instant::now();
         self.bytes_in += data.len() as u64;
+        self.record_input(&data);
         self.send_signed(SignedKind::TerminalInput, &input_payload(&data));
     }
 
     fn resize(&mut self, cols: u16, rows: u16) {
         self.size = (cols, rows);
+        self.record(crate::recording::CastEvent::Resize(cols, rows));
         self.send_signed(SignedKind::TerminalResize, &resize_payload(cols, rows));
     }
 
@@ -249,6 +256,7 @@ impl Actor for TerminalSession {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         crate::instruments::terminals_open(1.0);
+        self.start_recording();
         let window = self.spec.agent.capabilities().flow_control;
         let spawn = spawn_shell_frame(
             &self.spec.session_id,
@@ -273,6 +281,7 @@ impl Actor for TerminalSession {
                     }
                     Err(why) => {
                         session.error_to_owner(why.code(), &why.to_string(), request_id);
+                        session.finish_recording();
                         session.ended = true;
                         session.links.drop_route.do_send(DropTerminal {
                             session_id: session.spec.session_id.clone(),
@@ -321,6 +330,7 @@ impl Handler<TerminalEvent> for TerminalSession {
                 self.last_activity = Instant::now();
                 self.bytes_out += output.len() as u64;
                 crate::instruments::terminal_output_bytes(output.len());
+                self.record(crate::recording::CastEvent::Output(output.clone()));
                 self.buffer.push(output);
                 self.pump(ctx);
             }

@@ -29,6 +29,8 @@ pub struct TerminalConfig {
     pub replay_bytes: usize,
     /// Output an agent with `flow_control` may send ahead of what the owner has read, bytes.
     pub flow_window: u64,
+    /// Where the session is recorded; `None`: not recorded.
+    pub recording: Option<crate::recording::RecordingConfig>,
 }
 
 /// The actors a terminal session talks to.

@@ -72,6 +72,7 @@ pub fn config() -> TerminalConfig {
         grace: Duration::from_millis(100),
         replay_bytes: 64 * 1024,
         flow_window: 4096,
+        recording: None,
     }
 }
 

@@ -11,15 +11,15 @@ use super::server_trust::ServerTrust;
 pub type WebSocket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Sends a JSON request; returns the JSON body, or the problem's detail as an error.
-pub async fn request(
+/// Sends a request; returns the status and the body.
+async fn fetch(
     server: &str,
     trust: &ServerTrust,
     token: Option<&str>,
     method: &str,
     path: &str,
     body: Option<Value>,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<(awc::http::StatusCode, actix_web::web::Bytes)> {
     let client = trust.http_client(server)?;
     let url = format!("{}/api/v1{path}", server.trim_end_matches('/'));
     let method = awc::http::Method::from_bytes(method.as_bytes())?;
@@ -34,19 +34,54 @@ pub async fn request(
     .map_err(|err| anyhow::anyhow!("cannot reach {url}: {err}"))?;
     let bytes = response
         .body()
-        .limit(16 << 20)
+        .limit(64 << 20)
         .await
         .context("reading the response")?;
-    let json: Value = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).context("response is not JSON")?
-    };
-    if !response.status().is_success() {
-        let detail = json["detail"].as_str().unwrap_or("request failed");
-        bail!("{} {}", response.status().as_u16(), detail);
+    Ok((response.status(), bytes))
+}
+
+/// The problem's detail of a refused request, as an error.
+fn refused(status: awc::http::StatusCode, bytes: &[u8]) -> anyhow::Error {
+    let json: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    let detail = json["detail"].as_str().unwrap_or("request failed");
+    anyhow::anyhow!("{} {}", status.as_u16(), detail)
+}
+
+/// Sends a JSON request; returns the JSON body, or the problem's detail as an error.
+pub async fn request(
+    server: &str,
+    trust: &ServerTrust,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
+    let (status, bytes) = fetch(server, trust, token, method, path, body).await?;
+    if !status.is_success() {
+        return Err(refused(status, &bytes));
     }
-    Ok(json)
+    if bytes.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&bytes).context("response is not JSON")
+}
+
+/// `GET` of a text body (not JSON) with the saved credentials.
+pub async fn get_text(credentials: &Credentials, path: &str) -> anyhow::Result<String> {
+    let token = Some(credentials.token.as_str());
+    let (status, bytes) = fetch(
+        &credentials.server,
+        &credentials.tls,
+        token,
+        "GET",
+        path,
+        None,
+    )
+    .await?;
+    if !status.is_success() {
+        return Err(refused(status, &bytes));
+    }
+    String::from_utf8(bytes.to_vec()).context("response is not UTF-8")
 }
 
 /// `GET` with the saved credentials.

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod commands;
 pub mod credentials;
+pub mod play;
 pub mod saved_sessions;
 pub mod server_trust;
 pub mod shell;

@@ -12,6 +12,7 @@ pub mod error;
 pub mod machine_views;
 pub mod machines;
 pub mod openapi;
+pub mod recordings;
 pub mod sessions;
 pub mod throttle;
 pub mod users;
@@ -57,6 +58,7 @@ api_routes! {
     GET "/commands/{id}" => commands::show,
     GET "/sessions" => sessions::list,
     DELETE "/sessions/{id}" => sessions::kill,
+    GET "/sessions/{id}/recording" => recordings::show,
     GET "/audit" => audit::list,
     GET "/users" => users::list,
     POST "/users" => users::create,

@@ -9,7 +9,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, ContentBuilder, PathItem, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{access, audit, auth, command_history, commands, machines, sessions, users};
+use super::{
+    access, audit, auth, command_history, commands, machines, recordings, sessions, users,
+};
 
 /// The API as an OpenAPI document.
 #[derive(OpenApi)]
@@ -39,6 +41,7 @@ use super::{access, audit, auth, command_history, commands, machines, sessions, 
         command_history::list,
         sessions::list,
         sessions::kill,
+        recordings::show,
         audit::list,
         users::list,
         users::create,
