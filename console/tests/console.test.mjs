@@ -152,13 +152,21 @@ test("a terminal echoes, follows the window's size and survives a reload", async
   await context.close();
 });
 
-test("the machine page charts the metrics and lists ports, commands and sessions", async () => {
+test("the machine page charts the metrics, lists ports, commands and sessions, and plays a recording", async () => {
   const { context, page } = await loggedIn(OPERATOR);
   await page.goto(`${server.base}/#/machines/${machines["web-1"]}`);
   await page.locator("#charts figure canvas").first().waitFor();
   assert.equal(await page.locator("#charts figure").count(), 3);
   await page.getByRole("heading", { name: "Recent terminal sessions" }).waitFor();
   await page.screenshot({ path: path.join(SHOTS, "machine.png"), fullPage: true });
+
+  // The terminal session of the earlier test, played back from its recording.
+  await page.getByRole("link", { name: "Play" }).first().click();
+  await page.getByLabel("Speed").selectOption("20");
+  await page.locator('#playback[data-finished="true"]').waitFor({ timeout: 30000 });
+  const replayed = await page.locator("#playback .xterm-rows").innerText();
+  assert.ok(replayed.split("\n").some((line) => line.trim() === "hello"), replayed);
+  await page.screenshot({ path: path.join(SHOTS, "recording.png") });
   await context.close();
 });
 

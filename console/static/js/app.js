@@ -12,6 +12,7 @@ import { terminalPage } from "./pages/terminal.js";
 import { commandsPage } from "./pages/commands.js";
 import { auditPage } from "./pages/audit.js";
 import { adminPage } from "./pages/admin.js";
+import { recordingPage } from "./pages/recording.js";
 
 const session = { user: null, socket: null };
 let cleanup = () => {};
@@ -22,6 +23,7 @@ const routes = [
   [/^#\/machines\/([0-9a-f-]{36})$/, machinePage],
   [/^#\/terminal\/([0-9a-f-]{36})$/, (view, ctx) => terminalPage(view, { ...ctx, spawnOn: ctx.params[0] })],
   [/^#\/session\/([0-9a-f]{32})$/, (view, ctx) => terminalPage(view, { ...ctx, attach: ctx.params[0] })],
+  [/^#\/recordings\/([0-9a-f]{32})$/, recordingPage],
   [/^#\/commands$/, commandsPage, "operate"],
   [/^#\/audit$/, auditPage, "admin"],
   [/^#\/admin$/, adminPage, "admin"],

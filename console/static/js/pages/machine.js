@@ -99,8 +99,9 @@ export async function machinePage(view, { user, params }) {
       items.map((c) => h("tr", {}, h("td", {}, when(c.startedAt)), h("td", {}, h("code", {}, c.command)),
         h("td", {}, c.status), h("td", {}, c.exitCode ?? "–"))))),
     h("h2", {}, "Recent terminal sessions"),
-    shown(sessions, (items) => table(["Started", "Ended", "Reason", "Bytes in / out"],
+    shown(sessions, (items) => table(["Started", "Ended", "Reason", "Bytes in / out", ""],
       items.map((s) => h("tr", {}, h("td", {}, when(s.startedAt)), h("td", {}, when(s.endedAt)),
-        h("td", {}, s.closeReason || (s.endedAt ? "" : "open")), h("td", {}, `${s.bytesIn} / ${s.bytesOut}`))))),
+        h("td", {}, s.closeReason || (s.endedAt ? "" : "open")), h("td", {}, `${s.bytesIn} / ${s.bytesOut}`),
+        h("td", {}, s.endedAt ? h("a", { href: `#/recordings/${s.id}` }, "Play") : ""))))),
   );
 }
