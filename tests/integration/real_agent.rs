@@ -14,14 +14,18 @@ use crate::web_client::{WebClient, user};
 
 /// Starts fleetgate's agent for `machine`'s secret on its own runtime, as in its own process.
 fn start_agent(server: &crate::support::TestServer, secret: String) {
-    let config = AgentConfig {
+    run_agent_thread(AgentConfig {
         server: server.ws_url("/ws/agent"),
         secret,
         heartbeat: Duration::from_millis(300),
         command_timeout: Duration::from_secs(30),
         ca_file: None,
         pin_sha256: None,
-    };
+    });
+}
+
+/// Runs fleetgate's agent with `config` on a runtime of its own, as in its own process.
+pub(crate) fn run_agent_thread(config: AgentConfig) {
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)

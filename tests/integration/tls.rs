@@ -126,16 +126,7 @@ fn start_agent(server: &TestServer, secret: String, ca_file: Option<PathBuf>, pi
         ca_file,
         pin_sha256: pin,
     };
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        if let Err(err) = runtime.block_on(run_once(&config)) {
-            eprintln!("agent ended: {err:#}");
-        }
-    });
+    crate::real_agent::run_agent_thread(config);
 }
 
 /// What a TLS agent connection attempt with this trust ends in (it cannot register).

@@ -171,7 +171,7 @@ impl Handler<Deliver> for RemoteOwner {
     type Result = ();
 
     fn handle(&mut self, delivery: Deliver, ctx: &mut Context<Self>) {
-        let frames = delivery.into_frames();
+        let frames: Vec<String> = delivery.into_frames().collect();
         let closed = frames.iter().any(|frame| closed_session(frame).is_some());
         let body = serde_json::to_string(&DeliveryWire { frames }).unwrap_or_default();
         self.outbox.publish(self.subject.clone(), body);

@@ -51,17 +51,19 @@ pub struct Deliver {
 }
 
 impl Deliver {
-    /// The frames of this delivery, encoded, in the order they are sent.
-    pub fn into_frames(self) -> Vec<String> {
-        let request_id = self.request_id.as_deref();
-        let mut frames: Vec<String> = self
-            .events
-            .iter()
-            .map(|event| event.to_json(request_id))
-            .collect();
-        frames.extend(self.error.map(|error| error.to_json()));
-        frames.extend(self.relayed);
-        frames
+    /// The frames of this delivery, encoded one at a time, in the order they are sent.
+    pub fn into_frames(self) -> impl Iterator<Item = String> {
+        let Deliver {
+            events,
+            request_id,
+            error,
+            relayed,
+        } = self;
+        events
+            .into_iter()
+            .map(move |event| event.to_json(request_id.as_deref()))
+            .chain(error.map(|error| error.to_json()))
+            .chain(relayed)
     }
 }
 

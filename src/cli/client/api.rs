@@ -40,11 +40,22 @@ async fn fetch(
     Ok((response.status(), bytes))
 }
 
-/// The problem's detail of a refused request, as an error.
-fn refused(status: awc::http::StatusCode, bytes: &[u8]) -> anyhow::Error {
-    let json: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+/// The body of a successful request; a refused one becomes its problem's detail as an error.
+async fn fetch_ok(
+    server: &str,
+    trust: &ServerTrust,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<actix_web::web::Bytes> {
+    let (status, bytes) = fetch(server, trust, token, method, path, body).await?;
+    if status.is_success() {
+        return Ok(bytes);
+    }
+    let json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let detail = json["detail"].as_str().unwrap_or("request failed");
-    anyhow::anyhow!("{} {}", status.as_u16(), detail)
+    bail!("{} {}", status.as_u16(), detail)
 }
 
 /// Sends a JSON request; returns the JSON body, or the problem's detail as an error.
@@ -56,10 +67,7 @@ pub async fn request(
     path: &str,
     body: Option<Value>,
 ) -> anyhow::Result<Value> {
-    let (status, bytes) = fetch(server, trust, token, method, path, body).await?;
-    if !status.is_success() {
-        return Err(refused(status, &bytes));
-    }
+    let bytes = fetch_ok(server, trust, token, method, path, body).await?;
     if bytes.is_empty() {
         return Ok(Value::Null);
     }
@@ -69,7 +77,7 @@ pub async fn request(
 /// `GET` of a text body (not JSON) with the saved credentials.
 pub async fn get_text(credentials: &Credentials, path: &str) -> anyhow::Result<String> {
     let token = Some(credentials.token.as_str());
-    let (status, bytes) = fetch(
+    let bytes = fetch_ok(
         &credentials.server,
         &credentials.tls,
         token,
@@ -78,9 +86,6 @@ pub async fn get_text(credentials: &Credentials, path: &str) -> anyhow::Result<S
         None,
     )
     .await?;
-    if !status.is_success() {
-        return Err(refused(status, &bytes));
-    }
     String::from_utf8(bytes.to_vec()).context("response is not UTF-8")
 }
 

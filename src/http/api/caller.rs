@@ -29,6 +29,16 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Whose records a history query may show: an admin any user's (or everyone's), anyone
+    /// else only their own whatever they asked.
+    pub fn visible_user(&self, requested: Option<UserId>) -> Option<UserId> {
+        if self.role == Role::Admin {
+            requested
+        } else {
+            Some(self.user_id)
+        }
+    }
+
     /// Fails unless the caller is an admin.
     pub fn require_admin(&self) -> Result<(), ApiError> {
         if self.role == Role::Admin {

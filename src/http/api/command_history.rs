@@ -2,7 +2,6 @@
 //! without the output (`GET /commands/{id}` has it).
 
 use actix_web::{HttpResponse, web};
-use fleetgate_actors::identity::Role;
 use fleetgate_actors::protocol::{MachineId, UserId};
 use fleetgate_actors::repo::queries::ListCommands;
 use serde::{Deserialize, Serialize};
@@ -61,11 +60,7 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let filter = query.into_inner();
-    let user_id = if caller.role == Role::Admin {
-        filter.user.map(UserId)
-    } else {
-        Some(caller.user_id)
-    };
+    let user_id = caller.visible_user(filter.user.map(UserId));
     let rows = state
         .services
         .queries

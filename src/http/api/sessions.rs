@@ -1,7 +1,6 @@
 //! `/sessions`: terminal session history, and the admin kill switch.
 
 use actix_web::{HttpResponse, web};
-use fleetgate_actors::identity::Role;
 use fleetgate_actors::protocol::{MachineId, SessionId, UserId};
 use fleetgate_actors::registry::FindTerminal;
 use fleetgate_actors::repo::queries::ListSessions;
@@ -65,11 +64,7 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let filter = query.into_inner();
-    let user_id = if caller.role == Role::Admin {
-        filter.user.map(UserId)
-    } else {
-        Some(caller.user_id)
-    };
+    let user_id = caller.visible_user(filter.user.map(UserId));
     let rows = state
         .services
         .queries
