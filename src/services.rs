@@ -188,6 +188,7 @@ impl Services {
                 route_terminal: self.registry.clone().recipient(),
                 route_command: self.registry.clone().recipient(),
                 find_terminal: self.registry.clone().recipient(),
+                find_watchable: self.registry.clone().recipient(),
                 subscribe_status: self.registry.clone().recipient(),
             },
             access: WebAccess {

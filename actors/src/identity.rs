@@ -46,4 +46,6 @@ pub struct AuthenticatedUser {
     pub role: Role,
     /// The JWT `exp`, seconds since the Unix epoch.
     pub expires_at: i64,
+    /// The JWT `name` (display name), when it has one.
+    pub name: Option<String>,
 }

@@ -40,6 +40,26 @@ impl OutputBuffer {
         }
     }
 
+    /// A buffer holding at most `limit` bytes, for a reader joining a stream whose next byte
+    /// has offset `offset` (a watcher joining a live session).
+    pub fn starting_at(limit: usize, offset: u64) -> Self {
+        Self {
+            start: offset,
+            ..Self::new(limit)
+        }
+    }
+
+    /// A copy of the output waiting, with its offset, leaving it in place (the drop count is
+    /// not part of it).
+    pub fn peek(&self) -> TakenOutput {
+        let pieces: Vec<EscapedText> = self.chunks.iter().cloned().collect();
+        TakenOutput {
+            dropped: 0,
+            offset: self.start,
+            data: EscapedText::concat(&pieces),
+        }
+    }
+
     /// Appends output, dropping the oldest beyond the limit.
     pub fn push(&mut self, mut chunk: EscapedText) {
         if chunk.len() > self.limit {
@@ -130,6 +150,16 @@ mod tests {
         let taken = buffer.take(100);
         assert_eq!(taken.data.to_text(), "éé");
         assert_eq!((taken.dropped, taken.offset), (1, 1));
+    }
+
+    #[test]
+    fn a_late_reader_counts_offsets_from_where_it_joined_and_peeking_takes_nothing() {
+        let mut buffer = OutputBuffer::starting_at(10, 100);
+        buffer.push("abc".into());
+        assert_eq!(buffer.peek(), taken(0, 100, "abc"));
+        assert_eq!(buffer.len(), 3, "peek leaves the output waiting");
+        assert_eq!(buffer.take(100), taken(0, 100, "abc"));
+        assert_eq!(buffer.end_offset(), 103);
     }
 
     #[test]

@@ -176,6 +176,7 @@ async fn a_remote_terminal_relays_between_its_owner_and_the_session_s_home() {
         inboxes: TerminalInboxes {
             attach: session.clone().recipient(),
             requests: session.clone().recipient(),
+            watch: None,
         },
         asked: asked.clone(),
     }

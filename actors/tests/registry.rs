@@ -206,6 +206,7 @@ mod routing {
             inboxes: TerminalInboxes {
                 attach: fake.clone().recipient(),
                 requests: fake.recipient(),
+                watch: None,
             },
         });
         (session_id, events)

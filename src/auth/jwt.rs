@@ -156,6 +156,7 @@ impl JwtAuth {
             user_id,
             role: claims.role,
             expires_at: claims.exp,
+            name: claims.name,
         })
     }
 }

@@ -77,6 +77,14 @@ pub enum OwnerWire {
     Close,
     /// The owner's socket closed.
     OwnerGone,
+    /// The owner ends one watcher of the session.
+    RemoveWatcher {
+        /// From `watcher_joined`.
+        watcher_id: String,
+        /// Echoed on errors.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
 }
 
 impl OwnerWire {
@@ -89,6 +97,14 @@ impl OwnerWire {
             OwnerRequest::Resize { cols, rows, .. } => OwnerWire::Resize { cols, rows },
             OwnerRequest::Close { .. } | OwnerRequest::Kill => OwnerWire::Close,
             OwnerRequest::OwnerGone { .. } => OwnerWire::OwnerGone,
+            OwnerRequest::RemoveWatcher {
+                watcher_id,
+                request_id,
+                ..
+            } => OwnerWire::RemoveWatcher {
+                watcher_id,
+                request_id,
+            },
         }
     }
 
@@ -108,6 +124,14 @@ impl OwnerWire {
             },
             OwnerWire::Close => OwnerRequest::Close { from: owner },
             OwnerWire::OwnerGone => OwnerRequest::OwnerGone { from: owner },
+            OwnerWire::RemoveWatcher {
+                watcher_id,
+                request_id,
+            } => OwnerRequest::RemoveWatcher {
+                from: owner,
+                watcher_id,
+                request_id,
+            },
         }
     }
 }

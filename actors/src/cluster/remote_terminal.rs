@@ -152,7 +152,8 @@ impl Handler<OwnerRequest> for RemoteTerminal {
                 OwnerRequest::Input { from, .. }
                 | OwnerRequest::Resize { from, .. }
                 | OwnerRequest::Close { from }
-                | OwnerRequest::OwnerGone { from },
+                | OwnerRequest::OwnerGone { from }
+                | OwnerRequest::RemoveWatcher { from, .. },
                 Some(owner),
             ) => *from == owner.connection_id,
             (_, None) => false,

@@ -29,8 +29,9 @@ pub use presence::PresenceLinks;
 pub use remote::ClusterRouting;
 
 pub use routes::{
-    DropCommand, DropTerminal, FindTerminal, RouteCommand, RouteCommandResponse, RouteTerminal,
-    RouteTerminalExit, RouteTerminalOutput, ShutdownTerminals, TerminalInboxes,
+    DropCommand, DropTerminal, FindTerminal, FindWatchable, RouteCommand, RouteCommandResponse,
+    RouteTerminal, RouteTerminalExit, RouteTerminalOutput, ShutdownTerminals, TerminalInboxes,
+    WatchInboxes, Watchable,
 };
 
 /// An agent's socket has registered as `machine_id`; replaces any older connection.

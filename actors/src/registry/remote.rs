@@ -101,6 +101,7 @@ impl Registry {
         Some(TerminalInboxes {
             attach: stand_in.clone().recipient(),
             requests: stand_in.recipient(),
+            watch: None,
         })
     }
 

@@ -8,8 +8,8 @@ use crate::agent_session::ToAgent;
 use crate::cluster::wire::ToAgentWire;
 use crate::command::CommandChunk;
 use crate::protocol::escaped::EscapedText;
-use crate::protocol::{CommandId, MachineId, SessionId};
-use crate::terminal::{AttachOwner, OwnerRequest, TerminalEvent};
+use crate::protocol::{CommandId, MachineId, SessionId, UserId};
+use crate::terminal::{AttachOwner, JoinWatch, LeaveWatch, OwnerRequest, TerminalEvent};
 
 /// A terminal session's route.
 pub(super) struct TerminalRoute {
@@ -37,6 +37,29 @@ pub struct TerminalInboxes {
     pub attach: Recipient<AttachOwner>,
     /// Input, resize, close.
     pub requests: Recipient<OwnerRequest>,
+    /// Where watchers join and leave (`None`: a stand-in for a session on another instance,
+    /// which cannot be watched from here).
+    pub watch: Option<WatchInboxes>,
+}
+
+/// Where a live session takes its watchers.
+#[derive(Clone)]
+pub struct WatchInboxes {
+    /// The user whose session it is.
+    pub owner: UserId,
+    /// A socket joins.
+    pub join: Recipient<JoinWatch>,
+    /// A socket leaves.
+    pub leave: Recipient<LeaveWatch>,
+}
+
+/// A live session that may be watched, and its machine (for the access check).
+#[derive(Clone)]
+pub struct Watchable {
+    /// The session's machine.
+    pub machine_id: MachineId,
+    /// Its watch inboxes.
+    pub inboxes: WatchInboxes,
 }
 
 /// A command's route.
@@ -83,6 +106,14 @@ pub struct FindTerminal {
     /// In cluster mode, for a session not running here: the inboxes of a stand-in that asks
     /// the other instances for it when attached (`RemoteTerminal`).
     pub in_cluster: bool,
+}
+
+/// A live session running on this instance, to watch.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Option<Watchable>")]
+pub struct FindWatchable {
+    /// The session.
+    pub session_id: SessionId,
 }
 
 /// Output an agent sent for a session.
@@ -184,6 +215,19 @@ impl Handler<FindTerminal> for Registry {
             None if msg.in_cluster => self.remote_terminal(msg.session_id),
             None => None,
         }
+    }
+}
+
+impl Handler<FindWatchable> for Registry {
+    type Result = Option<Watchable>;
+
+    fn handle(&mut self, msg: FindWatchable, _: &mut Context<Self>) -> Self::Result {
+        let route = self.terminals.get(&msg.session_id)?;
+        let inboxes = route.inboxes.as_ref()?.watch.clone()?;
+        Some(Watchable {
+            machine_id: route.machine_id,
+            inboxes,
+        })
     }
 }
 

@@ -28,6 +28,8 @@ pub enum Action {
     Terminal,
     /// Run a command.
     Command,
+    /// Watch other users' live terminal sessions read-only.
+    Observe,
 }
 
 impl Action {
@@ -37,6 +39,7 @@ impl Action {
             Action::View => "view",
             Action::Terminal => "terminal",
             Action::Command => "command",
+            Action::Observe => "observe",
         }
     }
 }
@@ -146,9 +149,10 @@ impl UserAccess {
         let granted = |level: &str| self.grants.get(&machine).is_some_and(|g| g.contains(level));
         match (self.role, action) {
             (Role::Admin, _) => true,
-            (Role::Viewer, Action::Terminal | Action::Command) => false,
             (_, Action::View) => !self.grants.get(&machine).is_none_or(HashSet::is_empty),
-            (Role::Operator, action) => granted(action.level()),
+            (Role::Viewer, Action::Terminal | Action::Command) => false,
+            // Watching is read-only: viewers (auditors) may hold `observe` too.
+            (_, action) => granted(action.level()),
         }
     }
 }

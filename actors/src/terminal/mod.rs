@@ -25,10 +25,12 @@ use crate::web_session::Deliver;
 mod output;
 mod record;
 mod spec;
+mod watchers;
 
 pub use spec::{
     AttachOwner, Owner, OwnerRequest, TerminalConfig, TerminalEvent, TerminalLinks, TerminalSpec,
 };
+pub use watchers::{JoinWatch, LeaveWatch, MAX_WATCHERS, WATCH_BACKLOG_BYTES, leave_reason};
 
 /// Most output handed to the owner in one delivery, bytes.
 const DELIVERY_BATCH: usize = 64 * 1024;
@@ -53,6 +55,8 @@ pub struct TerminalSession {
     bytes_out: u64,
     ended: bool,
     recorder: Option<actix::Addr<crate::recording::Recorder>>,
+    watchers: Vec<watchers::Watcher>,
+    next_watcher: u64,
 }
 
 impl TerminalSession {
@@ -83,6 +87,8 @@ impl TerminalSession {
             bytes_out: 0,
             ended: false,
             recorder: None,
+            watchers: Vec::new(),
+            next_watcher: 0,
         }
     }
 
@@ -165,6 +171,7 @@ impl TerminalSession {
             reason,
         });
         self.tell_owner(events, None);
+        self.close_watchers(reason);
         let recorded = self.finish_recording();
         let agent_still_has_shell = !matches!(reason, "agent_disconnected" | "shell_exited");
         if agent_still_has_shell && self.spec.agent.capabilities().terminal_close {
@@ -198,6 +205,7 @@ impl TerminalSession {
     /// The owner socket is gone: keep the shell for the grace period, then end the session.
     fn owner_gone(&mut self, ctx: &mut Context<Self>) {
         self.owner = None;
+        self.drop_all_watchers(leave_reason::OWNER_DISCONNECTED);
         let grace = self.config.grace;
         self.grace_timer = Some(ctx.run_later(grace, |session, ctx| {
             if session.owner.is_none() {
@@ -301,6 +309,7 @@ impl Actor for TerminalSession {
         let owner_check =
             (self.config.grace / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
         ctx.run_interval(owner_check, |session, ctx| {
+            session.drop_disconnected_watchers();
             if session
                 .owner
                 .as_ref()
@@ -331,6 +340,7 @@ impl Handler<TerminalEvent> for TerminalSession {
                 self.bytes_out += output.len() as u64;
                 crate::instruments::terminal_output_bytes(output.len());
                 self.record(crate::recording::CastEvent::Output(output.clone()));
+                self.feed_watchers(&output, ctx);
                 self.buffer.push(output);
                 self.pump(ctx);
             }
@@ -359,6 +369,11 @@ impl Handler<OwnerRequest> for TerminalSession {
             }
             OwnerRequest::Close { from } if self.is_owner(from) => self.end("closed", ctx),
             OwnerRequest::OwnerGone { from } if self.is_owner(from) => self.owner_gone(ctx),
+            OwnerRequest::RemoveWatcher {
+                from,
+                watcher_id,
+                request_id,
+            } if self.is_owner(from) => self.remove_watcher(&watcher_id, request_id),
             OwnerRequest::Kill => self.end("killed", ctx),
             _ => {
                 tracing::warn!(security = true, session_id = %self.spec.session_id, "request from a socket that does not own the session ignored")
@@ -384,6 +399,7 @@ impl Handler<AttachOwner> for TerminalSession {
         if let Some(seen) = attach.seen_offset {
             events.extend(self.replay_events(seen));
         }
+        events.extend(self.watcher_roll_call());
         self.tell_owner(events, None);
         self.pump(ctx);
         Ok(())

@@ -22,7 +22,7 @@ impl TerminalSession {
     }
 
     /// `output_dropped` (when bytes were lost) and `terminal_output` (when there is output).
-    fn output_events(&self, taken: TakenOutput) -> Vec<ServerEvent> {
+    pub(super) fn output_events(&self, taken: TakenOutput) -> Vec<ServerEvent> {
         let session_id = self.spec.session_id.to_string();
         let mut events = Vec::with_capacity(2);
         if taken.dropped > 0 {

@@ -119,6 +119,15 @@ pub enum OwnerRequest {
         /// The closed socket.
         from: ConnectionId,
     },
+    /// The owner ends one watcher.
+    RemoveWatcher {
+        /// Sending socket.
+        from: ConnectionId,
+        /// From `watcher_joined`.
+        watcher_id: String,
+        /// Echoed on errors.
+        request_id: Option<String>,
+    },
     /// An administrator ended the session.
     Kill,
 }

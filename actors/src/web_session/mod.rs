@@ -7,6 +7,7 @@ mod commands;
 mod requests;
 mod status;
 mod terminals;
+mod watching;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -22,7 +23,9 @@ use crate::identity::AuthenticatedUser;
 use crate::protocol::session_token::SessionTokens;
 use crate::protocol::web::{ServerEvent, parse_client_frame};
 use crate::protocol::{ConnectionId, ErrorCode, ErrorFrame, MachineId, SessionId};
-use crate::registry::{FindTerminal, OpenLink, RouteCommand, RouteTerminal, SubscribeStatus};
+use crate::registry::{
+    FindTerminal, FindWatchable, OpenLink, RouteCommand, RouteTerminal, SubscribeStatus,
+};
 use crate::repo::access::{CheckAccess, VisibleMachines};
 use crate::repo::audit::RecordAudit;
 use crate::security_events::{SecurityEvent, SecurityEvents};
@@ -31,7 +34,7 @@ use crate::socket::{
     self, CLOSE_REVOKED, CLOSE_UNAUTHENTICATED, InboundFrames, SocketActor, SocketConfig,
 };
 use crate::socket_drain::DrainTracker;
-use crate::terminal::{OwnerRequest, TerminalConfig, TerminalLinks};
+use crate::terminal::{LeaveWatch, OwnerRequest, TerminalConfig, TerminalLinks, leave_reason};
 use crate::user_directory::{RevokeSocket, StoredUser, UnwatchSocket, WatchSocket};
 use crate::violations::ViolationCounter;
 
@@ -109,6 +112,8 @@ pub struct WebRouting {
     pub route_command: Recipient<RouteCommand>,
     /// The owner inboxes of a live session (reattach).
     pub find_terminal: Recipient<FindTerminal>,
+    /// The watch inboxes of a live session on this instance.
+    pub find_watchable: Recipient<FindWatchable>,
     /// Status transitions from now on.
     pub subscribe_status: Recipient<SubscribeStatus>,
 }
@@ -154,6 +159,8 @@ pub struct WebSession {
     links: WebLinks,
     tokens: SessionTokens,
     terminals: HashMap<SessionId, Recipient<OwnerRequest>>,
+    /// Sessions this socket watches read-only, and where to say it leaves.
+    watching: HashMap<SessionId, Recipient<LeaveWatch>>,
     subscribed: bool,
     shutdown: ShutdownSignal,
     inbound: InboundFrames,
@@ -183,6 +190,7 @@ impl WebSession {
             links,
             tokens,
             terminals: HashMap::new(),
+            watching: HashMap::new(),
             subscribed: false,
             shutdown,
             inbound,
@@ -304,6 +312,12 @@ impl Actor for WebSession {
                 from: self.connection_id,
             });
         }
+        for leave in self.watching.values() {
+            leave.do_send(LeaveWatch {
+                from: self.connection_id,
+                reason: leave_reason::DISCONNECTED,
+            });
+        }
         self.audit("ws.disconnect", None, serde_json::json!({}));
     }
 }
@@ -342,10 +356,14 @@ impl Handler<Deliver> for WebSession {
 
     fn handle(&mut self, delivery: Deliver, ctx: &mut Self::Context) -> Self::Result {
         for event in &delivery.events {
-            if let ServerEvent::TerminalClosed { session_id, .. } = event
+            if let ServerEvent::TerminalClosed { session_id, .. }
+            | ServerEvent::WatchEnded { session_id, .. } = event
                 && let Some(id) = SessionId::parse(session_id)
             {
-                self.terminals.remove(&id);
+                if matches!(event, ServerEvent::TerminalClosed { .. }) {
+                    self.terminals.remove(&id);
+                }
+                self.watching.remove(&id);
             }
         }
         for id in delivery.relayed.iter().filter_map(|f| closed_session(f)) {

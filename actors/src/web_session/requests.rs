@@ -63,6 +63,23 @@ impl WebSession {
                 command,
                 timeout_secs,
             } => self.execute(&machine_id, command, timeout_secs, request_id, ctx),
+            ClientRequest::WatchTerminal { session_id } => self.watch(&session_id, request_id, ctx),
+            ClientRequest::UnwatchTerminal { session_id } => {
+                self.unwatch(&session_id, request_id, ctx)
+            }
+            ClientRequest::RemoveWatcher {
+                session_id,
+                watcher_id,
+            } => {
+                let from = self.connection_id;
+                self.forward_to_terminal(&session_id, request_id, ctx, |request_id| {
+                    OwnerRequest::RemoveWatcher {
+                        from,
+                        watcher_id,
+                        request_id,
+                    }
+                })
+            }
         }
     }
 
@@ -74,8 +91,12 @@ impl WebSession {
         ctx: &mut Ctx,
         request: impl FnOnce(Option<String>) -> OwnerRequest,
     ) {
-        match SessionId::parse(session_id).and_then(|id| self.terminals.get(&id)) {
+        let session_id = SessionId::parse(session_id);
+        match session_id.as_ref().and_then(|id| self.terminals.get(id)) {
             Some(inbox) => inbox.do_send(request(request_id)),
+            None if session_id.is_some_and(|id| self.watching.contains_key(&id)) => {
+                self.refuse_watcher_request(request_id, ctx)
+            }
             None => self.error(
                 ctx,
                 ErrorCode::UnknownSession,
@@ -102,37 +123,94 @@ impl WebSession {
                 request_id,
             );
         };
-        let check = CheckAccess {
+        self.with_access(
+            machine_id,
+            action,
+            request_id,
+            ctx,
+            move |session, request_id, ctx| {
+                let link = session
+                    .links
+                    .routing
+                    .open_link
+                    .send(OpenLink { machine_id });
+                ctx.spawn(link.into_actor(session).map(
+                    move |outcome, session, ctx| match outcome {
+                        Ok(Ok(agent)) => then(session, machine_id, agent, request_id, ctx),
+                        Ok(Err(why)) => {
+                            session.error(ctx, why.code(), &why.to_string(), request_id)
+                        }
+                        Err(err) => session.access_failed(
+                            AccessError::Database(err.to_string()),
+                            machine_id,
+                            action,
+                            request_id,
+                            ctx,
+                        ),
+                    },
+                ));
+            },
+        );
+    }
+
+    /// Checks that this user may do `action` on `machine_id`, then runs `then`; a refusal is
+    /// answered (and a denial audited) here.
+    pub(super) fn with_access(
+        &mut self,
+        machine_id: MachineId,
+        action: Action,
+        request_id: Option<String>,
+        ctx: &mut Ctx,
+        then: impl FnOnce(&mut WebSession, Option<String>, &mut Ctx) + 'static,
+    ) {
+        let check = self.links.access.check.send(CheckAccess {
             user_id: self.user.user_id,
             machine_id,
             action,
-        };
-        let open_link = self.links.routing.open_link.clone();
-        let lookup = self.links.access.check.send(check);
-        let work = async move {
-            match lookup.await {
-                Ok(Ok(_machine)) => open_link
-                    .send(OpenLink { machine_id })
-                    .await
-                    .map_err(|err| AccessError::Database(err.to_string())),
-                Ok(Err(err)) => Err(err),
-                Err(err) => Err(AccessError::Database(err.to_string())),
-            }
-        };
-        ctx.spawn(work.into_actor(self).map(move |outcome, session, ctx| match outcome {
-            Ok(Ok(agent)) => then(session, machine_id, agent, request_id, ctx),
-            Ok(Err(why)) => session.error(ctx, why.code(), &why.to_string(), request_id),
-            Err(AccessError::UnknownMachine) => session.error(ctx, ErrorCode::UnknownMachine, "no such machine", request_id),
-            Err(AccessError::Forbidden) => {
-                tracing::warn!(security = true, user_id = %session.user.user_id, %machine_id, action = action.level(), "access denied");
-                session.audit("access.denied", Some(machine_id), serde_json::json!({ "action": action.level() }));
-                session.error(ctx, ErrorCode::Forbidden, "not allowed on this machine", request_id);
-            }
-            Err(AccessError::Database(err)) => {
-                tracing::error!(error = %err, "authorisation check failed");
-                session.error(ctx, ErrorCode::Internal, "internal error", request_id);
+        });
+        ctx.spawn(check.into_actor(self).map(move |outcome, session, ctx| {
+            match outcome.unwrap_or_else(|err| Err(AccessError::Database(err.to_string()))) {
+                Ok(_machine) => then(session, request_id, ctx),
+                Err(why) => session.access_failed(why, machine_id, action, request_id, ctx),
             }
         }));
+    }
+
+    /// Answers a failed access check.
+    fn access_failed(
+        &mut self,
+        why: AccessError,
+        machine_id: MachineId,
+        action: Action,
+        request_id: Option<String>,
+        ctx: &mut Ctx,
+    ) {
+        match why {
+            AccessError::UnknownMachine => self.error(
+                ctx,
+                ErrorCode::UnknownMachine,
+                "no such machine",
+                request_id,
+            ),
+            AccessError::Forbidden => {
+                tracing::warn!(security = true, user_id = %self.user.user_id, %machine_id, action = action.level(), "access denied");
+                self.audit(
+                    "access.denied",
+                    Some(machine_id),
+                    serde_json::json!({ "action": action.level() }),
+                );
+                self.error(
+                    ctx,
+                    ErrorCode::Forbidden,
+                    "not allowed on this machine",
+                    request_id,
+                );
+            }
+            AccessError::Database(err) => {
+                tracing::error!(error = %err, "authorisation check failed");
+                self.error(ctx, ErrorCode::Internal, "internal error", request_id);
+            }
+        }
     }
 
     /// Records an audit entry and runs `then` once it is committed: a security-relevant action

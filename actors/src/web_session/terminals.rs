@@ -9,7 +9,7 @@ use super::WebSession;
 use crate::agent_link::AgentLink;
 use crate::protocol::session_token::SessionTokenError;
 use crate::protocol::{ErrorCode, MachineId, SessionId};
-use crate::registry::{FindTerminal, RouteTerminal, TerminalInboxes};
+use crate::registry::{FindTerminal, RouteTerminal, TerminalInboxes, WatchInboxes};
 use crate::repo::access::Action;
 use crate::terminal::{AttachOwner, Owner, TerminalSession, TerminalSpec};
 
@@ -69,6 +69,11 @@ impl WebSession {
         let inboxes = TerminalInboxes {
             attach: terminal.clone().recipient(),
             requests: terminal.clone().recipient(),
+            watch: Some(WatchInboxes {
+                owner: self.user.user_id,
+                join: terminal.clone().recipient(),
+                leave: terminal.clone().recipient(),
+            }),
         };
         self.links.routing.route_terminal.do_send(RouteTerminal {
             session_id: session_id.clone(),

@@ -6,6 +6,7 @@ pub mod nats;
 pub mod registry_harness;
 pub mod server_frames;
 pub mod terminal_harness;
+pub mod web_harness;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,9 +1,12 @@
 //! The web-client protocol (docs/protocol.md section 4): client requests and server events.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::error::{ErrorCode, ErrorFrame};
-use super::escaped::EscapedText;
+
+mod events;
+
+pub use events::{Reply, ServerEvent};
 
 /// Largest terminal input per message, bytes.
 pub const MAX_INPUT_BYTES: usize = 64 * 1024;
@@ -82,9 +85,30 @@ pub enum ClientRequest {
         #[serde(rename = "timeoutSecs", default)]
         timeout_secs: Option<u64>,
     },
+    /// Join another user's live session read-only (extension, docs/protocol.md).
+    WatchTerminal {
+        /// The session.
+        #[serde(rename = "sessionId")]
+        session_id: String,
+    },
+    /// Stop watching a session (extension).
+    UnwatchTerminal {
+        /// The session.
+        #[serde(rename = "sessionId")]
+        session_id: String,
+    },
+    /// The owner ends one watcher of their session (extension).
+    RemoveWatcher {
+        /// The session.
+        #[serde(rename = "sessionId")]
+        session_id: String,
+        /// From `watcher_joined`.
+        #[serde(rename = "watcherId")]
+        watcher_id: String,
+    },
 }
 
-const KNOWN_TYPES: [&str; 7] = [
+const KNOWN_TYPES: [&str; 10] = [
     "subscribe_machines",
     "spawn_terminal",
     "terminal_input",
@@ -92,6 +116,9 @@ const KNOWN_TYPES: [&str; 7] = [
     "close_terminal",
     "attach_terminal",
     "execute_command",
+    "watch_terminal",
+    "unwatch_terminal",
+    "remove_watcher",
 ];
 
 #[derive(Deserialize)]
@@ -113,6 +140,9 @@ impl ClientRequest {
             ClientRequest::CloseTerminal { .. } => "close_terminal",
             ClientRequest::AttachTerminal { .. } => "attach_terminal",
             ClientRequest::ExecuteCommand { .. } => "execute_command",
+            ClientRequest::WatchTerminal { .. } => "watch_terminal",
+            ClientRequest::UnwatchTerminal { .. } => "unwatch_terminal",
+            ClientRequest::RemoveWatcher { .. } => "remove_watcher",
         }
     }
 }
@@ -186,176 +216,9 @@ fn validate(request: &ClientRequest) -> Result<(), &'static str> {
     }
 }
 
-/// Events the server sends to a web client.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ServerEvent {
-    /// A machine's status.
-    MachineStatus {
-        /// The machine.
-        #[serde(rename = "machineId")]
-        machine_id: String,
-        /// Its hostname.
-        hostname: String,
-        /// `online` or `offline`.
-        status: &'static str,
-        /// ISO 8601.
-        #[serde(rename = "lastSeen")]
-        last_seen: Option<String>,
-        /// The region of the instance its agent is connected to, while online (cluster mode;
-        /// extension, docs/protocol.md).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        region: Option<String>,
-    },
-    /// A shell is open.
-    TerminalOpened {
-        /// The session.
-        #[serde(rename = "sessionId")]
-        session_id: String,
-        /// The machine.
-        #[serde(rename = "machineId")]
-        machine_id: String,
-        /// For `attach_terminal`.
-        #[serde(rename = "sessionToken")]
-        session_token: String,
-        /// Token expiry, ISO 8601.
-        #[serde(rename = "expiresAt")]
-        expires_at: String,
-    },
-    /// Shell output.
-    TerminalOutput {
-        /// The session.
-        #[serde(rename = "sessionId")]
-        session_id: String,
-        /// The output, kept escaped (it is forwarded as the agent escaped it).
-        data: EscapedText,
-        /// Offset of the first byte of `data` in the session's whole output (bytes).
-        offset: u64,
-    },
-    /// Output discarded because the client fell behind.
-    OutputDropped {
-        /// The session.
-        #[serde(rename = "sessionId")]
-        session_id: String,
-        /// How many bytes.
-        bytes: u64,
-    },
-    /// The session ended.
-    TerminalClosed {
-        /// The session.
-        #[serde(rename = "sessionId")]
-        session_id: String,
-        /// Why.
-        reason: &'static str,
-    },
-    /// A command was sent.
-    CommandStarted {
-        /// The command.
-        #[serde(rename = "commandId")]
-        command_id: String,
-        /// The machine.
-        #[serde(rename = "machineId")]
-        machine_id: String,
-    },
-    /// Command output.
-    CommandOutput {
-        /// The command.
-        #[serde(rename = "commandId")]
-        command_id: String,
-        /// A chunk of output.
-        output: String,
-        /// Whether it is finished.
-        completed: bool,
-        /// Exit code, when completed.
-        #[serde(rename = "exitCode", skip_serializing_if = "Option::is_none")]
-        exit_code: Option<i32>,
-        /// `running`, `completed` or `timed_out`.
-        status: &'static str,
-    },
-}
-
-/// A server event with the `requestId` it answers.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Reply<'a> {
-    /// The event.
-    #[serde(flatten)]
-    pub event: &'a ServerEvent,
-    /// Echoed `requestId`.
-    #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<&'a str>,
-}
-
-impl ServerEvent {
-    /// The event as JSON text, echoing `request_id` when given.
-    pub fn to_json(&self, request_id: Option<&str>) -> String {
-        if let (
-            ServerEvent::TerminalOutput {
-                session_id,
-                data,
-                offset,
-            },
-            None,
-        ) = (self, request_id)
-            && is_plain_id(session_id)
-        {
-            // The hot path: output goes out with the agent's escaping, never decoded.
-            let escaped = data.as_escaped();
-            let mut text = String::with_capacity(escaped.len() + session_id.len() + 80);
-            text.push_str(r#"{"type":"terminal_output","sessionId":""#);
-            text.push_str(session_id);
-            text.push_str(r#"","data":""#);
-            text.push_str(escaped);
-            text.push_str(r#"","offset":"#);
-            text.push_str(&offset.to_string());
-            text.push('}');
-            return text;
-        }
-        serde_json::to_string(&Reply {
-            event: self,
-            request_id,
-        })
-        .unwrap_or_else(|err| {
-            ErrorFrame::new(
-                ErrorCode::Internal,
-                format!("could not encode event: {err}"),
-            )
-            .to_json()
-        })
-    }
-}
-
-/// Whether `id` needs no JSON escaping (session ids are hex).
-fn is_plain_id(id: &str) -> bool {
-    id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn terminal_output_is_written_with_the_agents_escaping() {
-        let escaped = EscapedText::from_literal(r#""caf\u00e9 \"ok\"\r\n""#).expect("valid");
-        let event = ServerEvent::TerminalOutput {
-            session_id: "3f2a9c0e5b7d4e1a8c6b2d0f9e7a5c31".into(),
-            data: escaped,
-            offset: 42,
-        };
-        let text = event.to_json(None);
-        assert_eq!(
-            text,
-            r#"{"type":"terminal_output","sessionId":"3f2a9c0e5b7d4e1a8c6b2d0f9e7a5c31","data":"caf\u00e9 \"ok\"\r\n","offset":42}"#
-        );
-        let parsed: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
-        assert_eq!(parsed["data"], "café \"ok\"\r\n");
-        let with_request: serde_json::Value =
-            serde_json::from_str(&event.to_json(Some("r1"))).expect("json");
-        assert_eq!(
-            with_request["data"], parsed["data"],
-            "the general path agrees"
-        );
-        assert_eq!(with_request["requestId"], "r1");
-    }
 
     #[test]
     fn requests_parse_with_their_request_id() {
@@ -401,21 +264,6 @@ mod tests {
         assert_eq!(
             parse_client_frame(&big).expect_err("refused").code,
             ErrorCode::InvalidField
-        );
-    }
-
-    #[test]
-    fn events_serialize_as_the_protocol_shows() {
-        let event = ServerEvent::CommandOutput {
-            command_id: "c".into(),
-            output: "".into(),
-            completed: true,
-            exit_code: Some(3),
-            status: "completed",
-        };
-        assert_eq!(
-            event.to_json(Some("r")),
-            r#"{"type":"command_output","commandId":"c","output":"","completed":true,"exitCode":3,"status":"completed","requestId":"r"}"#
         );
     }
 }
