@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use fleetgate::app::Application;
 use fleetgate::cli::client::server_trust::ServerTrust;
-use fleetgate::cli::client::{commands, play, shell};
+use fleetgate::cli::client::{commands, play, shell, watch};
 use fleetgate::cli::{self, Cli, Command};
 use fleetgate::settings::Settings;
 use fleetgate::telemetry;
@@ -74,7 +74,20 @@ async fn run_client(command: Option<&Command>) -> Option<ExitCode> {
             timeout,
             command,
         } => commands::exec(machine, command, *timeout).await,
-        Command::Shell { machine, attach } => shell::shell(machine.as_deref(), attach.as_deref())
+        Command::Shell {
+            watch: Some(session),
+            ..
+        } => watch::watch(session).await.map(|_| 0),
+        Command::Shell {
+            machine, attach, ..
+        } => shell::shell(machine.as_deref(), attach.as_deref())
+            .await
+            .map(|_| 0),
+        Command::Sessions {
+            machine,
+            ended,
+            json,
+        } => commands::sessions(machine.as_deref(), *ended, *json)
             .await
             .map(|_| 0),
         Command::Audit { json, limit } => commands::audit(*json, *limit).await.map(|_| 0),

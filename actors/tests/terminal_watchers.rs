@@ -229,12 +229,17 @@ async fn the_owner_removes_a_watcher_and_only_the_owner_may() {
     assert!(events(&h.owner).iter().any(|e| matches!(e,
         ServerEvent::WatcherLeft { watcher_id, reason, .. }
             if *watcher_id == id && *reason == leave_reason::REMOVED)));
-    assert!(until(|| entries(&h.audits).iter().any(|a| a.action == "terminal.unwatch"
-        && a.actor == WATCHER
-        && a.detail["reason"] == "removed"
-        && a.detail["watcherId"] == id.as_str()))
-    .await);
-    h.terminal.do_send(TerminalEvent::Output("later\r\n".into()));
+    assert!(
+        until(|| entries(&h.audits)
+            .iter()
+            .any(|a| a.action == "terminal.unwatch"
+                && a.actor == WATCHER
+                && a.detail["reason"] == "removed"
+                && a.detail["watcherId"] == id.as_str()))
+        .await
+    );
+    h.terminal
+        .do_send(TerminalEvent::Output("later\r\n".into()));
     assert!(until(|| output_text(&other.seen) == "later\r\n").await);
     assert_eq!(
         output_text(&watcher.seen),
@@ -252,16 +257,23 @@ async fn a_watcher_leaving_is_told_to_the_owner_and_audited() {
         from: watcher.connection_id,
         reason: leave_reason::LEFT,
     });
-    assert!(until(|| events(&h.owner).iter().any(|e| matches!(e,
+    assert!(
+        until(|| events(&h.owner).iter().any(|e| matches!(e,
         ServerEvent::WatcherLeft { user_id, reason, .. }
             if user_id == WATCHER && *reason == leave_reason::LEFT)))
-    .await);
+        .await
+    );
     assert!(
         events(&watcher.seen)
             .iter()
             .any(|e| matches!(e, ServerEvent::WatchEnded { .. }))
     );
-    assert!(until(|| entries(&h.audits).iter().any(|a| a.action == "terminal.unwatch")).await);
+    assert!(
+        until(|| entries(&h.audits)
+            .iter()
+            .any(|a| a.action == "terminal.unwatch"))
+        .await
+    );
 }
 
 #[actix::test]
@@ -273,8 +285,12 @@ async fn the_owners_disconnect_ends_every_watch_with_a_reason() {
         from: h.owner_connection,
     });
     assert!(
-        until(|| events(&watcher.seen).iter().any(|e| matches!(e,
-            ServerEvent::WatchEnded { reason, .. } if *reason == leave_reason::OWNER_DISCONNECTED)))
+        until(|| {
+            events(&watcher.seen).iter().any(|e| {
+                matches!(e,
+            ServerEvent::WatchEnded { reason, .. } if *reason == leave_reason::OWNER_DISCONNECTED)
+            })
+        })
         .await
     );
     let (joined, _) = watch(&h).await;
@@ -326,8 +342,10 @@ async fn an_owner_who_reattaches_learns_who_is_watching() {
     let id = watcher_id(&watcher.seen);
     let (attached, new_owner) = attach_new_owner(&h, None).await;
     assert_eq!(attached, Ok(()));
-    assert!(until(|| events(&new_owner).iter().any(
-        |e| matches!(e, ServerEvent::WatcherJoined { watcher_id, .. } if *watcher_id == id)
-    ))
-    .await);
+    assert!(
+        until(|| events(&new_owner).iter().any(
+            |e| matches!(e, ServerEvent::WatcherJoined { watcher_id, .. } if *watcher_id == id)
+        ))
+        .await
+    );
 }

@@ -85,12 +85,28 @@ pub enum Command {
     /// Open an interactive shell on a machine (reattaches by itself after a network blip).
     Shell {
         /// Machine id, name or hostname.
-        #[arg(required_unless_present = "attach")]
+        #[arg(required_unless_present_any = ["attach", "watch"])]
         machine: Option<String>,
         /// Reattach to a session of this machine's user whose connection dropped (its id is
         /// printed when the connection is lost), replaying the output missed meanwhile.
-        #[arg(long, value_name = "SESSION_ID", conflicts_with = "machine")]
+        #[arg(long, value_name = "SESSION_ID", conflicts_with_all = ["machine", "watch"])]
         attach: Option<String>,
+        /// Watch another user's live session read-only (needs the `observe` grant on its
+        /// machine, or the admin role); `fleetgate sessions MACHINE` lists them.
+        #[arg(long, value_name = "SESSION_ID", conflicts_with = "machine")]
+        watch: Option<String>,
+    },
+    /// List open terminal sessions (to watch one with `shell --watch`).
+    Sessions {
+        /// Only on this machine (id, name or hostname): with the `observe` grant there, every
+        /// user's sessions.
+        machine: Option<String>,
+        /// Ended sessions too.
+        #[arg(long)]
+        ended: bool,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Read the audit trail (admins).
     Audit {

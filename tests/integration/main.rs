@@ -32,4 +32,5 @@ mod terminals;
 mod tls;
 mod upgrade_gate;
 mod users;
+mod watchers;
 mod web_client;

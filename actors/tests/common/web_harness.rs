@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use super::server_frames::{Reply, ServerFrames};
+use super::{Log, entries, log, probe, probe_link};
 use actix::{Actor, Addr, Context, Handler, Recipient};
 use actix_codec::Encoder;
 use actix_http::ws::{Codec, Message};
@@ -10,17 +12,15 @@ use actix_web::error::PayloadError;
 use actix_web_actors::ws::WebsocketContext;
 use bytes::{Bytes, BytesMut};
 use chrono::Utc;
-use super::server_frames::{Reply, ServerFrames};
-use super::{Log, entries, log, probe, probe_link};
 use fleetgate_actors::agent_link::AgentLink;
 use fleetgate_actors::agent_session::{RouteError, SendToAgent};
 use fleetgate_actors::command::CommandLinks;
 use fleetgate_actors::identity::{AuthenticatedUser, Role};
-use fleetgate_actors::protocol::{MachineId, UserId};
 use fleetgate_actors::protocol::session_token::SessionTokens;
+use fleetgate_actors::protocol::{MachineId, UserId};
 use fleetgate_actors::registry::{
-    DropCommand, DropTerminal, FindTerminal, FindWatchable, OpenLink, RouteCommand,
-    RouteTerminal, SubscribeStatus, TerminalInboxes, Watchable,
+    DropCommand, DropTerminal, FindTerminal, FindWatchable, OpenLink, RouteCommand, RouteTerminal,
+    SubscribeStatus, TerminalInboxes, Watchable,
 };
 use fleetgate_actors::repo::access::{AccessError, Action, CheckAccess, VisibleMachines};
 use fleetgate_actors::repo::audit::RecordAudit;
@@ -37,7 +37,6 @@ use fleetgate_actors::web_session::{
     WebAccess, WebLinks, WebRouting, WebSession, WebSessionConfig,
 };
 use sea_orm::DbErr;
-
 
 pub const USER: &str = "0b9c3c1e-4c5a-4a8e-9d5e-1f2a3b4c5d6e";
 pub const MACHINE: &str = "6f1c2b8e-3d4a-4b5c-9e7f-0a1b2c3d4e5f";
@@ -364,4 +363,3 @@ impl Harness {
         entries(&self.audits).iter().any(|a| a.action == action)
     }
 }
-

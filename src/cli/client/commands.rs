@@ -151,6 +151,45 @@ pub async fn audit(as_json: bool, limit: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `fleetgate sessions [MACHINE]`: open terminal sessions (all of them with `ended`): yours,
+/// everyone's on a machine you may observe, everyone's for admins.
+pub async fn sessions(machine: Option<&str>, ended: bool, as_json: bool) -> anyhow::Result<()> {
+    let credentials = credentials::load()?;
+    let mut path = String::from("/sessions?limit=100");
+    if !ended {
+        path.push_str("&active=true");
+    }
+    if let Some(machine) = machine {
+        let machine_id = resolve_machine(&credentials, machine).await?;
+        path.push_str(&format!("&machine={machine_id}"));
+    }
+    let page = api::get(&credentials, &path).await?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&page["items"])?);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = page["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            let state = match s["endedAt"].as_str() {
+                Some(_) => text(&s["closeReason"]),
+                None => "open".to_owned(),
+            };
+            vec![
+                text(&s["id"]),
+                text(&s["userId"]),
+                text(&s["machineId"]),
+                text(&s["startedAt"]),
+                state,
+            ]
+        })
+        .collect();
+    print_table(&["SESSION", "USER", "MACHINE", "STARTED", "STATE"], &rows);
+    Ok(())
+}
+
 /// `fleetgate exec MACHINE -- CMD…`: streams output; answers with the remote exit code.
 pub async fn exec(
     machine: &str,

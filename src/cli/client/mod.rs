@@ -7,3 +7,4 @@ pub mod play;
 pub mod saved_sessions;
 pub mod server_trust;
 pub mod shell;
+pub mod watch;

@@ -14,7 +14,8 @@ use super::checks::{audit_committed, authorize};
 use super::error::ApiError;
 use crate::app::AppState;
 
-/// Body of the PUT: the levels granted (`view`, `terminal`, `command`; empty revokes all).
+/// Body of the PUT: the levels granted (`view`, `terminal`, `command`, `observe`; empty
+/// revokes all).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Grants {
@@ -30,6 +31,7 @@ enum GrantLevel {
     View,
     Terminal,
     Command,
+    Observe,
 }
 
 /// The grants a user now has on a machine.
@@ -42,7 +44,7 @@ pub struct GrantsSet {
     levels: Vec<String>,
 }
 
-const LEVELS: [&str; 3] = ["view", "terminal", "command"];
+const LEVELS: [&str; 4] = ["view", "terminal", "command", "observe"];
 
 async fn set(
     caller: &Caller,

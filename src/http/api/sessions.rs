@@ -1,8 +1,10 @@
 //! `/sessions`: terminal session history, and the admin kill switch.
 
 use actix_web::{HttpResponse, web};
+use fleetgate_actors::identity::Role;
 use fleetgate_actors::protocol::{MachineId, SessionId, UserId};
 use fleetgate_actors::registry::FindTerminal;
+use fleetgate_actors::repo::access::{Action, CheckAccess};
 use fleetgate_actors::repo::queries::ListSessions;
 use fleetgate_actors::terminal::OwnerRequest;
 use serde::{Deserialize, Serialize};
@@ -20,7 +22,8 @@ use crate::app::AppState;
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SessionFilter {
-    /// Only this user's (admins; others always see their own).
+    /// Only this user's (admins, and holders of `observe` on `machine` listing its open
+    /// sessions; others always see their own).
     user: Option<Uuid>,
     /// Only on this machine.
     machine: Option<Uuid>,
@@ -55,7 +58,9 @@ pub struct SessionView {
     close_reason: Option<String>,
 }
 
-/// Terminal session history: an admin sees everyone's, others their own.
+/// Terminal session history: an admin sees everyone's; a holder of the `observe` grant on a
+/// machine sees everyone's open sessions there (`?machine=…&active=true`, to pick one to watch);
+/// others see their own.
 #[utoipa::path(get, path = "/sessions", tag = "sessions", params(SessionFilter),
     responses((status = 200, description = "sessions, newest first", body = SessionList)))]
 pub async fn list(
@@ -64,7 +69,7 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let filter = query.into_inner();
-    let user_id = caller.visible_user(filter.user.map(UserId));
+    let user_id = listable_user(&caller, &filter, &state).await?;
     let rows = state
         .services
         .queries
@@ -89,6 +94,28 @@ pub async fn list(
         })
         .collect();
     Ok(HttpResponse::Ok().json(SessionList { items }))
+}
+
+/// Whose sessions `filter` may show the caller.
+async fn listable_user(
+    caller: &Caller,
+    filter: &SessionFilter,
+    state: &AppState,
+) -> Result<Option<UserId>, ApiError> {
+    let requested = filter.user.map(UserId);
+    if let (Some(machine), Some(true), false) =
+        (filter.machine, filter.active, caller.role == Role::Admin)
+    {
+        let check = CheckAccess {
+            user_id: caller.user_id,
+            machine_id: MachineId(machine),
+            action: Action::Observe,
+        };
+        if state.services.access.send(check).await?.is_ok() {
+            return Ok(requested);
+        }
+    }
+    Ok(caller.visible_user(requested))
 }
 
 /// Close a live terminal (admin).

@@ -6,7 +6,7 @@ import { api, allPages } from "../api.js";
 import { h, message, notice, when } from "../dom.js";
 
 const ROLES = ["admin", "operator", "viewer"];
-const LEVELS = ["view", "terminal", "command"];
+const LEVELS = ["view", "terminal", "command", "observe"];
 
 function secretBox(title, secret, command) {
   return h("div", { class: "panel", id: "secret", role: "alert" },
