@@ -83,8 +83,9 @@ pub struct AppState {
     pub login_throttle: std::sync::Arc<std::sync::Mutex<LoginThrottle>>,
     /// Shutdown signal, cloned into every new socket.
     pub shutdown: ShutdownSignal,
-    /// Where recordings are and the key that signs them (`None`: sessions are not recorded).
-    pub recording: Option<RecordingConfig>,
+    /// Where recordings are, the key that signs them, and whether sessions are recorded by
+    /// default (a machine may say otherwise).
+    pub recording: RecordingConfig,
 }
 
 /// A bound, not yet running server.
@@ -175,7 +176,7 @@ impl Application {
             },
             services: services.clone(),
             agent_http_body_bytes: settings.limits.agent_http_body_bytes,
-            web_session: web_session_config(&settings, recording.clone()),
+            web_session: web_session_config(&settings, Some(recording.clone())),
             session_tokens: SessionTokens::new(secrets.session_token_secret),
             public_url: settings.server.public_url.clone(),
             login_throttle: std::sync::Arc::new(std::sync::Mutex::new(LoginThrottle::new(
@@ -184,9 +185,7 @@ impl Application {
             shutdown: signal,
             recording: recording.clone(),
         };
-        if let Some(recording) = recording {
-            prune_recordings(recording.dir, settings.recording.retention_days);
-        }
+        prune_recordings(recording.dir, settings.recording.retention_days);
 
         let shutdown_timeout = Duration::from_secs(settings.server.shutdown_timeout_secs);
         let agent_body_limit = state.agent_http_body_bytes;
@@ -294,12 +293,13 @@ impl RunningServer {
 }
 
 /// Where and how terminal sessions are recorded (`None` when they are not).
-pub fn recording_config(settings: &Settings, secrets: &Secrets) -> Option<RecordingConfig> {
-    settings.records_sessions().then(|| RecordingConfig {
+pub fn recording_config(settings: &Settings, secrets: &Secrets) -> RecordingConfig {
+    RecordingConfig {
         dir: settings.storage.data_dir.join("recordings"),
         input: settings.recording.input,
         key: RecordingKey::from_bytes(secrets.data_key.derive(RECORDING_KEY_PURPOSE)),
-    })
+        by_default: settings.records_sessions(),
+    }
 }
 
 /// Removes recordings past their retention now and every six hours.

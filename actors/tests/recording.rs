@@ -35,6 +35,7 @@ fn config(dir: &std::path::Path) -> RecordingConfig {
         dir: dir.to_path_buf(),
         input: false,
         key: RecordingKey::from_bytes([3; 32]),
+        by_default: true,
     }
 }
 
@@ -150,4 +151,57 @@ async fn a_full_disk_stops_the_recording_with_an_audit_event() {
         "the recorder ends quietly"
     );
     assert_eq!(entries(&audited).len(), 1, "stopped once");
+}
+
+/// Opens and closes a terminal on a server recording by default or not (`by_default`), on a
+/// machine that says `machine`; whether a recording was written.
+async fn recorded(by_default: bool, machine: Option<bool>) -> bool {
+    use common::terminal_harness::{config as terminal_config, start_on_machine};
+    use fleetgate_actors::protocol::ConnectionId;
+    use fleetgate_actors::terminal::{Owner, OwnerRequest};
+    use fleetgate_actors::web_session::Deliver;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut recording = config(dir.path());
+    recording.by_default = by_default;
+    let terminal_config = fleetgate_actors::terminal::TerminalConfig {
+        recording: Some(recording),
+        ..terminal_config()
+    };
+    let (deliver, owner_log) = probe::<Deliver>();
+    let owner = Owner {
+        connection_id: ConnectionId::next(),
+        deliver,
+    };
+    let connection = owner.connection_id;
+    let h = start_on_machine(
+        Default::default(),
+        owner,
+        owner_log,
+        terminal_config,
+        machine,
+    );
+    h.terminal.do_send(OwnerRequest::Close { from: connection });
+    assert!(until(|| !h.closed.lock().expect("log").is_empty()).await);
+    // A recorder opens its file as it starts, right after the session: this is ample time.
+    actix::clock::sleep(Duration::from_millis(300)).await;
+    std::fs::read_dir(dir.path())
+        .map(|entries| entries.count() > 0)
+        .unwrap_or(false)
+}
+
+#[actix::test]
+async fn a_machines_own_setting_overrides_the_servers() {
+    assert!(recorded(true, None).await, "the server records by default");
+    assert!(
+        !recorded(true, Some(false)).await,
+        "this machine is never recorded"
+    );
+    assert!(
+        recorded(false, Some(true)).await,
+        "this machine is always recorded"
+    );
+    assert!(
+        !recorded(false, None).await,
+        "the server records nothing by default"
+    );
 }

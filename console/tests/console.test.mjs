@@ -41,8 +41,9 @@ before(async () => {
     machines[name] = enrolled.machine.id;
     await call(server.base, admin, "PUT", `/machines/${enrolled.machine.id}/access/${users.operator}`,
       { levels: ["view", "terminal", "command"] });
+    // The viewer may watch web-2's terminals (observe), and only see web-1.
     await call(server.base, admin, "PUT", `/machines/${enrolled.machine.id}/access/${users.viewer}`,
-      { levels: ["view"] });
+      { levels: name === "web-2" ? ["view", "observe"] : ["view"] });
     agents[name] = await startAgent(AGENT_BIN, server, admin, enrolled.machine.id, enrolled.secret);
   }
   browser = await chromium.launch({
@@ -201,6 +202,40 @@ test("a viewer has no terminal or command controls, and crafted requests are ref
   await page.goto(`${server.base}/#/terminal/${machines["web-1"]}`);
   await page.getByText(/not allowed|forbidden/i).first().waitFor();
   await context.close();
+});
+
+test("a viewer with observe watches an operator's terminal read-only; the operator sees and removes them", async () => {
+  const operator = await loggedIn(OPERATOR);
+  await row(operator.page, "web-2").getByRole("link", { name: "Terminal" }).click();
+  await operator.page.waitForURL(/#\/session\/[0-9a-f]{32}$/);
+  const sessionId = operator.page.url().match(/session\/([0-9a-f]{32})$/)[1];
+  const lineOn = async (page, text) => (await screenText(page)).split("\n").some((line) => line.trim() === text);
+  await typeLine(operator.page, 'echo be""fore');
+  await eventually(() => lineOn(operator.page, "before"));
+
+  const viewer = await loggedIn(VIEWER);
+  await viewer.page.goto(`${server.base}/#/machines/${machines["web-2"]}`);
+  await viewer.page.locator(`a[href="#/watch/${sessionId}"]`).click();
+  await eventually(() => lineOn(viewer.page, "before"));
+  await operator.page.getByText("victor is watching").waitFor();
+  await typeLine(operator.page, 'echo wat""ched');
+  await eventually(() => lineOn(viewer.page, "watched"));
+  await viewer.page.locator("#terminal").click();
+  await viewer.page.keyboard.type("echo intruder");
+  await viewer.page.keyboard.press("Enter");
+  await viewer.page.screenshot({ path: path.join(SHOTS, "watching.png") });
+
+  await operator.page.getByRole("button", { name: "Remove" }).click();
+  await viewer.page.getByText("Watching ended: the session's owner removed you.").waitFor();
+  await operator.page.getByText("victor stopped watching (removed).").waitFor();
+  await typeLine(operator.page, 'echo af""ter');
+  await eventually(() => lineOn(operator.page, "after"));
+  assert.ok(!(await screenText(operator.page)).includes("intruder"), "nothing the watcher typed reached the shell");
+  assert.ok(!(await lineOn(viewer.page, "after")), "a removed watcher sees nothing more");
+  await operator.page.getByRole("button", { name: "Close terminal" }).click();
+  await operator.page.getByText("Terminal closed: closed.").waitFor();
+  await viewer.context.close();
+  await operator.context.close();
 });
 
 test("an expired session returns to the login page with a message; log out works", async () => {

@@ -35,6 +35,8 @@ pub struct Model {
     pub last_seen: Option<DateTimeUtc>,
     /// When the machine was enrolled.
     pub created_at: DateTimeUtc,
+    /// Per-machine override of `recording.mode`: `on`, `off`, or null (the server's setting).
+    pub recording: Option<String>,
 }
 
 /// Relations of `machines` (children point at it; none are navigated from here).

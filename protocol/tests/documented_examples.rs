@@ -51,6 +51,17 @@ fn required_fields(kind: &str) -> Option<&'static [&'static str]> {
         "command_started" => &["commandId", "machineId"],
         "command_output" => &["commandId", "output", "completed", "status"],
         "error" => &["code", "message"],
+        "terminal_watching" => &[
+            "sessionId",
+            "machineId",
+            "ownerId",
+            "watcherId",
+            "cols",
+            "rows",
+        ],
+        "watcher_joined" => &["sessionId", "watcherId", "userId"],
+        "watcher_left" => &["sessionId", "watcherId", "userId", "reason"],
+        "watch_ended" => &["sessionId", "reason"],
         _ => return None,
     })
 }

@@ -218,3 +218,70 @@ async fn keystrokes_are_recorded_only_when_the_policy_says_so() {
     );
     off.stop().await;
 }
+
+/// `PUT /machines/{machine}/recording {"mode": mode}` as `token`.
+async fn set_recording(
+    server: &TestServer,
+    machine: &str,
+    token: &str,
+    mode: &str,
+) -> (u16, Value, Option<String>) {
+    let path = format!("/machines/{machine}/recording");
+    let body = json!({ "mode": mode }).to_string();
+    call_raw(server, "PUT", &path, Some(token), Some(body)).await
+}
+
+#[actix_web::test]
+async fn a_machine_is_recorded_or_not_by_its_own_setting_whatever_the_server_says() {
+    let server = spawn_app_with(|s| s.recording.mode = "none".into()).await;
+    let (mut agent, machine, _) = online_agent(&server, "rec-4").await;
+    let (_, admin) = user(&server, Role::Admin, &[]).await;
+    let (_, owner) = user(&server, Role::Operator, &[(&machine, "terminal")]).await;
+    assert_eq!(
+        set_recording(&server, &machine, &owner, "on").await.0,
+        403,
+        "admins only"
+    );
+    assert_eq!(
+        set_recording(&server, &machine, &admin, "sometimes")
+            .await
+            .0,
+        400
+    );
+    let (status, shown, _) = call_raw(
+        &server,
+        "GET",
+        &format!("/machines/{machine}"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, shown["recording"].as_str()),
+        (200, Some("default"))
+    );
+
+    let (status, answer, _) = set_recording(&server, &machine, &admin, "on").await;
+    assert_eq!((status, answer["mode"].as_str()), (200, Some("on")));
+    let session = recorded_session(&server, &mut agent, &machine, &owner).await;
+    assert_eq!(playback(&server, &session, &owner).await.0, 200);
+
+    assert_eq!(set_recording(&server, &machine, &admin, "off").await.0, 200);
+    let mut web = WebClient::connect(&server, &owner).await;
+    let (unrecorded, _) = web.spawn(&machine).await;
+    web.send(json!({"type":"close_terminal","sessionId":unrecorded}))
+        .await;
+    web.next_of("terminal_closed").await;
+    assert_eq!(playback(&server, &unrecorded, &owner).await.0, 404);
+    let changes = audit_log::Entity::find()
+        .filter(audit_log::Column::Action.eq("machine.recording"))
+        .all(&server.db)
+        .await
+        .expect("audit");
+    assert_eq!(
+        changes.len(),
+        2,
+        "each accepted change is audited, refused ones change nothing"
+    );
+    server.stop().await;
+}

@@ -24,6 +24,8 @@ pub struct RecordingConfig {
     pub input: bool,
     /// The key signing finished recordings.
     pub key: RecordingKey,
+    /// Whether a session is recorded when its machine does not say (`recording.mode = "all"`).
+    pub by_default: bool,
 }
 
 /// The key that signs finished recordings (derived from the data key).

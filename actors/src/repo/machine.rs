@@ -186,6 +186,7 @@ pub async fn insert_machine(
         status: Set(STATUS_OFFLINE.to_owned()),
         last_seen: Set(None),
         created_at: Set(Utc::now()),
+        recording: Set(None),
     }
     .insert(db)
     .await?;

@@ -1,9 +1,10 @@
-//! Operator actions on machines (rotate a secret, delete a machine), and a machine's secret
-//! for the instance that signs towards its agent.
+//! Operator actions on machines (rotate a secret, delete a machine, set its recording), and a
+//! machine's secret for the instance that signs towards its agent.
 
 use actix::{AtomicResponse, Context, Handler, Message, ResponseFuture, WrapFuture};
 use fleetgate_entity::machines;
-use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 
 use super::machine::{EnrolledMachine, MachineError, MachineRepo, new_secret, secret_hash};
 use crate::protocol::MachineId;
@@ -24,6 +25,39 @@ pub struct RotateSecret {
 pub struct DeleteMachine {
     /// The machine.
     pub machine_id: MachineId,
+}
+
+/// Record a machine's terminal sessions (`Some(true)`), not (`Some(false)`), or as
+/// `recording.mode` says (`None`); `false` if there is no such machine.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<bool, MachineError>")]
+pub struct SetMachineRecording {
+    /// The machine.
+    pub machine_id: MachineId,
+    /// The override.
+    pub recording: Option<bool>,
+}
+
+impl Handler<SetMachineRecording> for MachineRepo {
+    type Result = AtomicResponse<Self, Result<bool, MachineError>>;
+
+    fn handle(&mut self, request: SetMachineRecording, _: &mut Context<Self>) -> Self::Result {
+        let db = self.db.clone();
+        let value = request
+            .recording
+            .map(|on| if on { "on" } else { "off" }.to_owned());
+        AtomicResponse::new(Box::pin(
+            async move {
+                let result = machines::Entity::update_many()
+                    .col_expr(machines::Column::Recording, Expr::value(value))
+                    .filter(machines::Column::Id.eq(request.machine_id))
+                    .exec(&db)
+                    .await?;
+                Ok(result.rows_affected > 0)
+            }
+            .into_actor(self),
+        ))
+    }
 }
 
 impl Handler<RotateSecret> for MachineRepo {

@@ -20,6 +20,9 @@ pub struct Machine {
     pub online: bool,
     /// The last heartbeat or register seen.
     pub last_seen: Option<DateTime<Utc>>,
+    /// Whether its terminal sessions are recorded, when set for this machine (`None`: as
+    /// `recording.mode` says).
+    pub recording: Option<bool>,
 }
 
 impl Machine {
@@ -44,6 +47,11 @@ impl From<machines::Model> for Machine {
             },
             online: row.status == "online",
             last_seen: row.last_seen,
+            recording: match row.recording.as_deref() {
+                Some("on") => Some(true),
+                Some("off") => Some(false),
+                _ => None,
+            },
         }
     }
 }

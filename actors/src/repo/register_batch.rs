@@ -52,6 +52,7 @@ fn with_details(row: &machines::Model, details: MachineDetails) -> machines::Act
         status: Set(row.status.clone()),
         last_seen: Set(row.last_seen),
         created_at: Set(row.created_at),
+        recording: Set(row.recording.clone()),
     }
 }
 

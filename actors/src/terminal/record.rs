@@ -11,11 +11,15 @@ use crate::recording::cast::CastHeader;
 use crate::recording::{CastEvent, FinishRecording, RecordEvent, Recorder};
 
 impl TerminalSession {
-    /// Starts the recorder when the policy records this session.
+    /// Starts the recorder when the policy records this session: the machine's own setting,
+    /// or else the server's.
     pub(super) fn start_recording(&mut self) {
         let Some(config) = self.config.recording.clone() else {
             return;
         };
+        if !self.spec.recording.unwrap_or(config.by_default) {
+            return;
+        }
         let header = CastHeader {
             width: self.size.0,
             height: self.size.1,

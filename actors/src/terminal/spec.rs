@@ -71,6 +71,8 @@ pub struct TerminalSpec {
     pub owner: Owner,
     /// `requestId` of the `spawn_terminal`.
     pub request_id: Option<String>,
+    /// The machine's recording setting (`None`: the server's `recording.mode`).
+    pub recording: Option<bool>,
 }
 
 /// What the agent side reports for a session.

@@ -28,13 +28,13 @@ impl WebSession {
             Action::Command,
             request_id,
             ctx,
-            move |session, machine_id, agent, request_id, ctx| {
+            move |session, machine, agent, request_id, ctx| {
                 let command_id = CommandId::random();
                 let detail =
                     serde_json::json!({ "commandId": command_id.to_string(), "command": command });
                 session.after_audit(
                     "command.run",
-                    machine_id,
+                    machine.id,
                     detail,
                     request_id,
                     ctx,
@@ -52,7 +52,7 @@ impl WebSession {
                         let run = CommandRun::new(spec, session.links.command.clone()).start();
                         session.links.routing.route_command.do_send(RouteCommand {
                             command_id,
-                            machine_id,
+                            machine_id: machine.id,
                             chunks: run.recipient(),
                         });
                     },

@@ -11,6 +11,7 @@ use crate::protocol::{ErrorCode, MachineId, SessionId};
 use crate::registry::OpenLink;
 use crate::repo::access::{AccessError, Action, CheckAccess};
 use crate::repo::audit::RecordAudit;
+use crate::repo::machine_record::Machine;
 use crate::terminal::OwnerRequest;
 
 type Ctx = WebsocketContext<WebSession>;
@@ -113,7 +114,7 @@ impl WebSession {
         action: Action,
         request_id: Option<String>,
         ctx: &mut Ctx,
-        then: impl FnOnce(&mut WebSession, MachineId, AgentLink, Option<String>, &mut Ctx) + 'static,
+        then: impl FnOnce(&mut WebSession, Machine, AgentLink, Option<String>, &mut Ctx) + 'static,
     ) {
         let Some(machine_id) = MachineId::parse(machine) else {
             return self.error(
@@ -128,7 +129,7 @@ impl WebSession {
             action,
             request_id,
             ctx,
-            move |session, request_id, ctx| {
+            move |session, machine, request_id, ctx| {
                 let link = session
                     .links
                     .routing
@@ -136,7 +137,7 @@ impl WebSession {
                     .send(OpenLink { machine_id });
                 ctx.spawn(link.into_actor(session).map(
                     move |outcome, session, ctx| match outcome {
-                        Ok(Ok(agent)) => then(session, machine_id, agent, request_id, ctx),
+                        Ok(Ok(agent)) => then(session, machine, agent, request_id, ctx),
                         Ok(Err(why)) => {
                             session.error(ctx, why.code(), &why.to_string(), request_id)
                         }
@@ -153,15 +154,15 @@ impl WebSession {
         );
     }
 
-    /// Checks that this user may do `action` on `machine_id`, then runs `then`; a refusal is
-    /// answered (and a denial audited) here.
+    /// Checks that this user may do `action` on `machine_id`, then runs `then` with the
+    /// machine; a refusal is answered (and a denial audited) here.
     pub(super) fn with_access(
         &mut self,
         machine_id: MachineId,
         action: Action,
         request_id: Option<String>,
         ctx: &mut Ctx,
-        then: impl FnOnce(&mut WebSession, Option<String>, &mut Ctx) + 'static,
+        then: impl FnOnce(&mut WebSession, Machine, Option<String>, &mut Ctx) + 'static,
     ) {
         let check = self.links.access.check.send(CheckAccess {
             user_id: self.user.user_id,
@@ -170,7 +171,7 @@ impl WebSession {
         });
         ctx.spawn(check.into_actor(self).map(move |outcome, session, ctx| {
             match outcome.unwrap_or_else(|err| Err(AccessError::Database(err.to_string()))) {
-                Ok(_machine) => then(session, request_id, ctx),
+                Ok(machine) => then(session, machine, request_id, ctx),
                 Err(why) => session.access_failed(why, machine_id, action, request_id, ctx),
             }
         }));

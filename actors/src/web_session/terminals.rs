@@ -15,6 +15,15 @@ use crate::terminal::{AttachOwner, Owner, TerminalSession, TerminalSpec};
 
 type Ctx = WebsocketContext<WebSession>;
 
+/// A terminal about to open: what `spawn_terminal` decided.
+struct Opening {
+    session_id: SessionId,
+    agent: AgentLink,
+    size: (u16, u16),
+    /// The machine's recording setting.
+    recording: Option<bool>,
+}
+
 impl WebSession {
     /// `spawn_terminal`: checks access, audits, then opens the shell through the agent's link.
     pub(super) fn spawn_terminal(
@@ -25,25 +34,25 @@ impl WebSession {
         request_id: Option<String>,
         ctx: &mut Ctx,
     ) {
-        self.with_agent(machine, Action::Terminal, request_id, ctx, move |session, machine_id, agent, request_id, ctx| {
+        self.with_agent(machine, Action::Terminal, request_id, ctx, move |session, machine, agent, request_id, ctx| {
             let session_id = SessionId::random();
             let detail = serde_json::json!({ "sessionId": session_id.to_string(), "cols": cols, "rows": rows });
-            session.after_audit("terminal.open", machine_id, detail, request_id, ctx, move |session, request_id, ctx| {
-                session.open_terminal(session_id, agent, (cols, rows), request_id, ctx);
+            session.after_audit("terminal.open", machine.id, detail, request_id, ctx, move |session, request_id, ctx| {
+                let opening = Opening { session_id, agent, size: (cols, rows), recording: machine.recording };
+                session.open_terminal(opening, request_id, ctx);
             });
         });
     }
 
     /// Starts a terminal (already authorised and audited) through the agent's link, and
     /// routes its owner's requests and the Registry's checked path to it.
-    fn open_terminal(
-        &mut self,
-        session_id: SessionId,
-        agent: AgentLink,
-        size: (u16, u16),
-        request_id: Option<String>,
-        ctx: &mut Ctx,
-    ) {
+    fn open_terminal(&mut self, opening: Opening, request_id: Option<String>, ctx: &mut Ctx) {
+        let Opening {
+            session_id,
+            agent,
+            size,
+            recording,
+        } = opening;
         let owner = Owner {
             connection_id: self.connection_id,
             deliver: ctx.address().recipient(),
@@ -57,6 +66,7 @@ impl WebSession {
             rows: size.1,
             owner,
             request_id,
+            recording,
         };
         let (config, links, tokens) = (
             self.config.terminal.clone(),

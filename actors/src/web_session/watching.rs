@@ -55,7 +55,7 @@ impl WebSession {
                 Action::Observe,
                 request_id,
                 ctx,
-                move |session, request_id, ctx| {
+                move |session, _machine, request_id, ctx| {
                     session.audit_and_join(session_id, target, request_id, ctx);
                 },
             );

@@ -82,6 +82,17 @@ pub fn start_with(
     owner_log: Log<Deliver>,
     config: TerminalConfig,
 ) -> Harness {
+    start_on_machine(capabilities, owner, owner_log, config, None)
+}
+
+/// [`start_with`] on a machine with its own recording setting (`None`: the server's).
+pub fn start_on_machine(
+    capabilities: Capabilities,
+    owner: Owner,
+    owner_log: Log<Deliver>,
+    config: TerminalConfig,
+    machine_recording: Option<bool>,
+) -> Harness {
     let (drop_route, dropped) = probe::<DropTerminal>();
     let (opened, _) = probe::<SessionOpened>();
     let (closed_rx, closed) = probe::<SessionClosed>();
@@ -98,6 +109,7 @@ pub fn start_with(
         rows: 24,
         owner,
         request_id: Some("req-1".into()),
+        recording: machine_recording,
     };
     let links = TerminalLinks {
         drop_route,

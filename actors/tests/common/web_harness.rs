@@ -165,6 +165,7 @@ impl Handler<CheckAccess> for FakeServer {
             },
             online: true,
             last_seen: None,
+            recording: None,
         })
     }
 }

@@ -13,6 +13,7 @@ import { commandsPage } from "./pages/commands.js";
 import { auditPage } from "./pages/audit.js";
 import { adminPage } from "./pages/admin.js";
 import { recordingPage } from "./pages/recording.js";
+import { watchPage } from "./pages/watch.js";
 
 const session = { user: null, socket: null };
 let cleanup = () => {};
@@ -24,6 +25,7 @@ const routes = [
   [/^#\/terminal\/([0-9a-f-]{36})$/, (view, ctx) => terminalPage(view, { ...ctx, spawnOn: ctx.params[0] })],
   [/^#\/session\/([0-9a-f]{32})$/, (view, ctx) => terminalPage(view, { ...ctx, attach: ctx.params[0] })],
   [/^#\/recordings\/([0-9a-f]{32})$/, recordingPage],
+  [/^#\/watch\/([0-9a-f]{32})$/, watchPage],
   [/^#\/commands$/, commandsPage, "operate"],
   [/^#\/audit$/, auditPage, "admin"],
   [/^#\/admin$/, adminPage, "admin"],

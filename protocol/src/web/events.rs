@@ -247,4 +247,39 @@ mod tests {
             r#"{"type":"command_output","commandId":"c","output":"","completed":true,"exitCode":3,"status":"completed","requestId":"r"}"#
         );
     }
+
+    #[test]
+    fn watch_events_serialize_as_the_protocol_shows() {
+        let watching = ServerEvent::TerminalWatching {
+            session_id: "s1".into(),
+            machine_id: "m1".into(),
+            owner_id: "u1".into(),
+            watcher_id: "w1".into(),
+            cols: 120,
+            rows: 40,
+        };
+        assert_eq!(
+            watching.to_json(Some("w-1")),
+            r#"{"type":"terminal_watching","sessionId":"s1","machineId":"m1","ownerId":"u1","watcherId":"w1","cols":120,"rows":40,"requestId":"w-1"}"#
+        );
+        let joined = ServerEvent::WatcherJoined {
+            session_id: "s1".into(),
+            watcher_id: "w1".into(),
+            user_id: "u2".into(),
+            name: None,
+        };
+        assert_eq!(
+            joined.to_json(None),
+            r#"{"type":"watcher_joined","sessionId":"s1","watcherId":"w1","userId":"u2"}"#,
+            "no name when the token has none"
+        );
+        let ended = ServerEvent::WatchEnded {
+            session_id: "s1".into(),
+            reason: "removed",
+        };
+        assert_eq!(
+            ended.to_json(None),
+            r#"{"type":"watch_ended","sessionId":"s1","reason":"removed"}"#
+        );
+    }
 }

@@ -74,6 +74,10 @@ pub(super) struct MachineView<'a> {
     latest_metrics: Option<SampleView>,
     /// While online in a cluster: the region of the instance its agent is connected to.
     region: Option<String>,
+    /// Whether its terminal sessions are recorded: `on`, `off`, or `default` (as the server's
+    /// `recording.mode`).
+    #[schema(pattern = "^(on|off|default)$")]
+    recording: &'static str,
 }
 
 impl<'a> MachineView<'a> {
@@ -99,6 +103,11 @@ impl<'a> MachineView<'a> {
             region: (row.status() == "online")
                 .then(|| cluster.region_of(&row.id))
                 .flatten(),
+            recording: match row.recording {
+                Some(true) => "on",
+                Some(false) => "off",
+                None => "default",
+            },
         }
     }
 }

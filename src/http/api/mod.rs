@@ -9,6 +9,7 @@ pub mod checks;
 pub mod command_history;
 pub mod commands;
 pub mod error;
+pub mod machine_recording;
 pub mod machine_views;
 pub mod machines;
 pub mod openapi;
@@ -50,6 +51,7 @@ api_routes! {
     GET "/machines/{id}/metrics" => machines::metrics,
     GET "/machines/{id}/ports" => machines::ports,
     POST "/machines/{id}/rotate-secret" => machines::rotate_secret,
+    PUT "/machines/{id}/recording" => machine_recording::put,
     PUT "/machines/{id}/access/{userId}" => access::put,
     DELETE "/machines/{id}/access/{userId}" => access::delete,
     POST "/machines/{id}/commands" => commands::run_one,

@@ -10,7 +10,8 @@ use utoipa::openapi::{Content, ContentBuilder, PathItem, Ref, RefOr, ResponseBui
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    access, audit, auth, command_history, commands, machines, recordings, sessions, users,
+    access, audit, auth, command_history, commands, machine_recording, machines, recordings,
+    sessions, users,
 };
 
 /// The API as an OpenAPI document.
@@ -33,6 +34,7 @@ use super::{
         machines::metrics,
         machines::ports,
         machines::rotate_secret,
+        machine_recording::put,
         access::put,
         access::delete,
         commands::run_one,

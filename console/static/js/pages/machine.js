@@ -1,5 +1,5 @@
 // One machine: status, CPU / memory / disk charts over the last hour, day or week, open ports,
-// recent commands and terminal sessions.
+// recent commands and terminal sessions (live ones of other users to watch, with `observe`).
 
 import uPlot from "../../vendor/uPlot.esm.js";
 import { api } from "../api.js";
@@ -86,8 +86,9 @@ export async function machinePage(view, { user, params }) {
     api("GET", `/machines/${id}/ports`),
     api("GET", `/commands?machine=${id}&limit=20`),
     api("GET", `/sessions?machine=${id}&limit=20`),
+    api("GET", `/sessions?machine=${id}&active=true&limit=50`),
   ]);
-  const [ports, commands, sessions] = sections.map((s) => (s.status === "fulfilled" ? s.value.items : s.reason));
+  const [ports, commands, sessions, live] = sections.map((s) => (s.status === "fulfilled" ? s.value.items : s.reason));
   const shown = (items, draw) => (Array.isArray(items) ? draw(items) : message("error", items.message));
   view.append(
     h("h2", {}, "Open ports"),
@@ -98,6 +99,10 @@ export async function machinePage(view, { user, params }) {
     shown(commands, (items) => table(["Started", "Command", "Status", "Exit code"],
       items.map((c) => h("tr", {}, h("td", {}, when(c.startedAt)), h("td", {}, h("code", {}, c.command)),
         h("td", {}, c.status), h("td", {}, c.exitCode ?? "–"))))),
+    h("h2", {}, "Live terminal sessions"),
+    shown(live, (items) => table(["Started", "User", ""],
+      items.map((s) => h("tr", {}, h("td", {}, when(s.startedAt)), h("td", {}, s.userId === user.id ? "you" : s.userId),
+        h("td", {}, s.userId === user.id ? "" : h("a", { href: `#/watch/${s.id}` }, "Watch")))))),
     h("h2", {}, "Recent terminal sessions"),
     shown(sessions, (items) => table(["Started", "Ended", "Reason", "Bytes in / out", ""],
       items.map((s) => h("tr", {}, h("td", {}, when(s.startedAt)), h("td", {}, when(s.endedAt)),

@@ -1,5 +1,6 @@
 // A terminal in xterm.js: sized to the window (resizes reach the shell), copy and paste,
-// notices for dropped output and for the close and its reason. The session token and output
+// notices for dropped output and for the close and its reason; who watches it, each watcher
+// removable. The session token and output
 // offset are kept in this tab's sessionStorage, so a reload (or a dropped connection)
 // re-attaches to the same shell and loses no output.
 
@@ -26,8 +27,9 @@ export async function terminalPage(view, { socket, spawnOn, attach }) {
     onclick: () => session && socket.send({ type: "close_terminal", sessionId: session.id }) }, "Close terminal");
   const copy = h("button", { type: "button", class: "secondary",
     onclick: () => navigator.clipboard?.writeText(term.getSelection()) }, "Copy selection");
+  const watchers = h("ul", { id: "watchers", class: "watchers", "aria-label": "Watching this terminal" });
   view.append(h("section", { class: "terminal-page" }, title,
-    h("div", { class: "toolbar" }, close, copy), notices, box));
+    h("div", { class: "toolbar" }, close, copy), watchers, notices, box));
 
   const term = new Terminal({
     cursorBlink: true, fontFamily: "ui-monospace, Menlo, Consolas, monospace", fontSize: 14, scrollback: 5000,
@@ -76,6 +78,20 @@ export async function terminalPage(view, { socket, spawnOn, attach }) {
       say("info", `Terminal closed: ${event.reason.replaceAll("_", " ")}.`);
       close.disabled = true;
       term.options.disableStdin = true;
+    }),
+    socket.on("watcher_joined", (event) => {
+      if (!session || event.sessionId !== session.id) return;
+      watchers.querySelector(`[data-watcher="${event.watcherId}"]`)?.remove();
+      const remove = h("button", { type: "button", class: "secondary",
+        onclick: () => socket.send({ type: "remove_watcher", sessionId: session.id, watcherId: event.watcherId }) }, "Remove");
+      watchers.append(h("li", { "data-watcher": event.watcherId }, `${event.name || event.userId} is watching `, remove));
+    }),
+    socket.on("watcher_left", (event) => {
+      if (!session || event.sessionId !== session.id) return;
+      const entry = watchers.querySelector(`[data-watcher="${event.watcherId}"]`);
+      const who = entry ? entry.firstChild.textContent.replace(/ is watching $/, "") : event.userId;
+      entry?.remove();
+      say("info", `${who} stopped watching (${event.reason.replaceAll("_", " ")}).`);
     }),
     socket.on("error", (event) => {
       if (event.requestId === requestId || (!event.requestId && session)) {
