@@ -22,6 +22,7 @@ mod metrics_endpoint;
 mod migrations;
 mod openapi_schemas;
 mod real_agent;
+mod recording_disk_full;
 mod recordings;
 mod repositories;
 mod repositories_access;
