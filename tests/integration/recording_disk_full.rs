@@ -83,9 +83,11 @@ async fn a_full_disk_stops_the_recording_never_the_terminal() {
     web.send(json!({"type":"terminal_input","sessionId":session,"data":"still-here\r"}))
         .await;
     let stdin = agent.next_of("terminal_stdin").await;
-    assert!(stdin["data"]["payload"]
-        .as_str()
-        .is_some_and(|p| p.contains("still-here")));
+    assert!(
+        stdin["data"]["payload"]
+            .as_str()
+            .is_some_and(|p| p.contains("still-here"))
+    );
     web.send(json!({"type":"close_terminal","sessionId":session}))
         .await;
     assert_eq!(web.next_of("terminal_closed").await["reason"], "closed");
