@@ -101,10 +101,8 @@ impl TerminalSession {
     fn tell_owner(&self, events: Vec<ServerEvent>, request_id: Option<String>) {
         if let Some(owner) = &self.owner {
             owner.deliver.do_send(Deliver {
-                events,
                 request_id,
-                error: None,
-                relayed: Vec::new(),
+                ..Deliver::events(events)
             });
         }
     }

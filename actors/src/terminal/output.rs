@@ -2,7 +2,7 @@
 //! one at a time, each done once the owner's socket has written it; kept for replay; and
 //! handed back to agents with `flow_control` as credit.
 
-use actix::{AsyncContext, Context, Handler};
+use actix::{Addr, AsyncContext, Context, Handler, Message, Recipient};
 
 use super::{DELIVERY_BATCH, TerminalSession};
 use crate::output_buffer::TakenOutput;
@@ -62,21 +62,7 @@ impl TerminalSession {
         };
         let events = self.take_output(DELIVERY_BATCH);
         self.delivering = true;
-        let delivery = owner.deliver.send(Deliver {
-            events,
-            request_id: None,
-            error: None,
-            relayed: Vec::new(),
-        });
-        // Detached from this actor: if the session ends meanwhile, the delivery in flight
-        // still reaches the owner (a dropped request would be skipped by its receiver).
-        let session = ctx.address();
-        actix::spawn(async move {
-            if delivery.await.is_err() {
-                tracing::debug!("owner socket gone during delivery");
-            }
-            session.do_send(DeliveryDone);
-        });
+        deliver_then(&owner.deliver, events, ctx.address(), DeliveryDone);
     }
 
     /// Agents with `flow_control` may send output only as far as their credit goes: hand back
@@ -92,6 +78,27 @@ impl TerminalSession {
             self.send_signed(SignedKind::TerminalCredit, &credit_payload(bytes));
         }
     }
+}
+
+/// Sends `events` to a socket, then posts `done` to the session once the socket has written
+/// them (or is gone). Detached from the session: if it ends meanwhile, the delivery in flight
+/// still reaches the socket (a dropped request would be skipped by its receiver).
+pub(super) fn deliver_then<M>(
+    socket: &Recipient<Deliver>,
+    events: Vec<ServerEvent>,
+    session: Addr<TerminalSession>,
+    done: M,
+) where
+    M: Message<Result = ()> + Send + 'static,
+    TerminalSession: Handler<M>,
+{
+    let delivery = socket.send(Deliver::events(events));
+    actix::spawn(async move {
+        if delivery.await.is_err() {
+            tracing::debug!("socket gone during a terminal delivery");
+        }
+        session.do_send(done);
+    });
 }
 
 /// The owner's socket has written the last delivery: the next may go.

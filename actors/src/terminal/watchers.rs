@@ -5,6 +5,7 @@
 
 use actix::{AsyncContext, Context, Handler, Message, Recipient};
 
+use super::output::deliver_then;
 use super::{DELIVERY_BATCH, TerminalSession};
 use crate::output_buffer::OutputBuffer;
 use crate::protocol::escaped::EscapedText;
@@ -80,10 +81,8 @@ impl Watcher {
 
     fn send(&self, events: Vec<ServerEvent>, request_id: Option<String>) {
         self.deliver.do_send(Deliver {
-            events,
             request_id,
-            error: None,
-            relayed: Vec::new(),
+            ..Deliver::events(events)
         });
     }
 }
@@ -167,21 +166,10 @@ impl TerminalSession {
         }
         let taken = watcher.buffer.take(DELIVERY_BATCH);
         watcher.delivering = true;
-        let (deliver, id) = (watcher.deliver.clone(), watcher.id.clone());
+        let (deliver, watcher_id) = (watcher.deliver.clone(), watcher.id.clone());
         let events = self.output_events(taken);
-        let delivery = deliver.send(Deliver {
-            events,
-            request_id: None,
-            error: None,
-            relayed: Vec::new(),
-        });
-        let session = ctx.address();
-        actix::spawn(async move {
-            if delivery.await.is_err() {
-                tracing::debug!("watcher socket gone during delivery");
-            }
-            session.do_send(WatcherDeliveryDone { watcher_id: id });
-        });
+        let done = WatcherDeliveryDone { watcher_id };
+        deliver_then(&deliver, events, ctx.address(), done);
     }
 
     /// Removes a watcher: tells it (unless its socket is gone) and the owner, and audits.

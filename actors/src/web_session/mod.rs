@@ -54,6 +54,16 @@ pub struct Deliver {
 }
 
 impl Deliver {
+    /// Just `events`, answering no request.
+    pub fn events(events: Vec<ServerEvent>) -> Self {
+        Self {
+            events,
+            request_id: None,
+            error: None,
+            relayed: Vec::new(),
+        }
+    }
+
     /// The frames of this delivery, encoded one at a time, in the order they are sent.
     pub fn into_frames(self) -> impl Iterator<Item = String> {
         let Deliver {

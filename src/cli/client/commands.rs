@@ -83,6 +83,27 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// Prints a page's `items` as JSON (`as_json`) or as a table of `headers`, one `row` each.
+fn show_items(
+    page: &Value,
+    as_json: bool,
+    headers: &[&str],
+    row: impl Fn(&Value) -> Vec<String>,
+) -> anyhow::Result<()> {
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&page["items"])?);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = page["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(row)
+        .collect();
+    print_table(headers, &rows);
+    Ok(())
+}
+
 fn text(value: &Value) -> String {
     match value {
         Value::Null => "-".into(),
@@ -95,60 +116,37 @@ fn text(value: &Value) -> String {
 pub async fn machines(as_json: bool) -> anyhow::Result<()> {
     let credentials = credentials::load()?;
     let list = api::get(&credentials, "/machines").await?;
-    if as_json {
-        println!("{}", serde_json::to_string_pretty(&list["items"])?);
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|m| {
-            let cpu = m["latestMetrics"]["cpu"]
-                .as_f64()
-                .map_or("-".into(), |c| format!("{c:.1}%"));
-            vec![
-                text(&m["id"]),
-                text(&m["name"]),
-                text(&m["hostname"]),
-                text(&m["ip"]),
-                text(&m["status"]),
-                text(&m["lastSeen"]),
-                cpu,
-            ]
-        })
-        .collect();
-    print_table(
-        &["ID", "NAME", "HOSTNAME", "IP", "STATUS", "LAST SEEN", "CPU"],
-        &rows,
-    );
-    Ok(())
+    let headers = ["ID", "NAME", "HOSTNAME", "IP", "STATUS", "LAST SEEN", "CPU"];
+    show_items(&list, as_json, &headers, |m| {
+        let cpu = m["latestMetrics"]["cpu"]
+            .as_f64()
+            .map_or("-".into(), |c| format!("{c:.1}%"));
+        vec![
+            text(&m["id"]),
+            text(&m["name"]),
+            text(&m["hostname"]),
+            text(&m["ip"]),
+            text(&m["status"]),
+            text(&m["lastSeen"]),
+            cpu,
+        ]
+    })
 }
 
 /// `fleetgate audit [--json]`
 pub async fn audit(as_json: bool, limit: u32) -> anyhow::Result<()> {
     let credentials = credentials::load()?;
     let page = api::get(&credentials, &format!("/audit?limit={limit}")).await?;
-    if as_json {
-        println!("{}", serde_json::to_string_pretty(&page["items"])?);
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = page["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            vec![
-                text(&e["at"]),
-                text(&e["actor"]),
-                text(&e["action"]),
-                text(&e["machineId"]),
-                text(&e["detail"]),
-            ]
-        })
-        .collect();
-    print_table(&["AT", "ACTOR", "ACTION", "MACHINE", "DETAIL"], &rows);
-    Ok(())
+    let headers = ["AT", "ACTOR", "ACTION", "MACHINE", "DETAIL"];
+    show_items(&page, as_json, &headers, |e| {
+        vec![
+            text(&e["at"]),
+            text(&e["actor"]),
+            text(&e["action"]),
+            text(&e["machineId"]),
+            text(&e["detail"]),
+        ]
+    })
 }
 
 /// `fleetgate sessions [MACHINE]`: open terminal sessions (all of them with `ended`): yours,
@@ -164,30 +162,20 @@ pub async fn sessions(machine: Option<&str>, ended: bool, as_json: bool) -> anyh
         path.push_str(&format!("&machine={machine_id}"));
     }
     let page = api::get(&credentials, &path).await?;
-    if as_json {
-        println!("{}", serde_json::to_string_pretty(&page["items"])?);
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = page["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| {
-            let state = match s["endedAt"].as_str() {
-                Some(_) => text(&s["closeReason"]),
-                None => "open".to_owned(),
-            };
-            vec![
-                text(&s["id"]),
-                text(&s["userId"]),
-                text(&s["machineId"]),
-                text(&s["startedAt"]),
-                state,
-            ]
-        })
-        .collect();
-    print_table(&["SESSION", "USER", "MACHINE", "STARTED", "STATE"], &rows);
-    Ok(())
+    let headers = ["SESSION", "USER", "MACHINE", "STARTED", "STATE"];
+    show_items(&page, as_json, &headers, |s| {
+        let state = match s["endedAt"].as_str() {
+            Some(_) => text(&s["closeReason"]),
+            None => "open".to_owned(),
+        };
+        vec![
+            text(&s["id"]),
+            text(&s["userId"]),
+            text(&s["machineId"]),
+            text(&s["startedAt"]),
+            state,
+        ]
+    })
 }
 
 /// `fleetgate exec MACHINE -- CMD…`: streams output; answers with the remote exit code.
