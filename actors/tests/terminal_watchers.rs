@@ -34,6 +34,7 @@ fn join(deliver: actix::Recipient<Deliver>, connection_id: ConnectionId) -> Join
         connection_id,
         deliver,
         request_id: Some("w-1".into()),
+        may_type: true,
     }
 }
 
@@ -348,4 +349,98 @@ async fn an_owner_who_reattaches_learns_who_is_watching() {
         ))
         .await
     );
+}
+
+fn input(from: ConnectionId, data: &str) -> OwnerRequest {
+    OwnerRequest::Input {
+        from,
+        data: data.into(),
+        request_id: None,
+    }
+}
+
+fn hand_over(from: ConnectionId, watcher_id: &str, allowed: bool) -> OwnerRequest {
+    OwnerRequest::SetWatcherInput {
+        from,
+        watcher_id: watcher_id.into(),
+        allowed,
+        request_id: None,
+    }
+}
+
+fn sent_input(h: &Harness, text: &str) -> bool {
+    frames(&h.agent)
+        .iter()
+        .any(|f| f.contains("terminal_stdin") && f.contains(text))
+}
+
+#[actix::test]
+async fn the_owner_hands_a_watcher_the_keyboard_and_takes_it_back() {
+    let h = start(Capabilities::default());
+    opened(&h).await;
+    let (_, watcher) = watch(&h).await;
+    let id = watcher_id(&watcher.seen);
+    let me = watcher.connection_id;
+    h.terminal.do_send(input(me, "too-early\r"));
+    h.terminal.do_send(hand_over(me, &id, true));
+    h.terminal.do_send(input(me, "self-granted\r"));
+    h.terminal.do_send(hand_over(h.owner_connection, &id, true));
+    h.terminal.do_send(input(me, "handed-over\r"));
+    assert!(until(|| sent_input(&h, "handed-over")).await);
+    assert!(
+        !sent_input(&h, "too-early") && !sent_input(&h, "self-granted"),
+        "nothing before the owner handed over, and a watcher cannot hand itself the keyboard"
+    );
+    for log in [&watcher.seen, &h.owner] {
+        assert!(events(log).iter().any(|e| matches!(e,
+            ServerEvent::WatcherInput { watcher_id, allowed: true, .. } if *watcher_id == id)));
+    }
+
+    h.terminal
+        .do_send(hand_over(h.owner_connection, &id, false));
+    h.terminal.do_send(input(me, "taken-back\r"));
+    h.terminal
+        .do_send(input(h.owner_connection, "owner-again\r"));
+    assert!(until(|| sent_input(&h, "owner-again")).await);
+    assert!(!sent_input(&h, "taken-back"));
+    let actions: Vec<String> = entries(&h.audits)
+        .iter()
+        .map(|a| a.action.to_owned())
+        .collect();
+    assert!(
+        actions.contains(&"terminal.input_granted".to_owned())
+            && actions.contains(&"terminal.input_revoked".to_owned()),
+        "{actions:?}"
+    );
+}
+
+#[actix::test]
+async fn a_watcher_who_may_not_open_a_terminal_is_never_handed_the_keyboard() {
+    let h = start(Capabilities::default());
+    opened(&h).await;
+    let (deliver, seen) = probe::<Deliver>();
+    let me = ConnectionId::next();
+    let joined = h
+        .terminal
+        .send(JoinWatch {
+            may_type: false,
+            ..join(deliver, me)
+        })
+        .await
+        .expect("alive");
+    assert_eq!(joined, Ok(()));
+    let id = watcher_id(&seen);
+    h.terminal.do_send(hand_over(h.owner_connection, &id, true));
+    assert!(
+        until(|| entries(&h.owner).iter().any(|d| d
+            .error
+            .as_ref()
+            .is_some_and(|e| e.code == ErrorCode::Forbidden)))
+        .await
+    );
+    h.terminal.do_send(input(me, "viewer-keys\r"));
+    h.terminal
+        .do_send(input(h.owner_connection, "owner-keys\r"));
+    assert!(until(|| sent_input(&h, "owner-keys")).await);
+    assert!(!sent_input(&h, "viewer-keys"));
 }

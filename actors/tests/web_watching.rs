@@ -192,3 +192,31 @@ async fn a_watcher_leaving_or_disconnecting_is_told_to_the_owner() {
         "disconnected"
     );
 }
+
+#[actix::test]
+async fn a_watcher_the_owner_lets_type_reaches_the_agent_until_taken_back() {
+    let mut s = scene(Ok(())).await;
+    let watching = s.watch().await;
+    let hand = |allowed: bool| json!({"type":"set_watcher_input","sessionId":s.session_id,"watcherId":watching["watcherId"],"allowed":allowed});
+    s.owner.send(hand(true));
+    assert_eq!(s.watcher.next_of("watcher_input").await["allowed"], true);
+    assert_eq!(s.owner.next_of("watcher_input").await["allowed"], true);
+    s.watcher
+        .send(json!({"type":"terminal_input","sessionId":s.session_id,"data":"handed-over\r"}));
+    assert!(until(|| s.agent_got("handed-over")).await);
+    s.watcher
+        .send(json!({"type":"close_terminal","sessionId":s.session_id}));
+    assert_eq!(
+        s.watcher.next_of("error").await["code"],
+        "forbidden",
+        "typing is all a watcher may do"
+    );
+
+    s.owner.send(hand(false));
+    assert_eq!(s.watcher.next_of("watcher_input").await["allowed"], false);
+    s.watcher
+        .send(json!({"type":"terminal_input","sessionId":s.session_id,"data":"taken-back\r"}));
+    assert_eq!(s.watcher.next_of("error").await["code"], "forbidden");
+    assert!(!s.agent_got("taken-back"));
+    assert!(until(|| s.owner.audited("terminal.input_granted")).await);
+}

@@ -204,7 +204,7 @@ test("a viewer has no terminal or command controls, and crafted requests are ref
   await context.close();
 });
 
-test("a viewer with observe watches an operator's terminal read-only; the operator sees and removes them", async () => {
+test("a viewer with observe watches an operator's terminal read-only; the operator removes them and hands an admin the keyboard", async () => {
   const operator = await loggedIn(OPERATOR);
   await row(operator.page, "web-2").getByRole("link", { name: "Terminal" }).click();
   await operator.page.waitForURL(/#\/session\/[0-9a-f]{32}$/);
@@ -225,7 +225,21 @@ test("a viewer with observe watches an operator's terminal read-only; the operat
   await viewer.page.keyboard.press("Enter");
   await viewer.page.screenshot({ path: path.join(SHOTS, "watching.png") });
 
-  await operator.page.getByRole("button", { name: "Remove" }).click();
+  // A viewer can never be handed the keyboard; an administrator can.
+  await operator.page.getByRole("button", { name: "Let type" }).click();
+  await operator.page.getByText(/may not type/).waitFor();
+  const admin = await loggedIn(["admin", ADMIN_PASSWORD]);
+  await admin.page.goto(`${server.base}/#/watch/${sessionId}`);
+  await operator.page.getByText("admin is watching").waitFor();
+  await operator.page.locator("li", { hasText: "admin is watching" }).getByRole("button", { name: "Let type" }).click();
+  await admin.page.getByText("The owner lets you type.", { exact: true }).waitFor();
+  await typeLine(admin.page, 'echo han""ded');
+  await eventually(() => lineOn(operator.page, "handed"));
+  await operator.page.locator("li", { hasText: "admin is watching" }).getByRole("button", { name: "Stop typing" }).click();
+  await admin.page.getByText("The owner took the keyboard back.", { exact: true }).waitFor();
+  await admin.context.close();
+
+  await operator.page.locator("li", { hasText: "victor is watching" }).getByRole("button", { name: "Remove" }).click();
   await viewer.page.getByText("Watching ended: the session's owner removed you.").waitFor();
   await operator.page.getByText("victor stopped watching (removed).").waitFor();
   await typeLine(operator.page, 'echo af""ter');

@@ -62,6 +62,7 @@ fn required_fields(kind: &str) -> Option<&'static [&'static str]> {
         "watcher_joined" => &["sessionId", "watcherId", "userId"],
         "watcher_left" => &["sessionId", "watcherId", "userId", "reason"],
         "watch_ended" => &["sessionId", "reason"],
+        "watcher_input" => &["sessionId", "watcherId", "allowed"],
         _ => return None,
     })
 }

@@ -77,6 +77,16 @@ pub enum OwnerWire {
     Close,
     /// The owner's socket closed.
     OwnerGone,
+    /// The owner lets one watcher type, or stops it.
+    SetWatcherInput {
+        /// From `watcher_joined`.
+        watcher_id: String,
+        /// Whether the watcher may type.
+        allowed: bool,
+        /// Echoed on errors.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
     /// The owner ends one watcher of the session.
     RemoveWatcher {
         /// From `watcher_joined`.
@@ -105,6 +115,16 @@ impl OwnerWire {
                 watcher_id,
                 request_id,
             },
+            OwnerRequest::SetWatcherInput {
+                watcher_id,
+                allowed,
+                request_id,
+                ..
+            } => OwnerWire::SetWatcherInput {
+                watcher_id,
+                allowed,
+                request_id,
+            },
         }
     }
 
@@ -130,6 +150,16 @@ impl OwnerWire {
             } => OwnerRequest::RemoveWatcher {
                 from: owner,
                 watcher_id,
+                request_id,
+            },
+            OwnerWire::SetWatcherInput {
+                watcher_id,
+                allowed,
+                request_id,
+            } => OwnerRequest::SetWatcherInput {
+                from: owner,
+                watcher_id,
+                allowed,
                 request_id,
             },
         }

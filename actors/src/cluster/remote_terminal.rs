@@ -153,7 +153,8 @@ impl Handler<OwnerRequest> for RemoteTerminal {
                 | OwnerRequest::Resize { from, .. }
                 | OwnerRequest::Close { from }
                 | OwnerRequest::OwnerGone { from }
-                | OwnerRequest::RemoveWatcher { from, .. },
+                | OwnerRequest::RemoveWatcher { from, .. }
+                | OwnerRequest::SetWatcherInput { from, .. },
                 Some(owner),
             ) => *from == owner.connection_id,
             (_, None) => false,

@@ -51,6 +51,8 @@ pub struct WatchInboxes {
     pub join: Recipient<JoinWatch>,
     /// A socket leaves.
     pub leave: Recipient<LeaveWatch>,
+    /// Input from a watcher the owner lets type (the session checks it again).
+    pub requests: Recipient<OwnerRequest>,
 }
 
 /// A live session that may be watched, and its machine (for the access check).

@@ -361,7 +361,7 @@ impl Handler<OwnerRequest> for TerminalSession {
                 from,
                 data,
                 request_id,
-            } if self.is_owner(from) => self.input(data, request_id),
+            } if self.is_owner(from) || self.typing_watcher(from) => self.input(data, request_id),
             OwnerRequest::Resize { from, cols, rows } if self.is_owner(from) => {
                 self.resize(cols, rows)
             }
@@ -372,6 +372,12 @@ impl Handler<OwnerRequest> for TerminalSession {
                 watcher_id,
                 request_id,
             } if self.is_owner(from) => self.remove_watcher(&watcher_id, request_id),
+            OwnerRequest::SetWatcherInput {
+                from,
+                watcher_id,
+                allowed,
+                request_id,
+            } if self.is_owner(from) => self.set_watcher_input(&watcher_id, allowed, request_id),
             OwnerRequest::Kill => self.end("killed", ctx),
             _ => {
                 tracing::warn!(security = true, session_id = %self.spec.session_id, "request from a socket that does not own the session ignored")

@@ -130,6 +130,17 @@ pub enum OwnerRequest {
         /// Echoed on errors.
         request_id: Option<String>,
     },
+    /// The owner lets one watcher type, or stops it.
+    SetWatcherInput {
+        /// Sending socket.
+        from: ConnectionId,
+        /// From `watcher_joined`.
+        watcher_id: String,
+        /// Whether the watcher may type.
+        allowed: bool,
+        /// Echoed on errors.
+        request_id: Option<String>,
+    },
     /// An administrator ended the session.
     Kill,
 }

@@ -1,7 +1,8 @@
-//! Read-only watchers of a live session. Each watcher has its own bounded buffer and its own
-//! delivery in flight, so a slow watcher drops its own output (`output_dropped`) and never holds
-//! up the owner or another watcher. The owner is told who joins and leaves and may end any
-//! watcher; every leave is audited (the join is audited by the watcher's socket before it asks).
+//! Watchers of a live session, read-only unless the owner hands one the keyboard. Each watcher
+//! has its own bounded buffer and its own delivery in flight, so a slow watcher drops its own
+//! output (`output_dropped`) and never holds up the owner or another watcher. The owner is told
+//! who joins and leaves and may end any watcher; every leave and hand-over is audited (the join
+//! is audited by the watcher's socket before it asks).
 
 use actix::{AsyncContext, Context, Handler, Message, Recipient};
 
@@ -46,6 +47,9 @@ pub struct JoinWatch {
     pub deliver: Recipient<Deliver>,
     /// `requestId` of the `watch_terminal`, echoed on `terminal_watching`.
     pub request_id: Option<String>,
+    /// Whether the owner may let this watcher type: it may open a terminal on this machine
+    /// itself (never a viewer).
+    pub may_type: bool,
 }
 
 /// A watcher stops watching.
@@ -67,6 +71,9 @@ pub(super) struct Watcher {
     deliver: Recipient<Deliver>,
     buffer: OutputBuffer,
     delivering: bool,
+    may_type: bool,
+    /// The owner lets it type now.
+    typing: bool,
 }
 
 impl Watcher {
@@ -76,6 +83,14 @@ impl Watcher {
             watcher_id: self.id.clone(),
             user_id: self.user_id.to_string(),
             name: self.name.clone(),
+        }
+    }
+
+    fn input_event(&self, session_id: String) -> ServerEvent {
+        ServerEvent::WatcherInput {
+            session_id,
+            watcher_id: self.id.clone(),
+            allowed: self.typing,
         }
     }
 
@@ -113,6 +128,8 @@ impl TerminalSession {
             deliver: join.deliver,
             buffer: OutputBuffer::starting_at(self.config.buffer_bytes, self.buffer.end_offset()),
             delivering: false,
+            may_type: join.may_type,
+            typing: false,
         };
         let session_id = self.spec.session_id.to_string();
         let mut events = vec![ServerEvent::TerminalWatching {
@@ -251,12 +268,68 @@ impl TerminalSession {
         }
     }
 
-    /// `watcher_joined` for every current watcher, for an owner socket that just attached.
+    /// `watcher_joined` for every current watcher (and `watcher_input` for those who may
+    /// type), for an owner socket that just attached.
     pub(super) fn watcher_roll_call(&self) -> Vec<ServerEvent> {
+        let session_id = self.spec.session_id.to_string();
+        let mut events = Vec::new();
+        for watcher in &self.watchers {
+            events.push(watcher.joined_event(session_id.clone()));
+            if watcher.typing {
+                events.push(watcher.input_event(session_id.clone()));
+            }
+        }
+        events
+    }
+
+    /// Whether `from` is a watcher the owner lets type.
+    pub(super) fn typing_watcher(&self, from: ConnectionId) -> bool {
         self.watchers
             .iter()
-            .map(|w| w.joined_event(self.spec.session_id.to_string()))
-            .collect()
+            .any(|w| w.connection_id == from && w.typing)
+    }
+
+    /// The owner lets one watcher type, or stops it (hand-over): both are told, and it is
+    /// audited. A watcher that may not open a terminal on this machine is never let type.
+    pub(super) fn set_watcher_input(
+        &mut self,
+        watcher_id: &str,
+        allowed: bool,
+        request_id: Option<String>,
+    ) {
+        let Some(watcher) = self.watchers.iter_mut().find(|w| w.id == watcher_id) else {
+            return self.error_to_owner(
+                ErrorCode::InvalidField,
+                "no such watcher of this session",
+                request_id,
+            );
+        };
+        if allowed && !watcher.may_type {
+            return self.error_to_owner(
+                ErrorCode::Forbidden,
+                "this watcher may not open a terminal on this machine, so it may not type",
+                request_id,
+            );
+        }
+        watcher.typing = allowed;
+        let session_id = self.spec.session_id.to_string();
+        let event = watcher.input_event(session_id.clone());
+        watcher.send(vec![event.clone()], None);
+        let watcher_user = watcher.user_id.to_string();
+        self.tell_owner(vec![event], request_id);
+        self.links.audit.do_send(RecordAudit {
+            actor: self.spec.user_id.to_string(),
+            action: if allowed {
+                "terminal.input_granted"
+            } else {
+                "terminal.input_revoked"
+            },
+            machine_id: Some(self.spec.agent.machine_id()),
+            detail: serde_json::json!({
+                "sessionId": session_id, "watcherId": watcher_id, "watcher": watcher_user,
+            }),
+            source_ip: None,
+        });
     }
 }
 

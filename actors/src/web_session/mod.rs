@@ -169,8 +169,8 @@ pub struct WebSession {
     links: WebLinks,
     tokens: SessionTokens,
     terminals: HashMap<SessionId, Recipient<OwnerRequest>>,
-    /// Sessions this socket watches read-only, and where to say it leaves.
-    watching: HashMap<SessionId, Recipient<LeaveWatch>>,
+    /// Sessions this socket watches.
+    watching: HashMap<SessionId, watching::Watched>,
     subscribed: bool,
     shutdown: ShutdownSignal,
     inbound: InboundFrames,
@@ -322,8 +322,8 @@ impl Actor for WebSession {
                 from: self.connection_id,
             });
         }
-        for leave in self.watching.values() {
-            leave.do_send(LeaveWatch {
+        for watched in self.watching.values() {
+            watched.leave.do_send(LeaveWatch {
                 from: self.connection_id,
                 reason: leave_reason::DISCONNECTED,
             });
@@ -374,6 +374,16 @@ impl Handler<Deliver> for WebSession {
                     self.terminals.remove(&id);
                 }
                 self.watching.remove(&id);
+            }
+            if let ServerEvent::WatcherInput {
+                session_id,
+                allowed,
+                ..
+            } = event
+                && let Some(watched) =
+                    SessionId::parse(session_id).and_then(|id| self.watching.get_mut(&id))
+            {
+                watched.typing = *allowed;
             }
         }
         for id in delivery.relayed.iter().filter_map(|f| closed_session(f)) {

@@ -29,13 +29,15 @@ impl WebSession {
             } => self.spawn_terminal(&machine_id, cols, rows, request_id, ctx),
             ClientRequest::TerminalInput { session_id, data } => {
                 let from = self.connection_id;
-                self.forward_to_terminal(&session_id, request_id, ctx, |request_id| {
-                    OwnerRequest::Input {
-                        from,
-                        data,
-                        request_id,
-                    }
-                })
+                let input = move |request_id| OwnerRequest::Input {
+                    from,
+                    data,
+                    request_id,
+                };
+                match self.typing_into(&session_id) {
+                    Some(watched) => watched.do_send(input(request_id)),
+                    None => self.forward_to_terminal(&session_id, request_id, ctx, input),
+                }
             }
             ClientRequest::TerminalResize {
                 session_id,
@@ -67,6 +69,21 @@ impl WebSession {
             ClientRequest::WatchTerminal { session_id } => self.watch(&session_id, request_id, ctx),
             ClientRequest::UnwatchTerminal { session_id } => {
                 self.unwatch(&session_id, request_id, ctx)
+            }
+            ClientRequest::SetWatcherInput {
+                session_id,
+                watcher_id,
+                allowed,
+            } => {
+                let from = self.connection_id;
+                self.forward_to_terminal(&session_id, request_id, ctx, |request_id| {
+                    OwnerRequest::SetWatcherInput {
+                        from,
+                        watcher_id,
+                        allowed,
+                        request_id,
+                    }
+                })
             }
             ClientRequest::RemoveWatcher {
                 session_id,

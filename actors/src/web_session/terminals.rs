@@ -83,6 +83,7 @@ impl WebSession {
                 owner: self.user.user_id,
                 join: terminal.clone().recipient(),
                 leave: terminal.clone().recipient(),
+                requests: terminal.clone().recipient(),
             }),
         };
         self.links.routing.route_terminal.do_send(RouteTerminal {

@@ -140,6 +140,18 @@ pub enum ServerEvent {
         /// `left`, `disconnected`, `removed` or `owner_disconnected`.
         reason: &'static str,
     },
+    /// To a session's owner and to the watcher: the watcher may now type, or no longer
+    /// (hand-over; extension).
+    WatcherInput {
+        /// The session.
+        #[serde(rename = "sessionId")]
+        session_id: String,
+        /// From `watcher_joined`.
+        #[serde(rename = "watcherId")]
+        watcher_id: String,
+        /// Whether the watcher may type.
+        allowed: bool,
+    },
     /// To a watcher: it no longer watches the session, which goes on (extension).
     WatchEnded {
         /// The session.

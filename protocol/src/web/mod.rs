@@ -106,9 +106,20 @@ pub enum ClientRequest {
         #[serde(rename = "watcherId")]
         watcher_id: String,
     },
+    /// The owner lets one watcher type into the session, or stops it (hand-over; extension).
+    SetWatcherInput {
+        /// The session.
+        #[serde(rename = "sessionId")]
+        session_id: String,
+        /// From `watcher_joined`.
+        #[serde(rename = "watcherId")]
+        watcher_id: String,
+        /// Whether the watcher may type.
+        allowed: bool,
+    },
 }
 
-const KNOWN_TYPES: [&str; 10] = [
+const KNOWN_TYPES: [&str; 11] = [
     "subscribe_machines",
     "spawn_terminal",
     "terminal_input",
@@ -119,6 +130,7 @@ const KNOWN_TYPES: [&str; 10] = [
     "watch_terminal",
     "unwatch_terminal",
     "remove_watcher",
+    "set_watcher_input",
 ];
 
 #[derive(Deserialize)]
@@ -143,6 +155,7 @@ impl ClientRequest {
             ClientRequest::WatchTerminal { .. } => "watch_terminal",
             ClientRequest::UnwatchTerminal { .. } => "unwatch_terminal",
             ClientRequest::RemoveWatcher { .. } => "remove_watcher",
+            ClientRequest::SetWatcherInput { .. } => "set_watcher_input",
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod checks;
 pub mod command_history;
 pub mod commands;
 pub mod error;
+pub mod machine_admin;
 pub mod machine_recording;
 pub mod machine_views;
 pub mod machines;
@@ -45,12 +46,12 @@ api_routes! {
     POST "/auth/refresh" => auth::refresh,
     POST "/auth/logout" => auth::logout,
     GET "/machines" => machines::list,
-    POST "/machines" => machines::create,
+    POST "/machines" => machine_admin::create,
     GET "/machines/{id}" => machines::show,
-    DELETE "/machines/{id}" => machines::delete,
+    DELETE "/machines/{id}" => machine_admin::delete,
     GET "/machines/{id}/metrics" => machines::metrics,
     GET "/machines/{id}/ports" => machines::ports,
-    POST "/machines/{id}/rotate-secret" => machines::rotate_secret,
+    POST "/machines/{id}/rotate-secret" => machine_admin::rotate_secret,
     PUT "/machines/{id}/recording" => machine_recording::put,
     PUT "/machines/{id}/access/{userId}" => access::put,
     DELETE "/machines/{id}/access/{userId}" => access::delete,

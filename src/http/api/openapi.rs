@@ -10,8 +10,8 @@ use utoipa::openapi::{Content, ContentBuilder, PathItem, Ref, RefOr, ResponseBui
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    access, audit, auth, command_history, commands, machine_recording, machines, recordings,
-    sessions, users,
+    access, audit, auth, command_history, commands, machine_admin, machine_recording, machines,
+    recordings, sessions, users,
 };
 
 /// The API as an OpenAPI document.
@@ -28,12 +28,12 @@ use super::{
         auth::refresh,
         auth::logout,
         machines::list,
-        machines::create,
+        machine_admin::create,
         machines::show,
-        machines::delete,
+        machine_admin::delete,
         machines::metrics,
         machines::ports,
-        machines::rotate_secret,
+        machine_admin::rotate_secret,
         machine_recording::put,
         access::put,
         access::delete,

@@ -1,6 +1,6 @@
 // A terminal in xterm.js: sized to the window (resizes reach the shell), copy and paste,
 // notices for dropped output and for the close and its reason; who watches it, each watcher
-// removable. The session token and output
+// removable and able to be handed the keyboard. The session token and output
 // offset are kept in this tab's sessionStorage, so a reload (or a dropped connection)
 // re-attaches to the same shell and loses no output.
 
@@ -82,9 +82,18 @@ export async function terminalPage(view, { socket, spawnOn, attach }) {
     socket.on("watcher_joined", (event) => {
       if (!session || event.sessionId !== session.id) return;
       watchers.querySelector(`[data-watcher="${event.watcherId}"]`)?.remove();
-      const remove = h("button", { type: "button", class: "secondary",
-        onclick: () => socket.send({ type: "remove_watcher", sessionId: session.id, watcherId: event.watcherId }) }, "Remove");
-      watchers.append(h("li", { "data-watcher": event.watcherId }, `${event.name || event.userId} is watching `, remove));
+      const send = (type, extra) => socket.send({ type, sessionId: session.id, watcherId: event.watcherId, ...extra });
+      const typing = h("button", { type: "button", class: "secondary", "data-allowed": "false",
+        onclick: () => send("set_watcher_input", { allowed: typing.dataset.allowed !== "true" }) }, "Let type");
+      const remove = h("button", { type: "button", class: "secondary", onclick: () => send("remove_watcher") }, "Remove");
+      watchers.append(h("li", { "data-watcher": event.watcherId }, `${event.name || event.userId} is watching `, typing, " ", remove));
+    }),
+    socket.on("watcher_input", (event) => {
+      if (!session || event.sessionId !== session.id) return;
+      const typing = watchers.querySelector(`[data-watcher="${event.watcherId}"] [data-allowed]`);
+      if (!typing) return;
+      typing.dataset.allowed = String(event.allowed);
+      typing.textContent = event.allowed ? "Stop typing" : "Let type";
     }),
     socket.on("watcher_left", (event) => {
       if (!session || event.sessionId !== session.id) return;

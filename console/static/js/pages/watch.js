@@ -1,5 +1,6 @@
-// Watching another user's live terminal, read-only: xterm.js at the owner's size, nothing typed
-// is sent; notices for dropped output, the session's close and the end of the watch.
+// Watching another user's live terminal: xterm.js at the owner's size, read-only until the owner
+// hands over the keyboard; notices for dropped output, the session's close and the end of the
+// watch.
 
 import { Terminal } from "../../vendor/xterm.mjs";
 import { h, message } from "../dom.js";
@@ -16,10 +17,11 @@ export async function watchPage(view, { socket, params }) {
   const box = h("div", { class: "terminal-box", id: "terminal" });
   const title = h("h1", {}, `Watching session ${sessionId}`);
   let watching = false;
+  let typing = false;
   const stop = h("button", { type: "button", class: "secondary", id: "stop-watching",
     onclick: () => socket.send({ type: "unwatch_terminal", sessionId }) }, "Stop watching");
   view.append(h("section", { class: "terminal-page" }, title,
-    h("p", {}, "Read-only: nothing you type reaches the machine."),
+    h("p", {}, "Read-only unless the owner lets you type."),
     h("div", { class: "toolbar" }, stop), notices, box));
   const term = new Terminal({ disableStdin: true, scrollback: 5000, fontFamily: "ui-monospace, Menlo, Consolas, monospace", fontSize: 14 });
   term.open(box);
@@ -28,6 +30,7 @@ export async function watchPage(view, { socket, params }) {
   const ours = (event) => event.sessionId === sessionId;
   const finish = (text) => {
     watching = false;
+    typing = false;
     stop.disabled = true;
     box.dataset.ended = "true";
     say("info", text);
@@ -43,6 +46,14 @@ export async function watchPage(view, { socket, params }) {
     socket.on("output_dropped", (event) => {
       if (ours(event)) say("warn", `${event.bytes} bytes of output were dropped: the connection fell behind.`);
     }),
+    socket.on("watcher_input", (event) => {
+      if (!ours(event)) return;
+      typing = event.allowed;
+      term.options.disableStdin = !typing;
+      box.dataset.typing = String(typing);
+      say("info", typing ? "The owner lets you type." : "The owner took the keyboard back.");
+      if (typing) term.focus();
+    }),
     socket.on("terminal_closed", (event) => { if (ours(event)) finish(`Terminal closed: ${event.reason.replaceAll("_", " ")}.`); }),
     socket.on("watch_ended", (event) => { if (ours(event)) finish(`Watching ended: ${ENDED[event.reason] || event.reason}.`); }),
     socket.on("error", (event) => { if (event.requestId === requestId) say("error", `${event.message} (${event.code})`); }),
@@ -50,8 +61,12 @@ export async function watchPage(view, { socket, params }) {
       if (watching) socket.send({ type: "watch_terminal", sessionId, requestId });
     }),
   ];
+  const input = term.onData((data) => {
+    if (watching && typing) socket.send({ type: "terminal_input", sessionId, data });
+  });
   socket.send({ type: "watch_terminal", sessionId, requestId });
   return () => {
+    input.dispose();
     if (watching) socket.send({ type: "unwatch_terminal", sessionId });
     for (const off of offs) off();
     term.dispose();
