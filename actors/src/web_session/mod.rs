@@ -265,6 +265,34 @@ impl WebSession {
         });
     }
 
+    /// Keeps this socket's own and watched sessions in step with an event it is sent.
+    fn follow(&mut self, event: &ServerEvent) {
+        match event {
+            ServerEvent::TerminalClosed { session_id, .. } => {
+                if let Some(id) = SessionId::parse(session_id) {
+                    self.terminals.remove(&id);
+                    self.watching.remove(&id);
+                }
+            }
+            ServerEvent::WatchEnded { session_id, .. } => {
+                if let Some(id) = SessionId::parse(session_id) {
+                    self.watching.remove(&id);
+                }
+            }
+            ServerEvent::WatcherInput {
+                session_id,
+                allowed,
+                ..
+            } => {
+                let id = SessionId::parse(session_id);
+                if let Some(watched) = id.and_then(|id| self.watching.get_mut(&id)) {
+                    watched.typing = *allowed;
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn handle_text(&mut self, text: &str, ctx: &mut WebsocketContext<Self>) {
         match parse_client_frame(text) {
             Ok(frame) => {
@@ -366,25 +394,7 @@ impl Handler<Deliver> for WebSession {
 
     fn handle(&mut self, delivery: Deliver, ctx: &mut Self::Context) -> Self::Result {
         for event in &delivery.events {
-            if let ServerEvent::TerminalClosed { session_id, .. }
-            | ServerEvent::WatchEnded { session_id, .. } = event
-                && let Some(id) = SessionId::parse(session_id)
-            {
-                if matches!(event, ServerEvent::TerminalClosed { .. }) {
-                    self.terminals.remove(&id);
-                }
-                self.watching.remove(&id);
-            }
-            if let ServerEvent::WatcherInput {
-                session_id,
-                allowed,
-                ..
-            } = event
-                && let Some(watched) =
-                    SessionId::parse(session_id).and_then(|id| self.watching.get_mut(&id))
-            {
-                watched.typing = *allowed;
-            }
+            self.follow(event);
         }
         for id in delivery.relayed.iter().filter_map(|f| closed_session(f)) {
             self.terminals.remove(&id);

@@ -49,7 +49,11 @@ impl WebSession {
             session_id: session_id.clone(),
         });
         ctx.spawn(find.into_actor(self).map(move |found, session, ctx| {
-            let Some(target) = found.ok().flatten() else {
+            let found = found.unwrap_or_else(|err| {
+                tracing::error!(error = %err, "registry unreachable");
+                None
+            });
+            let Some(target) = found else {
                 return session.error(
                     ctx,
                     ErrorCode::UnknownSession,
